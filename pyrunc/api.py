@@ -1,0 +1,67 @@
+"""The public Python API; the CLI is a thin layer over it.
+
+    rt = Runtime("/run/pyrunc")
+    rt.create("web", "/srv/bundles/web", pid_file="/run/web.pid")
+    rt.start("web")
+    rt.kill("web", "TERM")
+    rt.delete("web", force=True)
+
+Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message.
+"""
+
+from .runtime import create as _create
+from .runtime import lifecycle as _lc
+from .state.store import Store, check_id
+
+DEFAULT_ROOT = "/run/pyrunc"
+
+
+class Runtime:
+    def __init__(self, root=DEFAULT_ROOT):
+        self.store = Store(root)
+
+    @property
+    def root(self):
+        return self.store.root
+
+    def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
+               no_pivot=False, preserve_fds=0):
+        """Build the container and leave its init waiting for start(); returns its ContainerState."""
+        return _create.create(self.store, container_id, bundle, pid_file=pid_file,
+                              console_socket=console_socket, no_pivot=no_pivot,
+                              preserve_fds=preserve_fds)
+
+    def start(self, container_id):
+        check_id(container_id)
+        _lc.start(self.store, container_id)
+
+    def state(self, container_id):
+        check_id(container_id)
+        return _lc.state(self.store, container_id)
+
+    def list(self):
+        return _lc.list_all(self.store)
+
+    def kill(self, container_id, signal="SIGTERM", all_processes=False):
+        check_id(container_id)
+        _lc.kill(self.store, container_id, signal, all_processes)
+
+    def delete(self, container_id, force=False):
+        """Remove a stopped (or created) container; force kills a running one first.
+
+        With force, a container that does not exist is not an error."""
+        from .errors import ContainerNotFound
+        check_id(container_id)
+        try:
+            _lc.delete(self.store, container_id, force)
+        except ContainerNotFound:
+            _lc.remove_leftover(self.store, container_id)
+            if not force:
+                raise
+
+    def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
+            no_pivot=False, preserve_fds=0):
+        """create + start; unless detached, wait and return the exit status (128+N if killed by N)."""
+        from .runtime.run import run
+        return run(self, container_id, bundle, detach=detach, pid_file=pid_file,
+                   console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds)

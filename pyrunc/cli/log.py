@@ -1,0 +1,57 @@
+"""Error and warning lines in runc's formats: text (logrus) or one JSON object per line.
+
+With --log FILE the line goes to FILE and the bare message to stderr, as runc does;
+without it, the formatted line goes to stderr. Nothing is written on success.
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def _timestamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _quote(msg):
+    return '"' + msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+class Logger:
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+        if path:
+            # runc creates the log file even when nothing goes wrong; engines expect it.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+
+    def format(self, level, msg):
+        if self.fmt == "json":
+            return json.dumps({"level": level, "msg": msg, "time": _timestamp()}, sort_keys=True)
+        return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}"
+
+    def emit(self, level, msg):
+        line = self.format(level, msg) + "\n"
+        if self.path:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            if level == "error":
+                sys.stderr.write(msg + "\n")
+        else:
+            sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def error(self, msg):
+        self.emit("error", msg)
+
+    def warning(self, msg):
+        self.emit("warning", msg)
+
+    def debug(self, msg):
+        if self.debug_enabled:
+            self.emit("debug", msg)

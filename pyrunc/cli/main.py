@@ -1,0 +1,140 @@
+"""Entry point: global flags, verb dispatch, and turning errors into runc-shaped output."""
+
+import os
+import sys
+
+from .. import SPEC_VERSION, __version__
+from ..errors import PyruncError, UsageError
+from . import parser
+from .commands import COMMANDS
+from .log import Logger
+
+PROG = "pyrunc"
+GLOBAL_FLAGS = [
+    parser.Flag("debug", "bool", help="enable debug logging"),
+    parser.Flag("log", default="", help="set the log file to write pyrunc logs to (default is '/dev/stderr')"),
+    parser.Flag("log-format", default="text", help="set the log format ('text' (default), or 'json')"),
+    parser.Flag("root", default="/run/pyrunc", help="root directory for storage of container state "
+                                                    "(this should be located in tmpfs)"),
+    parser.Flag("systemd-cgroup", "bool", help="enable systemd cgroup support, expects cgroupsPath to be "
+                                               "of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
+    parser.Flag(("help", "h"), "bool", help="show help"),
+    parser.Flag(("version", "v"), "bool", help="print the version"),
+]
+
+
+class Context:
+    """What the global flags decided, for the verbs that care."""
+
+    def __init__(self, opts):
+        self.opts = opts
+
+    def check_systemd(self):
+        if self.opts["systemd_cgroup"] and not os.path.isdir("/run/systemd/system"):
+            raise PyruncError("systemd cgroup driver requested (--systemd-cgroup) but systemd is not "
+                              "running on this host (no /run/systemd/system)")
+
+
+def version_text():
+    return (f"{PROG} version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def _commit():
+    """The checkout's HEAD, read from .git without running git (a fork+exec costs more)."""
+    git = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".git")
+    try:
+        with open(os.path.join(git, "HEAD")) as f:
+            head = f.read().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            try:
+                with open(os.path.join(git, ref)) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                with open(os.path.join(git, "packed-refs")) as f:
+                    for line in f:
+                        if line.rstrip().endswith(" " + ref):
+                            return line.split()[0]
+        return head
+    except OSError:
+        pass
+    return "unknown"
+
+
+def main_help():
+    width = max(len(n) for n in COMMANDS)
+    cmds = "".join(f"   {n.ljust(width)}  {c.summary}\n" for n, c in COMMANDS.items())
+    return (f"NAME:\n   {PROG} - Open Container Initiative runtime, in Python\n\n"
+            f"USAGE:\n   {PROG} [global options] command [command options] [arguments...]\n\n"
+            f"VERSION:\n   {version_text().split(' ', 2)[2]}\n"
+            f"COMMANDS:\n{cmds}   help, h  Shows a list of commands or help for one command\n\n"
+            f"GLOBAL OPTIONS:\n{parser.flag_help(GLOBAL_FLAGS)}")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    logger = Logger()
+    try:
+        gopts, _, rest = parser.parse(GLOBAL_FLAGS, argv, stop_at_positional=True)
+    except UsageError as e:
+        sys.stdout.write(f"Incorrect Usage. {e}\n\n{main_help()}")
+        logger.error(str(e))
+        return 1
+    if gopts["log_format"] not in ("text", "json"):
+        logger.error(f"invalid log-format: {gopts['log_format']}")
+        return 1
+    try:
+        logger = Logger(gopts["log"] or None, gopts["log_format"], gopts["debug"])
+    except OSError as e:
+        logger.error(f"failed to open log file {gopts['log']}: {e.strerror.lower()}")
+        return 1
+    if gopts["version"]:
+        sys.stdout.write(version_text())
+        return 0
+    if not rest or gopts["help"]:
+        sys.stdout.write(main_help())
+        return 0
+    verb, args = rest[0], rest[1:]
+    if verb in ("help", "h"):
+        if args and args[0] in COMMANDS:
+            sys.stdout.write(parser.command_help(PROG, COMMANDS[args[0]]))
+        else:
+            sys.stdout.write(main_help())
+        return 0
+    cmd = COMMANDS.get(verb)
+    if cmd is None:
+        logger.error(f"No help topic for '{verb}'")
+        return 3
+    if "-h" in args or "--help" in args:
+        sys.stdout.write(parser.command_help(PROG, cmd))
+        return 0
+    try:
+        opts, positionals, _ = parser.parse(cmd.flags, args)
+        parser.check_arity(cmd, positionals)
+    except UsageError as e:
+        sys.stdout.write(f"Incorrect Usage: {e}\n\n{parser.command_help(PROG, cmd)}")
+        logger.error(str(e))
+        return 1
+
+    from ..api import Runtime
+    try:
+        return cmd.handler(Runtime(gopts["root"]), opts, positionals, Context(gopts)) or 0
+    except PyruncError as e:
+        message = str(e)
+        if verb in ("create", "run"):
+            message = f"{PROG} {verb} failed: {message}"
+        logger.error(message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - a traceback is no answer for an engine
+        if gopts["debug"]:
+            import traceback
+            traceback.print_exc()
+        logger.error(f"internal error: {type(e).__name__}: {e}")
+        return 1
+
+
+def entry():
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The syscall layer: the only package that talks to the kernel through ctypes."""

@@ -1,0 +1,103 @@
+"""Thin ctypes wrappers for the syscalls Python's os module lacks.
+
+Every wrapper raises OSError(errno, message) on failure, so callers handle
+kernel errors the same way as os.* errors.
+"""
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# x86_64 / aarch64 numbers of syscalls without a libc wrapper in glibc 2.36.
+_SYS = {
+    "x86_64": {"pivot_root": 155, "close_range": 436, "setns": 308, "ioprio_set": 251},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "setns": 268, "ioprio_set": 30},
+}[os.uname().machine]
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# runtime-spec namespace type -> (clone flag, name under /proc/PID/ns)
+NAMESPACES = {
+    "pid": (CLONE_NEWPID, "pid"),
+    "network": (CLONE_NEWNET, "net"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "user": (CLONE_NEWUSER, "user"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
+}
+
+MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _check(ret, what):
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def _b(path):
+    return os.fsencode(path) if path is not None else None
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           f"mount {source} on {target}")
+
+
+def umount2(target, flags=0):
+    _check(_libc.umount2(_b(target), flags), f"umount {target}")
+
+
+def pivot_root(new_root, put_old):
+    _check(_libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
+
+
+def unshare(flags):
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd, nstype=0):
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def setdomainname(name):
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+
+
+def sethostname(name):
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def close_range(first, last=0xFFFFFFFF, flags=0):
+    """Close every fd in [first, last]; falls back to os.closerange on old kernels."""
+    if _libc.syscall(_SYS["close_range"], first, ctypes.c_uint(last), flags) < 0:
+        os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
+
+
+def ioprio_set(which, who, ioprio):
+    _check(_libc.syscall(_SYS["ioprio_set"], which, who, ioprio), "ioprio_set")

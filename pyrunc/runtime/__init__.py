@@ -1,0 +1,1 @@
+"""The host side of the container lifecycle: create, start, kill, delete, run."""

@@ -1,0 +1,156 @@
+"""The two forked stages between `pyrunc create` and the user's execve.
+
+stage1 (child of the host process): joins namespaces given by path, unshares the
+new ones, forks the init and exits; the init is then PID 1 of a new pid namespace.
+stage2 (the container init): builds the rootfs, prepares the process, reports
+"ready", blocks on the exec fifo until `pyrunc start`, and execs.
+Every failure goes back to the host as an "error" message; neither stage ever
+returns into the host's code (os._exit).
+"""
+
+import os
+import signal
+
+from ..linux import syscalls as sc
+from . import process as proc
+from . import rootfs as rfs
+from . import sync
+
+
+class Plan:
+    """What the host decided, handed to the forked stages through memory."""
+
+    def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot):
+        self.config = config
+        self.rootfs = rootfs
+        self.fifo_path = fifo_path
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+
+
+def stage1(plan, sock):
+    """Runs in the host's child. Never returns."""
+    code = 1
+    try:
+        sock.expect("proceed")  # the host has placed us in our cgroups
+        namespaces = (plan.config.get("linux") or {}).get("namespaces") or []
+        _join(namespaces)
+        cgroup_paths = rfs.host_cgroup_paths()
+        flags = 0
+        for ns in namespaces:
+            if not ns.get("path") and ns["type"] != "user":
+                flags |= sc.NAMESPACES[ns["type"]][0]
+        if flags:
+            sc.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            _run_stage2(plan, sock, cgroup_paths)
+        sock.send("pid", pid=pid)
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything must reach the host
+        _report(sock, e)
+    os._exit(code)
+
+
+def _join(namespaces):
+    for ns in namespaces:
+        path = ns.get("path")
+        if not path:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise proc.ProcessError(f"failed to open {path} for the {ns['type']} namespace: "
+                                    f"{e.strerror.lower()}") from None
+        try:
+            sc.setns(fd, sc.NAMESPACES[ns["type"]][0])
+        except OSError as e:
+            raise proc.ProcessError(f"failed to join the {ns['type']} namespace {path}: "
+                                    f"{e.strerror.lower()}") from None
+        finally:
+            os.close(fd)
+
+
+def _run_stage2(plan, sock, cgroup_paths):
+    code = 1
+    try:
+        _stage2(plan, sock, cgroup_paths)
+    except BaseException as e:  # noqa: BLE001
+        _report(sock, e)
+    os._exit(code)
+
+
+def _stage2(plan, sock, cgroup_paths):
+    config = plan.config
+    # A pid-namespace init only gets the signals it handles; die on the usual ones until exec.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, _die)
+    os.setsid()
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
+    with open("/proc/self/comm", "w") as f:
+        f.write("pyrunc:init")  # what ps shows for a created container
+
+    # The fifo is reopened for writing after the pivot, through our own fd table.
+    fifo = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    fd_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
+    if "mount" in namespaces:
+        rfs.prepare(config, plan.rootfs, cgroup_paths)
+        rfs.pivot(plan.rootfs, plan.no_pivot)
+    else:
+        os.chroot(plan.rootfs)
+        os.chdir("/")
+    if config.get("hostname") is not None:
+        sc.sethostname(config["hostname"])
+    if config.get("domainname") is not None:
+        sc.setdomainname(config["domainname"])
+    _sysctls((config.get("linux") or {}).get("sysctl") or {})
+    if "mount" in namespaces:
+        rfs.finish(config)
+
+    prepared = proc.prepare(config["process"], plan.preserve_fds)
+    sock.send("ready")
+    sock.close()
+
+    # The barrier: blocks until `pyrunc start` opens the fifo for reading.
+    barrier = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
+    os.write(barrier, b"0")
+    os.close(barrier)
+    os.close(fifo)
+    os.close(fd_dir)
+    try:
+        proc.execute(prepared)
+    except OSError as e:
+        os.write(2, f"pyrunc: exec {prepared.path}: {e.strerror.lower()}\n".encode())
+        os._exit(127 if e.errno == 2 else 126)
+
+
+def _sysctls(sysctl):
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise proc.ProcessError(f"failed to set sysctl {key}={value}: {e.strerror.lower()}") from None
+
+
+def _die(signum, _frame):
+    os._exit(128 + signum)
+
+
+def _report(sock, exc):
+    if isinstance(exc, sync.SyncError):
+        return  # the host is gone or already knows
+    if isinstance(exc, (proc.ProcessError, rfs.RootfsError)):
+        msg = str(exc)
+    elif isinstance(exc, OSError):
+        msg = str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
+    else:
+        # no traceback module here: it may not be importable after pivot_root
+        msg = f"internal error: {type(exc).__name__}: {exc}"
+    try:
+        sock.send("error", msg=msg)
+    except OSError:
+        pass

@@ -1,0 +1,139 @@
+"""The user's process: rlimits, identity, environment, the executable, execve.
+
+Two halves: prepare() runs before the start barrier so that every error reaches
+`pyrunc create`; execute() runs after it and must not fail except in execve.
+"""
+
+import os
+import resource
+import signal
+import stat
+
+from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, close_range, prctl
+
+
+class ProcessError(Exception):
+    pass
+
+
+class Prepared:
+    """What execute() needs, computed before the barrier."""
+    __slots__ = ("path", "args", "env", "preserve_fds")
+
+    def __init__(self, path, args, env, preserve_fds):
+        self.path = path
+        self.args = args
+        self.env = env
+        self.preserve_fds = preserve_fds
+
+
+def apply_rlimits(rlimits):
+    for r in rlimits or ():
+        kind = getattr(resource, r["type"], None)
+        if kind is None or not r["type"].startswith("RLIMIT_"):
+            raise ProcessError(f"unknown rlimit type {r['type']!r}")
+        try:
+            resource.setrlimit(kind, (r["soft"], r["hard"]))
+        except (ValueError, OSError) as e:
+            raise ProcessError(f"error setting rlimit type {r['type']}: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def apply_oom_score_adj(value):
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror}") from None
+
+
+def environment(process):
+    """process.env as a dict, with HOME from the container's /etc/passwd when missing."""
+    env = {}
+    for item in process.get("env") or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ProcessError(f"invalid environment variable {item!r}: no '=' or empty name")
+        env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = home_of(process["user"]["uid"])
+    return env
+
+
+def home_of(uid):
+    """Read /etc/passwd as a file: the pwd module would load the image's NSS libraries."""
+    try:
+        with open("/etc/passwd", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def look_path(name, env):
+    """Go's exec.LookPath, whose error texts engines match (runc uses it)."""
+    if "/" in name:
+        err = _executable(name)
+        if err:
+            raise ProcessError(f'exec: "{name}": {err}')
+        return name
+    for directory in env.get("PATH", "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if _executable(candidate) is None:
+            return candidate
+    raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _executable(path):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"stat {path}: {e.strerror.lower()}"
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        return "permission denied"
+    return None
+
+
+def switch_user(user):
+    uid, gid = user["uid"], user["gid"]
+    os.setgroups(list(user.get("additionalGids") or ()))
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def prepare(process, preserve_fds):
+    apply_rlimits(process.get("rlimits"))
+    apply_oom_score_adj(process.get("oomScoreAdj"))
+    env = environment(process)
+    args = process.get("args") or []
+    if not args:
+        raise ProcessError("args must not be empty")
+    switch_user(process["user"])
+    os.umask(process["user"].get("umask", 0o022))
+    try:
+        os.chdir(process.get("cwd") or "/")
+    except OSError as e:
+        raise ProcessError(f"chdir to cwd ({process.get('cwd')!r}) set in config.json failed: "
+                           f"{e.strerror.lower()}") from None
+    path = look_path(args[0], env)
+    if process.get("noNewPrivileges"):
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+    return Prepared(path, args, env, preserve_fds)
+
+
+def execute(prepared):
+    """Hand over to the user's program with a clean signal state and only the fds it may have."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    close_range(3 + prepared.preserve_fds)
+    os.execve(prepared.path, prepared.args, prepared.env)

@@ -1,0 +1,245 @@
+"""Build the container's filesystem view inside its mount namespace.
+
+Order follows the runtime-spec (and runc): root propagation, the rootfs bind,
+config mounts in order, device nodes, pivot_root (or MS_MOVE + chroot), then the
+masked and read-only paths and the read-only root.
+"""
+
+import os
+import stat
+
+from ..linux import mountflags as mf
+from ..linux.syscalls import MNT_DETACH, mount, pivot_root, umount2
+from . import devices
+from .paths import mkdir_all_in_root, resolve_in_root
+
+
+class RootfsError(Exception):
+    pass
+
+
+def prepare(config, rootfs, cgroup_paths):
+    """Everything up to (not including) the pivot."""
+    linux = config.get("linux") or {}
+    prop = linux.get("rootfsPropagation")
+    # Slave by default so the container sees host unmounts but its mounts never leak out.
+    mount(None, "/", None, mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC)
+    _make_parent_private(rootfs)
+    mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
+
+    late_ro = []  # tmpfs mounts asked read-only, remounted once devices are in place
+    for index, m in enumerate(config.get("mounts") or []):
+        try:
+            _mount_one(rootfs, m, cgroup_paths, late_ro)
+        except OSError as e:
+            raise RootfsError(f"error mounting {m.get('source', m.get('type'))!r} to rootfs at "
+                              f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}") from None
+
+    if not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev"
+               for m in config.get("mounts") or []):
+        devices.create_defaults(rootfs, config)
+    devices.create_configured(rootfs, linux.get("devices") or [])
+    cwd = (config.get("process") or {}).get("cwd")
+    if cwd:
+        mkdir_all_in_root(rootfs, cwd)
+    for target, flags in late_ro:
+        mount(None, target, None, mf.MS_REMOUNT | flags)
+
+
+def _is_bind(m):
+    return m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or ())
+
+
+def _make_parent_private(rootfs):
+    """pivot_root refuses a new root whose parent mount is shared: make that one private."""
+    best = ""
+    shared = False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[4]
+            if (rootfs == mnt or rootfs.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best = mnt
+                optional = fields[6:fields.index("-")]
+                shared = any(o.startswith("shared:") for o in optional)
+    if best and shared:
+        mount(None, best, None, mf.MS_PRIVATE)
+
+
+def _mount_one(rootfs, m, cgroup_paths, late_ro):
+    opts = mf.parse(m.get("options"))
+    kind = m.get("type") or ""
+    dest = m["destination"]
+    if _is_bind(m):
+        return _bind(rootfs, m, opts)
+    target = mkdir_all_in_root(rootfs, dest)
+    if kind == "cgroup":
+        _mount_cgroup(target, opts, cgroup_paths)
+    elif kind == "tmpfs":
+        flags = opts.flags & ~mf.MS_RDONLY  # devices and copy-up need it writable first
+        if "tmpcopyup" in opts.extensions:
+            _tmpfs_copyup(target, flags, opts.data)
+        else:
+            mount(m.get("source") or "tmpfs", target, "tmpfs", flags, opts.data or None)
+        if opts.flags & mf.MS_RDONLY:
+            late_ro.append((target, opts.flags))
+    else:
+        mount(m.get("source") or kind, target, kind, opts.flags, opts.data or None)
+    for p in opts.propagation:
+        mount(None, target, None, p)
+    return target
+
+
+def _bind(rootfs, m, opts):
+    source = m.get("source") or ""
+    if not os.path.isabs(source):
+        source = os.path.abspath(source)  # relative to the bundle: create runs there
+    st = os.stat(source)
+    target = resolve_in_root(rootfs, m["destination"])
+    if stat.S_ISDIR(st.st_mode):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    mount(source, target, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
+    if opts.flags & mf.BIND_REMOUNT_FLAGS:
+        remount_bind(target, opts.flags)
+    for p in opts.propagation:
+        mount(None, target, None, p)
+    return target
+
+
+def remount_bind(target, flags):
+    """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it."""
+    locked = os.statvfs(target).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+    mount(None, target, None, mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS))
+
+
+def _tmpfs_copyup(target, flags, data):
+    """podman's tmpcopyup: the tmpfs starts with a copy of what the image had there."""
+    import shutil  # only here, and still before pivot_root, so the lazy import is safe
+
+    staging = target + ".pyrunc-copyup"
+    os.mkdir(staging, 0o700)
+    try:
+        mount("tmpfs", staging, "tmpfs", flags, data or None)
+        for name in os.listdir(target):
+            src = os.path.join(target, name)
+            dst = os.path.join(staging, name)
+            if os.path.isdir(src) and not os.path.islink(src):
+                shutil.copytree(src, dst, symlinks=True)
+            else:
+                shutil.copy2(src, dst, follow_symlinks=False)
+        shutil.copystat(target, staging)
+        mount(staging, target, None, mf.MS_MOVE)
+    finally:
+        os.rmdir(staging)
+
+
+def _mount_cgroup(target, opts, cgroup_paths):
+    """cgroup mount: cgroup2 as is; on v1 hosts a tmpfs with one bind per hierarchy."""
+    flags = opts.flags
+    if cgroup_paths.get("") is not None and len(cgroup_paths) == 1:
+        host = os.path.join(cgroup_paths["@mount:"], cgroup_paths[""].lstrip("/"))
+        mount(host, target, None, mf.MS_BIND | mf.MS_REC)
+        if flags & mf.BIND_REMOUNT_FLAGS:
+            remount_bind(target, flags)
+        return
+    mount("tmpfs", target, "tmpfs", flags & ~mf.MS_RDONLY, "mode=755")
+    for controllers, path in cgroup_paths.items():
+        if controllers.startswith("@mount:") or controllers == "":
+            continue
+        host_mount = cgroup_paths.get("@mount:" + controllers)
+        if not host_mount:
+            continue
+        name = os.path.basename(host_mount)
+        sub = os.path.join(target, name)
+        os.mkdir(sub, 0o755)
+        mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
+        remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
+        for alias in name.split(","):
+            if alias != name and not os.path.exists(os.path.join(target, alias)):
+                os.symlink(name, os.path.join(target, alias))
+    # runc leaves the tmpfs itself writable; the hierarchies below carry the read-only flag.
+
+
+def host_cgroup_paths():
+    """This process's cgroup per hierarchy, plus where each hierarchy is mounted on the host.
+
+    Keys: controller string from /proc/self/cgroup ("" for cgroup2, "name=systemd", "cpu,cpuacct")
+    -> path; "@mount:<controllers>" -> host mount point. Read before unsharing the cgroup namespace.
+    """
+    paths = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            paths[controllers] = path
+    wanted = set(paths)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, super_opts = fields[sep + 1], fields[sep + 3]
+            if fstype == "cgroup2" and "" in wanted:
+                paths.setdefault("@mount:", fields[4])
+            elif fstype == "cgroup":
+                opts = set(super_opts.split(","))
+                for c in wanted:
+                    if c and set(c.split(",")) <= opts:
+                        paths.setdefault("@mount:" + c, fields[4])
+    return paths
+
+
+def pivot(rootfs, no_pivot):
+    if no_pivot:
+        os.chdir(rootfs)
+        mount(rootfs, "/", None, mf.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        return
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        pivot_root(".", ".")  # stack the old root under the new one, then detach it
+        os.fchdir(old)
+        mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC)
+        umount2(".", MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old)
+        os.close(new)
+
+
+def finish(config):
+    """After the pivot: masked and read-only paths, then the read-only root."""
+    linux = config.get("linux") or {}
+    for path in linux.get("maskedPaths") or []:
+        _mask(path)
+    for path in linux.get("readonlyPaths") or []:
+        _readonly(path)
+    if (config.get("root") or {}).get("readonly"):
+        mount(None, "/", None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
+              | (os.statvfs("/").f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
+
+
+def _mask(path):
+    real = resolve_in_root("/", path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        mount("tmpfs", real, "tmpfs", mf.MS_RDONLY, None)
+    else:
+        mount("/dev/null", real, None, mf.MS_BIND)
+
+
+def _readonly(path):
+    real = resolve_in_root("/", path)
+    if not os.path.exists(real):
+        return
+    mount(real, real, None, mf.MS_BIND | mf.MS_REC)
+    remount_bind(real, mf.MS_RDONLY)

@@ -1,0 +1,1 @@
+"""The OCI runtime-spec documents pyrunc reads: schemas for config.json and state."""

@@ -1,0 +1,37 @@
+"""Read a bundle's config.json (or an exec process.json) and check it: no side effects."""
+
+import json
+import os
+
+from ..errors import BundleError, ConfigError
+from . import schema, semantic
+
+
+def read_json(path, what):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: no such file or directory: {path}") from None
+    except OSError as e:
+        raise ConfigError(f"{what}: {e.strerror.lower()}: {path}") from None
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"{what}: invalid JSON: {e}") from None
+
+
+def load_bundle(bundle):
+    """Return (config, rootfs) for a bundle directory, or raise with a clear reason."""
+    if not os.path.isdir(bundle):
+        raise BundleError(f"bundle {bundle}: no such directory")
+    config = read_json(os.path.join(bundle, "config.json"), "config.json")
+    if not isinstance(config, dict):
+        raise ConfigError("config.json: the document must be a JSON object")
+    schema.validate(config, "config", "config.json")
+    semantic.check_config(config)
+    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
+    if not os.path.isdir(rootfs):
+        raise BundleError(f"rootfs ({rootfs}) does not exist or is not a directory "
+                          f"(config.json: root.path is {config['root']['path']!r})")
+    return config, rootfs

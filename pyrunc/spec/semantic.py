@@ -1,0 +1,67 @@
+"""Checks JSON Schema cannot express: versions, consistency between fields."""
+
+import os
+import re
+
+from ..errors import ConfigError
+
+SUPPORTED_MAJOR = 1
+SUPPORTED_MINOR_MAX = 3
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def _fail(field, message):
+    raise ConfigError(f"config.json: {field}: {message}")
+
+
+def check_config(config):
+    version = config["ociVersion"]
+    m = _VERSION.match(version)
+    if not m or int(m[1]) != SUPPORTED_MAJOR or int(m[2]) > SUPPORTED_MINOR_MAX:
+        _fail("ociVersion", f"{version!r} is not supported (pyrunc accepts 1.0.0 through "
+                            f"1.{SUPPORTED_MINOR_MAX}.x)")
+    if "root" not in config:
+        _fail("root", "is required")
+    if "process" not in config:
+        _fail("process", "is required to create a container")
+    process = config["process"]
+    if not process.get("args"):
+        _fail("process.args", "must contain at least the program to run")
+    if not os.path.isabs(process["cwd"]):
+        _fail("process.cwd", f"{process['cwd']!r} is not an absolute path")
+    for i, m in enumerate(config.get("mounts") or []):
+        if not os.path.isabs(m["destination"]):
+            _fail(f"mounts[{i}].destination", f"{m['destination']!r} is not an absolute path")
+    _check_linux(config, config.get("linux") or {})
+
+
+def _check_linux(config, linux):
+    seen = set()
+    for i, ns in enumerate(linux.get("namespaces") or []):
+        if ns["type"] in seen:
+            _fail(f"linux.namespaces[{i}]", f"the {ns['type']} namespace is listed twice")
+        seen.add(ns["type"])
+        if ns.get("path") and not os.path.isabs(ns["path"]):
+            _fail(f"linux.namespaces[{i}].path", f"{ns['path']!r} is not an absolute path")
+    new_ns = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
+    if config.get("hostname") is not None and "uts" not in seen:
+        _fail("hostname", "setting the hostname needs a uts namespace (linux.namespaces)")
+    if config.get("domainname") is not None and "uts" not in seen:
+        _fail("domainname", "setting the domainname needs a uts namespace (linux.namespaces)")
+    for key in linux.get("sysctl") or {}:
+        if key.startswith("net.") and "network" not in seen:
+            _fail(f"linux.sysctl.{key}", "a net.* sysctl needs a network namespace")
+        if (key.startswith("kernel.msg") or key.startswith("kernel.sem") or key.startswith("kernel.shm")
+                or key.startswith("fs.mqueue.")) and "ipc" not in seen:
+            _fail(f"linux.sysctl.{key}", "an ipc sysctl needs an ipc namespace")
+        if ".." in key.split("/") or key.startswith("/"):
+            _fail(f"linux.sysctl.{key}", "is not a valid sysctl name")
+    if linux.get("rootfsPropagation") and "mount" not in new_ns | seen:
+        _fail("linux.rootfsPropagation", "needs a mount namespace")
+    for field in ("maskedPaths", "readonlyPaths"):
+        for i, path in enumerate(linux.get(field) or []):
+            if not os.path.isabs(path):
+                _fail(f"linux.{field}[{i}]", f"{path!r} is not an absolute path")
+    for i, d in enumerate(linux.get("devices") or []):
+        if not os.path.isabs(d["path"]) or not os.path.normpath(d["path"]).startswith("/dev/"):
+            _fail(f"linux.devices[{i}].path", f"{d['path']!r} must be an absolute path under /dev")

@@ -1,0 +1,1 @@
+"""The on-disk store of containers under --root."""

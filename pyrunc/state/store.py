@@ -1,0 +1,122 @@
+"""One directory per container under the root: state.json, the exec fifo, a lock.
+
+Layout (see docs/ARCHITECTURE.md):
+    <root>/<id>/state.json   the record, replaced atomically (temp file + rename)
+    <root>/<id>/exec.fifo    the start barrier; exists only while the container is "created"
+The container directory itself is the lock (flock), so concurrent commands on one
+container serialise while commands on different containers do not.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import re
+
+from ..errors import ContainerExists, ContainerNotFound, InvalidIDError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+
+# runc's rule: ASCII letters, digits and _ + , - . ; not "." or ".." (they name the root or
+# its parent); at most 255 bytes, the longest directory name.
+_VALID_ID = re.compile(r"^[\w+,.-]+$", re.ASCII)
+
+
+def check_id(container_id):
+    if not container_id:
+        raise InvalidIDError("container id cannot be empty")
+    if container_id in (".", "..") or not _VALID_ID.match(container_id) or len(container_id) > 255:
+        raise InvalidIDError(f"invalid container ID format: {container_id}")
+
+
+class Store:
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+
+    def path(self, container_id, name=""):
+        return os.path.join(self.root, container_id, name) if name else os.path.join(self.root, container_id)
+
+    def claim(self, container_id):
+        """Create the container's directory; it is what makes an id taken."""
+        check_id(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.path(container_id), 0o711)
+        except FileExistsError:
+            raise ContainerExists(f"container with id exists: {container_id}") from None
+
+    def exists(self, container_id):
+        return os.path.isfile(self.path(container_id, STATE_FILE))
+
+    def load(self, container_id):
+        check_id(container_id)
+        try:
+            with open(self.path(container_id, STATE_FILE), "rb") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise ContainerNotFound("container does not exist") from None
+
+    def save(self, container_id, record):
+        final = self.path(container_id, STATE_FILE)
+        tmp = final + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f, separators=(",", ":"))
+        os.rename(tmp, final)
+
+    def remove(self, container_id):
+        """Delete the directory and everything in it; a missing one is fine."""
+        top = self.path(container_id)
+        try:
+            names = os.listdir(top)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(top, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(top)
+        except FileNotFoundError:
+            pass
+
+    def ids(self):
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.isfile(os.path.join(self.root, n, STATE_FILE))]
+
+    def lock(self, container_id):
+        return _DirLock(self.path(container_id))
+
+
+class _DirLock:
+    """flock on the container directory, held for the duration of a with-block."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound("container does not exist") from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
+def fifo_exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
