@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 # The launcher: -I ignores PYTHON* variables (PYTHONDONTWRITEBYTECODE would make every call

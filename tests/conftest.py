@@ -1,0 +1,160 @@
+"""Shared fixtures: real containers from a busybox-static rootfs, run by the real CLI.
+
+Every test gets its own --root; at teardown every container left in it is force-deleted
+and the test fails if a container process survived.
+"""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from bundle import make_rootfs  # noqa: E402
+from pyrunc.spec.default import default_config  # noqa: E402
+
+PYRUNC = [os.path.join(ROOT, "bin", "pyrunc")]
+if not os.path.exists(PYRUNC[0]):  # running pytest without `make setup`
+    PYRUNC = [sys.executable, "-I", "-m", "pyrunc"]
+RUNC = "/usr/sbin/runc"
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory):
+    """One busybox rootfs shared by all tests; configs mount it read-only by default."""
+    return make_rootfs(str(tmp_path_factory.mktemp("rootfs")))
+
+
+class Bundle:
+    """A bundle dir whose config.json is written from `config` by write()."""
+
+    def __init__(self, path, rootfs, args):
+        self.path = str(path)
+        self.config = default_config(rootfs=rootfs, args=args, terminal=False)
+
+    def write(self):
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=2)
+        return self
+
+    @property
+    def process(self):
+        return self.config["process"]
+
+    @property
+    def linux(self):
+        return self.config["linux"]
+
+    def copy_to(self, path):
+        other = Bundle.__new__(Bundle)
+        other.path = str(path)
+        other.config = copy.deepcopy(self.config)
+        os.makedirs(other.path, exist_ok=True)
+        return other.write()
+
+
+@pytest.fixture
+def make_bundle(tmp_path, rootfs):
+    """make_bundle(args...) -> Bundle; edit .config, then call .write() (done once for you)."""
+    counter = [0]
+
+    def factory(*args):
+        counter[0] += 1
+        path = tmp_path / f"bundle{counter[0]}"
+        path.mkdir()
+        return Bundle(path, rootfs, list(args) or ["true"]).write()
+
+    return factory
+
+
+class Runner:
+    """Runs a runtime binary with its own --root; result has .rc .out .err."""
+
+    def __init__(self, argv, root):
+        self.argv = argv
+        self.root = root
+
+    def __call__(self, *args, input=None, timeout=30, global_args=(), check=False, **kw):
+        """Output goes to files, not pipes: a created container keeps the caller's stdio open."""
+        cmd = [*self.argv, "--root", self.root, *global_args, *args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(cmd, input=input.encode() if isinstance(input, str) else input,
+                               stdin=None if input is not None else subprocess.DEVNULL,
+                               stdout=out, stderr=err, timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.rc, p.out, p.err = p.returncode, out.read().decode(), err.read().decode()
+        if check and p.rc != 0:
+            raise AssertionError(f"{cmd} exited {p.rc}: {p.err}")
+        return p
+
+    def ids(self):
+        try:
+            return sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+
+    def cleanup(self):
+        leftovers = []
+        for cid in self.ids():
+            state = self("state", cid)
+            if state.rc == 0 and json.loads(state.out)["status"] != "stopped":
+                leftovers.append(cid)
+            self("delete", "--force", cid)
+        return leftovers
+
+
+@pytest.fixture
+def pyrunc(tmp_path):
+    r = Runner(PYRUNC, str(tmp_path / "pyrunc-root"))
+    yield r
+    leftovers = r.cleanup()
+    assert not r.ids(), f"state left behind: {r.ids()}"
+    assert not leftovers, f"containers still alive at teardown: {leftovers}"
+
+
+@pytest.fixture
+def runc(tmp_path):
+    if not os.path.exists(RUNC):
+        pytest.skip("Debian's runc is not installed")
+    r = Runner([RUNC], str(tmp_path / "runc-root"))
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture
+def cid():
+    return "t-" + uuid.uuid4().hex[:10]
+
+
+def host_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split()[4] for line in f)
+
+
+@pytest.fixture
+def no_leaks(pyrunc):
+    """Fails the test if host mounts changed or a process named pyrunc:init survived."""
+    before = host_mounts()
+    yield
+    after = host_mounts()
+    assert before == after, f"host mounts changed: {set(after) ^ set(before)}"
+    out = subprocess.run(["pgrep", "-f", "pyrunc:init"], capture_output=True, text=True).stdout.split()
+    survivors = [p for p in out if _comm(p) == "pyrunc:init"]
+    assert not survivors, f"container inits left running: {survivors}"
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
