@@ -17,8 +17,10 @@ DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT):
+    def __init__(self, root=DEFAULT_ROOT, warn=None):
+        """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks)."""
         self.store = Store(root)
+        self.warn = warn
 
     @property
     def root(self):
@@ -29,7 +31,7 @@ class Runtime:
         """Build the container and leave its init waiting for start(); returns its ContainerState."""
         return _create.create(self.store, container_id, bundle, pid_file=pid_file,
                               console_socket=console_socket, no_pivot=no_pivot,
-                              preserve_fds=preserve_fds)
+                              preserve_fds=preserve_fds, warn=self.warn)
 
     def start(self, container_id):
         check_id(container_id)

@@ -142,19 +142,39 @@ def host_mounts():
 
 @pytest.fixture
 def no_leaks(pyrunc):
-    """Fails the test if host mounts changed or a process named pyrunc:init survived."""
+    """Fails the test if host mounts changed or an init of this test's --root survived."""
     before = host_mounts()
     yield
     after = host_mounts()
     assert before == after, f"host mounts changed: {set(after) ^ set(before)}"
-    out = subprocess.run(["pgrep", "-f", "pyrunc:init"], capture_output=True, text=True).stdout.split()
-    survivors = [p for p in out if _comm(p) == "pyrunc:init"]
+    survivors = [pid for pid in _inits() if _holds_file_under(pid, pyrunc.root)]
     assert not survivors, f"container inits left running: {survivors}"
 
 
-def _comm(pid):
+def _inits():
+    """Host pids of waiting container inits (their comm until exec)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/comm") as f:
+                    if f.read().strip() == "pyrunc:init":
+                        pids.append(int(name))
+            except OSError:
+                continue
+    return pids
+
+
+def _holds_file_under(pid, root):
+    """True if pid has an fd on a file under root (a waiting init holds its exec.fifo)."""
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
+        fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return ""
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(root + "/"):
+                return True
+        except OSError:
+            continue
+    return False

@@ -29,7 +29,10 @@ class Logger:
 
     def format(self, level, msg):
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": _timestamp()}, sort_keys=True)
+            # logrus' JSONFormatter: compact, keys sorted, Go's HTML escaping
+            line = json.dumps({"level": level, "msg": msg, "time": _timestamp()}, sort_keys=True,
+                              separators=(",", ":"))
+            return line.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
         return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}"
 
     def emit(self, level, msg):

@@ -111,15 +111,21 @@ def main(argv=None):
         return 0
     try:
         opts, positionals, _ = parser.parse(cmd.flags, args)
-        parser.check_arity(cmd, positionals)
     except UsageError as e:
         sys.stdout.write(f"Incorrect Usage: {e}\n\n{parser.command_help(PROG, cmd)}")
         logger.error(str(e))
         return 1
+    try:
+        parser.check_arity(cmd, positionals)
+    except UsageError as e:
+        # runc's checkArgs prints a bare "Incorrect Usage." and logs "runc: <reason>"
+        sys.stdout.write(f"Incorrect Usage.\n\n{parser.command_help(PROG, cmd)}")
+        logger.error(f"{PROG}: {e}")
+        return 1
 
     from ..api import Runtime
     try:
-        return cmd.handler(Runtime(gopts["root"]), opts, positionals, Context(gopts)) or 0
+        return cmd.handler(Runtime(gopts["root"], warn=logger.warning), opts, positionals, Context(gopts)) or 0
     except PyruncError as e:
         message = str(e)
         if verb in ("create", "run"):

@@ -55,6 +55,12 @@ def parse(flags, argv, *, stop_at_positional=False):
         name, eq, value = arg.lstrip("-").partition("=")
         flag = by_name.get(name)
         if flag is None or name == "":
+            if positionals:
+                # urfave/cli moves only the command's own flags before the positionals and Go's
+                # flag parsing stops at the first positional, so an unknown dash-argument after
+                # it is an argument: `kill ID -9` sends signal -9 (and fails in kill(2)).
+                positionals.append(arg)
+                continue
             raise UsageError(f"flag provided but not defined: -{name}")
         if flag.kind == "bool":
             if eq and value.lower() not in ("true", "false", "1", "0", "t", "f"):

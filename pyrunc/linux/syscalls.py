@@ -78,6 +78,16 @@ def setns(fd, nstype=0):
     _check(_libc.setns(fd, nstype), "setns")
 
 
+def namespace_type(path):
+    """The CLONE_NEW* flag of the namespace file at path (ioctl NS_GET_NSTYPE)."""
+    import fcntl
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fcntl.ioctl(fd, 0xB703)
+    finally:
+        os.close(fd)
+
+
 def setdomainname(name):
     raw = name.encode()
     _check(_libc.setdomainname(raw, len(raw)), "setdomainname")

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from ..errors import ContainerInitError, InvalidStateError
+from ..errors import ConfigError, ContainerInitError, InvalidStateError
 from ..shim import init as shim
 from ..shim import sync
 from ..spec.load import load_bundle
@@ -14,9 +14,10 @@ from .status import describe
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0):
+           no_pivot=False, preserve_fds=0, warn=None):
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
+    capabilities, last_cap, seccomp = _security(store, config, warn)
     if (config["process"].get("terminal")) and not console_socket:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if console_socket:
@@ -26,8 +27,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     try:
         fifo = store.path(container_id, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
-        plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot)
-        init_pid = _spawn(plan, bundle)
+        plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap, seccomp)
+        init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn))
         record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
@@ -45,7 +46,67 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     return describe(store, record)
 
 
-def _spawn(plan, bundle):
+def _security(store, config, warn):
+    """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
+    from ..linux import capabilities as caps
+    _check_namespace_paths(config)
+    process = config["process"]
+    capabilities, last_cap, seccomp = None, 0, None
+    if process.get("capabilities") is not None:
+        last_cap = caps.last_cap()
+        try:
+            capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
+        except caps.CapabilityError as e:
+            raise ConfigError(f"config.json: {e}") from None
+        for w in warnings:
+            (warn or _ignore)(w)
+    linux_seccomp = (config.get("linux") or {}).get("seccomp")
+    if linux_seccomp is not None:
+        from ..security.seccomp import program_for
+        seccomp = program_for(linux_seccomp, os.path.join(store.root, ".cache", "seccomp"))
+    return capabilities, last_cap, seccomp
+
+
+def _check_namespace_paths(config):
+    from ..linux.syscalls import NAMESPACES, namespace_type
+    for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or ()):
+        path = ns.get("path")
+        if not path:
+            continue
+        field = f"config.json: linux.namespaces[{i}].path"
+        try:
+            kind = namespace_type(path)
+        except OSError as e:
+            raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
+        if kind != NAMESPACES[ns["type"]][0]:
+            raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
+
+
+def _ignore(_message):
+    pass
+
+
+class _Handshake:
+    """The host's answers to what the shim asks for during create."""
+
+    def __init__(self, config, container_id, bundle, warn):
+        self.warn = warn or _ignore
+        self.config = config
+        self.container_id = container_id
+        self.bundle = bundle
+        self.init_pid = None
+
+    def userns(self, stage1_pid):
+        from ..security.idmap import write_maps
+        linux = self.config["linux"]
+        write_maps(stage1_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+
+    def seccomp_listener(self, fd):
+        from ..security.notify import send_listener
+        send_listener(self.config, self.container_id, self.bundle, self.init_pid, fd)
+
+
+def _spawn(plan, bundle, handshake):
     """Fork stage1, let it run, and return the init's host pid once it is ready."""
     host_end, shim_end = sync.channel()
     previous_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -64,8 +125,26 @@ def _spawn(plan, bundle):
         # cgroups would be joined here, before the shim unshares anything
         host_end.send("proceed")
         try:
-            init_pid = host_end.expect("pid")["pid"]
-            host_end.expect("ready")
+            while True:
+                msg = host_end.recv()
+                kind = msg["type"]
+                if kind == "ready":
+                    break
+                if kind == "error":
+                    raise sync.SyncError(msg["msg"])
+                if kind == "pid":
+                    init_pid = handshake.init_pid = msg["pid"]
+                    continue
+                if kind == "warning":
+                    handshake.warn(msg["msg"])
+                    continue
+                if kind == "userns":
+                    handshake.userns(child)
+                elif kind == "seccomp-listener":
+                    handshake.seccomp_listener(msg["fd"])
+                else:
+                    raise sync.SyncError(f"unexpected message {kind!r} from the shim")
+                host_end.send("proceed")
         except sync.SyncError as e:
             reason = str(e)
             if reason == "peer closed the sync channel":
@@ -73,8 +152,10 @@ def _spawn(plan, bundle):
             raise ContainerInitError(f"unable to start container process: {reason}") from None
         return init_pid
     except BaseException:
-        if init_pid:
-            _kill_quietly(init_pid)
+        # stage1 may be blocked waiting for our answer: it must die too, or waitpid hangs
+        for pid in (init_pid, child):
+            if pid:
+                _kill_quietly(pid)
         raise
     finally:
         os.waitpid(child, 0)

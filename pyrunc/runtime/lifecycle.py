@@ -65,9 +65,9 @@ def _release_barrier(store, record):
 
 
 def kill(store, container_id, sig="SIGTERM", all_processes=False):
-    signum = parse_signal(sig)
     with store.lock(container_id):
         record = store.load(container_id)
+        signum = parse_signal(sig)  # after the lookup, as runc: a missing container wins
         status = status_of(store, record)
         if status == STOPPED:
             raise InvalidStateError("container not running")

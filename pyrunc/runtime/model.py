@@ -30,6 +30,7 @@ class ContainerState:
                "status": self.status, "bundle": self.bundle, "rootfs": self.rootfs,
                "created": self.created}
         if self.annotations:
-            doc["annotations"] = self.annotations
+            # runc marshals a Go map: keys come out sorted, whatever config.json's order was
+            doc["annotations"] = dict(sorted(self.annotations.items()))
         doc["owner"] = self.owner
         return doc

@@ -14,18 +14,22 @@ import signal
 from ..linux import syscalls as sc
 from . import process as proc
 from . import rootfs as rfs
-from . import sync
+from . import security, sync
 
 
 class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
-    def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot):
+    def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot, capabilities=None,
+                 last_cap=0, seccomp=None):
         self.config = config
         self.rootfs = rootfs
         self.fifo_path = fifo_path
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
+        self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
+        self.last_cap = last_cap
+        self.seccomp = seccomp            # security.seccomp.Program or None
 
 
 def stage1(plan, sock):
@@ -33,15 +37,25 @@ def stage1(plan, sock):
     code = 1
     try:
         sock.expect("proceed")  # the host has placed us in our cgroups
-        namespaces = (plan.config.get("linux") or {}).get("namespaces") or []
-        _join(namespaces)
+        linux = plan.config.get("linux") or {}
+        namespaces = linux.get("namespaces") or []
         cgroup_paths = rfs.host_cgroup_paths()
+        # The user namespace first: every namespace made or joined after it belongs to it.
+        _join([ns for ns in namespaces if ns["type"] == "user"])
+        if any(ns["type"] == "user" and not ns.get("path") for ns in namespaces):
+            sc.unshare(sc.CLONE_NEWUSER)
+            sock.send("userns")  # the host writes our uid_map/gid_map ...
+            sock.expect("proceed")  # ... and lets us go on
+            _become_root(linux)
+        _join([ns for ns in namespaces if ns["type"] != "user"])
         flags = 0
         for ns in namespaces:
             if not ns.get("path") and ns["type"] != "user":
                 flags |= sc.NAMESPACES[ns["type"]][0]
         if flags:
             sc.unshare(flags)
+        if flags & sc.CLONE_NEWTIME:
+            _time_offsets(linux.get("timeOffsets") or {})
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock, cgroup_paths)
@@ -50,6 +64,26 @@ def stage1(plan, sock):
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
         _report(sock, e)
     os._exit(code)
+
+
+def _become_root(linux):
+    """Act as uid/gid 0 of the new user namespace, when 0 is mapped."""
+    if any(m["containerID"] == 0 for m in linux.get("gidMappings") or ()):
+        os.setresgid(0, 0, 0)
+    if any(m["containerID"] == 0 for m in linux.get("uidMappings") or ()):
+        os.setresuid(0, 0, 0)
+
+
+def _time_offsets(offsets):
+    """Must be written before any process enters the new time namespace (our fork does)."""
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+                    for clock, o in offsets.items())
+    if lines:
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(lines)
+        except OSError as e:
+            raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
 
 
 def _join(namespaces):
@@ -109,7 +143,21 @@ def _stage2(plan, sock, cgroup_paths):
     if "mount" in namespaces:
         rfs.finish(config)
 
-    prepared = proc.prepare(config["process"], plan.preserve_fds)
+    process = config["process"]
+    nnp = bool(process.get("noNewPrivileges"))
+
+    def security_steps(stage):
+        if stage == "early-seccomp" and plan.seccomp and not nnp:
+            security.load_seccomp(plan.seccomp, sock)  # needs CAP_SYS_ADMIN: before the drop
+        elif stage == "identity":
+            security.switch_identity(process["user"], plan.capabilities, plan.last_cap, sock)
+        elif stage == "late":
+            if nnp:
+                security.no_new_privileges()
+            if plan.seccomp and nnp:
+                security.load_seccomp(plan.seccomp, sock)
+
+    prepared = proc.prepare(process, plan.preserve_fds, security_steps)
     sock.send("ready")
     sock.close()
 
@@ -143,10 +191,11 @@ def _die(signum, _frame):
 def _report(sock, exc):
     if isinstance(exc, sync.SyncError):
         return  # the host is gone or already knows
-    if isinstance(exc, (proc.ProcessError, rfs.RootfsError)):
+    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError)):
         msg = str(exc)
     elif isinstance(exc, OSError):
-        msg = str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
+        # pyrunc.linux.syscalls puts the context in strerror; str() would prefix "[Errno N] "
+        msg = (exc.strerror or str(exc)) if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
     else:
         # no traceback module here: it may not be importable after pivot_root
         msg = f"internal error: {type(exc).__name__}: {exc}"

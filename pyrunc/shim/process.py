@@ -9,7 +9,7 @@ import resource
 import signal
 import stat
 
-from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, close_range, prctl
+from ..linux.syscalls import close_range
 
 
 class ProcessError(Exception):
@@ -33,10 +33,15 @@ def apply_rlimits(rlimits):
         if kind is None or not r["type"].startswith("RLIMIT_"):
             raise ProcessError(f"unknown rlimit type {r['type']!r}")
         try:
-            resource.setrlimit(kind, (r["soft"], r["hard"]))
+            resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
         except (ValueError, OSError) as e:
             raise ProcessError(f"error setting rlimit type {r['type']}: "
                                f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def _rlim(value):
+    """config.json has uint64 limits; 2**64-1 is RLIM_INFINITY, which Python spells -1 (a C long)."""
+    return resource.RLIM_INFINITY if value >= 2**63 else value
 
 
 def apply_oom_score_adj(value):
@@ -82,9 +87,12 @@ def look_path(name, env):
         if err:
             raise ProcessError(f'exec: "{name}": {err}')
         return name
-    for directory in env.get("PATH", "").split(":"):
-        candidate = os.path.join(directory or ".", name)
+    # Go's filepath.SplitList("") is empty: no PATH (or PATH="") finds nothing, not ./name.
+    for directory in env["PATH"].split(":") if env.get("PATH") else ():
+        candidate = os.path.normpath(os.path.join(directory or ".", name))
         if _executable(candidate) is None:
+            if not os.path.isabs(candidate):  # Go >= 1.19 refuses these (exec.ErrDot), so runc does
+                raise ProcessError(f'exec: "{name}": cannot run executable found relative to current directory')
             return candidate
     raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
 
@@ -99,30 +107,41 @@ def _executable(path):
     return None
 
 
-def switch_user(user):
-    uid, gid = user["uid"], user["gid"]
-    os.setgroups(list(user.get("additionalGids") or ()))
-    os.setgid(gid)
-    os.setuid(uid)
+def enter_cwd(cwd, retry_later):
+    """chdir to process.cwd; as root first, so a directory only root can reach works too.
+
+    Returns True when it must be tried again after the uid switch (permission denied now).
+    """
+    try:
+        os.chdir(cwd)
+        return False
+    except PermissionError:
+        if retry_later:
+            return True
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: permission denied") from None
+    except OSError as e:
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                           f"{e.strerror.lower()}") from None
 
 
-def prepare(process, preserve_fds):
+def prepare(process, preserve_fds, security_steps):
+    """Everything before the barrier, in runc's order; security_steps(stage) is called at the
+    points where seccomp and the identity switch belong ("early-seccomp", "identity", "late")."""
     apply_rlimits(process.get("rlimits"))
     apply_oom_score_adj(process.get("oomScoreAdj"))
     env = environment(process)
     args = process.get("args") or []
     if not args:
         raise ProcessError("args must not be empty")
-    switch_user(process["user"])
+    cwd = process.get("cwd") or "/"
+    retry_cwd = enter_cwd(cwd, retry_later=True)
+    security_steps("early-seccomp")
+    security_steps("identity")
+    if retry_cwd:
+        enter_cwd(cwd, retry_later=False)
     os.umask(process["user"].get("umask", 0o022))
-    try:
-        os.chdir(process.get("cwd") or "/")
-    except OSError as e:
-        raise ProcessError(f"chdir to cwd ({process.get('cwd')!r}) set in config.json failed: "
-                           f"{e.strerror.lower()}") from None
     path = look_path(args[0], env)
-    if process.get("noNewPrivileges"):
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
+    security_steps("late")
     return Prepared(path, args, env, preserve_fds)
 
 

@@ -44,6 +44,10 @@ def _check_linux(config, linux):
         if ns.get("path") and not os.path.isabs(ns["path"]):
             _fail(f"linux.namespaces[{i}].path", f"{ns['path']!r} is not an absolute path")
     new_ns = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
+    _check_user_namespace(linux, seen, new_ns)
+    if linux.get("timeOffsets") and "time" not in new_ns:
+        _fail("linux.timeOffsets", "needs a new time namespace (linux.namespaces has no \"time\" "
+                                   "without a path)")
     if config.get("hostname") is not None and "uts" not in seen:
         _fail("hostname", "setting the hostname needs a uts namespace (linux.namespaces)")
     if config.get("domainname") is not None and "uts" not in seen:
@@ -65,3 +69,24 @@ def _check_linux(config, linux):
     for i, d in enumerate(linux.get("devices") or []):
         if not os.path.isabs(d["path"]) or not os.path.normpath(d["path"]).startswith("/dev/"):
             _fail(f"linux.devices[{i}].path", f"{d['path']!r} must be an absolute path under /dev")
+
+
+def _check_user_namespace(linux, seen, new_ns):
+    from ..security.idmap import check
+    uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
+    if "user" not in seen:
+        for field, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
+            if maps:
+                _fail(f"linux.{field}", "id mappings need a user namespace (linux.namespaces has "
+                                        "no \"user\")")
+        return
+    if "user" in new_ns:
+        for field, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
+            if not maps:
+                _fail(f"linux.{field}", "a new user namespace needs uidMappings and gidMappings")
+    else:
+        for field, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
+            if maps:
+                _fail(f"linux.{field}", "cannot be combined with joining a user namespace by path")
+    check(uid_maps, "linux.uidMappings")
+    check(gid_maps, "linux.gidMappings")

@@ -20,14 +20,15 @@ EXEC_FIFO = "exec.fifo"
 
 # runc's rule: ASCII letters, digits and _ + , - . ; not "." or ".." (they name the root or
 # its parent); at most 255 bytes, the longest directory name.
-_VALID_ID = re.compile(r"^[\w+,.-]+$", re.ASCII)
+# \Z, not $: Python's $ also matches before a trailing newline, and "a\n" is no valid id.
+_VALID_ID = re.compile(r"^[\w+,.-]+\Z", re.ASCII)
 
 
 def check_id(container_id):
     if not container_id:
         raise InvalidIDError("container id cannot be empty")
     if container_id in (".", "..") or not _VALID_ID.match(container_id) or len(container_id) > 255:
-        raise InvalidIDError(f"invalid container ID format: {container_id}")
+        raise InvalidIDError("invalid container ID format")  # runc's exact text, no id appended
 
 
 class Store:
@@ -44,7 +45,8 @@ class Store:
         try:
             os.mkdir(self.path(container_id), 0o711)
         except FileExistsError:
-            raise ContainerExists(f"container with id exists: {container_id}") from None
+            # runc's wording: engines look for "already exists"
+            raise ContainerExists("container with given ID already exists") from None
 
     def exists(self, container_id):
         return os.path.isfile(self.path(container_id, STATE_FILE))

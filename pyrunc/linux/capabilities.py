@@ -1,0 +1,113 @@
+"""Capability sets: names -> numbers, and applying them to the calling process.
+
+python-prctl does the bounding set, keep-caps and the e/p/i sets; it has no ambient call,
+so that one is prctl(2) through syscalls.prctl.
+"""
+
+import re
+
+import prctl  # at import time: the shim applies caps after pivot_root, where imports fail
+
+from .syscalls import prctl as raw_prctl
+
+# Kernel numbering (include/uapi/linux/capability.h).
+NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+NUMBERS = {name: i for i, name in enumerate(NAMES)}
+SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+_WELL_FORMED = re.compile(r"^CAP_[A-Z0-9_]+$")
+
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+class CapabilityError(Exception):
+    pass
+
+
+def last_cap():
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
+def resolve(capabilities, last=None):
+    """{set: [names]} -> ({set: frozenset(numbers)}, warnings).
+
+    A well-formed name this kernel (or pyrunc) does not know is skipped with a warning, as
+    runc does; a malformed one is an error naming the field.
+    """
+    last = last_cap() if last is None else last
+    resolved, warnings = {}, []
+    for kind in SETS:
+        numbers = set()
+        for i, name in enumerate(capabilities.get(kind) or ()):
+            if not _WELL_FORMED.match(name):
+                raise CapabilityError(f"process.capabilities.{kind}[{i}]: {name!r} is not a "
+                                      f"capability name (expected CAP_ followed by upper-case letters)")
+            number = NUMBERS.get(name)
+            if number is None or number > last:
+                warnings.append(f"process.capabilities.{kind}: {name} is not supported by this "
+                                f"kernel; ignoring it")
+                continue
+            numbers.add(number)
+        resolved[kind] = frozenset(numbers)
+    return resolved, warnings
+
+
+def bounding_set():
+    """The caller's bounding set, read from /proc (what capset can never exceed)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return frozenset(i for i in range(mask.bit_length()) if mask >> i & 1)
+    return frozenset()
+
+
+def drop_bounding(keep, last):
+    for cap in range(last + 1):
+        if cap not in keep:
+            prctl.capbset_drop(cap)
+
+
+def set_keepcaps(flag):
+    prctl.set_keepcaps(bool(flag))
+
+
+def apply_sets(effective, permitted, inheritable, last):
+    """Make the three sets exactly these (capset through libcap)."""
+    every = range(last + 1)
+    prctl.set_caps(
+        ([c for c in every if c in effective], prctl.CAP_EFFECTIVE, True),
+        ([c for c in every if c not in effective], prctl.CAP_EFFECTIVE, False),
+        ([c for c in every if c in permitted], prctl.CAP_PERMITTED, True),
+        ([c for c in every if c not in permitted], prctl.CAP_PERMITTED, False),
+        ([c for c in every if c in inheritable], prctl.CAP_INHERITABLE, True),
+        ([c for c in every if c not in inheritable], prctl.CAP_INHERITABLE, False),
+    )
+
+
+def set_ambient(caps):
+    """Make the ambient set `caps`; returns the names the kernel refused.
+
+    A cap can only be ambient if it is permitted and inheritable; runc's default spec lists
+    ambient caps that are not inheritable, and runc goes on without them, so we do too.
+    """
+    raw_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    refused = []
+    for cap in sorted(caps):
+        try:
+            raw_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
+        except PermissionError:
+            refused.append(NAMES[cap])
+    return refused

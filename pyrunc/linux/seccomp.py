@@ -1,0 +1,39 @@
+"""Loading a compiled seccomp program, and fetching another process's fd (for NOTIFY)."""
+
+import ctypes
+import os
+
+from .syscalls import _SYS, _check, _libc
+
+SECCOMP_SET_MODE_FILTER = 1
+FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+}
+FLAG_NEW_LISTENER = 8
+_NR = {"x86_64": {"seccomp": 317, "pidfd_getfd": 438},
+       "aarch64": {"seccomp": 277, "pidfd_getfd": 438}}[os.uname().machine]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_filter(bpf, flags):
+    """Install `bpf` (raw struct sock_filter array) on the calling thread.
+
+    Returns the listener fd when flags ask for one (SECCOMP_FILTER_FLAG_NEW_LISTENER), else None.
+    """
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    fd = _check(_libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
+                              ctypes.byref(prog)), "seccomp")
+    return fd if flags & FLAG_NEW_LISTENER else None
+
+
+def pidfd_getfd(pidfd, target_fd):
+    return _check(_libc.syscall(_NR["pidfd_getfd"], pidfd, target_fd, 0), "pidfd_getfd")
+
+
+del _SYS

@@ -1,0 +1,1 @@
+"""Host-side translation of the security fields (seccomp, capabilities, id mappings)."""

@@ -1,0 +1,40 @@
+"""SCMP_ACT_NOTIFY: hand the init's seccomp listener fd to linux.seccomp.listenerPath.
+
+The message is the runtime-spec's "container process state" (what runc sends): one JSON
+object with the fd in SCM_RIGHTS, named "seccompFd" in its "fds" list.
+"""
+
+import json
+import os
+
+from .. import SPEC_VERSION
+from ..errors import ContainerInitError
+from ..linux.seccomp import pidfd_getfd
+
+
+def send_listener(config, container_id, bundle, init_pid, remote_fd):
+    import array
+    import socket
+
+    seccomp = config["linux"]["seccomp"]
+    pidfd = os.pidfd_open(init_pid)
+    try:
+        fd = pidfd_getfd(pidfd, remote_fd)
+    finally:
+        os.close(pidfd)
+    state = {"ociVersion": SPEC_VERSION, "id": container_id, "status": "creating",
+             "pid": init_pid, "bundle": bundle}
+    if config.get("annotations"):
+        state["annotations"] = config["annotations"]
+    message = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": init_pid,
+               "metadata": seccomp.get("listenerMetadata", ""), "state": state}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(seccomp["listenerPath"])
+            sock.sendmsg([json.dumps(message).encode()],
+                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    except OSError as e:
+        raise ContainerInitError(f"cannot send the seccomp listener fd to "
+                                 f"{seccomp['listenerPath']}: {e.strerror.lower()}") from None
+    finally:
+        os.close(fd)

@@ -1,0 +1,80 @@
+"""The privilege steps of the init, in runc's order.
+
+    [seccomp, when noNewPrivileges is off: loading it needs CAP_SYS_ADMIN, so before the drop]
+    bounding set drop -> keep-caps -> setgroups/setgid/setuid -> e/p/i sets -> ambient
+    no_new_privs
+    [seccomp, when noNewPrivileges is on: as late as possible, so the profile governs the
+     user's program and a strict profile still lets the init finish]
+"""
+
+import os
+
+from ..linux import capabilities as caps
+from ..linux import seccomp as seccomp_sys
+from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
+
+
+class SecurityError(Exception):
+    pass
+
+
+def load_seccomp(program, sock):
+    """Install the compiled filter; a NOTIFY listener fd is handed to the host, which passes it on."""
+    try:
+        listener = seccomp_sys.load_filter(program.bpf, program.flags)
+    except OSError as e:
+        raise SecurityError(f"unable to init seccomp: error loading seccomp filter into kernel: "
+                            f"{e.strerror.lower()}") from None
+    if listener is not None:
+        sock.send("seccomp-listener", fd=listener)
+        sock.expect("proceed")
+        os.close(listener)
+
+
+def switch_identity(user, capabilities, last_cap, sock):
+    """setuid/setgid to process.user and end with exactly the configured capability sets."""
+    uid, gid = user["uid"], user["gid"]
+    groups = list(user.get("additionalGids") or ())
+    if capabilities is None:
+        _set_ids(uid, gid, groups)
+        return
+    try:
+        caps.drop_bounding(capabilities["bounding"], last_cap)
+        caps.set_keepcaps(True)  # keep the permitted set across the uid change
+    except OSError as e:
+        raise SecurityError(f"unable to apply caps: {e.strerror.lower()}") from None
+    _set_ids(uid, gid, groups)
+    try:
+        caps.set_keepcaps(False)
+        caps.apply_sets(capabilities["effective"], capabilities["permitted"],
+                        capabilities["inheritable"], last_cap)
+        refused = caps.set_ambient(capabilities["ambient"])
+    except OSError as e:
+        raise SecurityError(f"unable to apply caps: {e.strerror.lower()}") from None
+    if refused:
+        sock.send("warning", msg="process.capabilities.ambient: not raised because they are not "
+                                 f"both permitted and inheritable: {', '.join(refused)}")
+
+
+def _set_ids(uid, gid, groups):
+    try:
+        if _setgroups_allowed():
+            os.setgroups(groups)
+        elif groups:
+            raise SecurityError("cannot set additionalGids: setgroups is denied in this user namespace")
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as e:
+        raise SecurityError(f"unable to switch to uid {uid} gid {gid}: {e.strerror.lower()}") from None
+
+
+def _setgroups_allowed():
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def no_new_privileges():
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
