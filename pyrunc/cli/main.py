@@ -104,7 +104,7 @@ def main(argv=None):
         return 0
     cmd = COMMANDS.get(verb)
     if cmd is None:
-        logger.error(f"No help topic for '{verb}'")
+        logger.error(f"No help topic for '{verb}'\n")  # runc's message ends in a newline too
         return 3
     if "-h" in args or "--help" in args:
         sys.stdout.write(parser.command_help(PROG, cmd))

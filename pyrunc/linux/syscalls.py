@@ -11,8 +11,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 # x86_64 / aarch64 numbers of syscalls without a libc wrapper in glibc 2.36.
 _SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436, "setns": 308, "ioprio_set": 251},
-    "aarch64": {"pivot_root": 41, "close_range": 436, "setns": 268, "ioprio_set": 30},
+    "x86_64": {"pivot_root": 155, "close_range": 436, "setns": 308, "ioprio_set": 251,
+               "sched_setattr": 314},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "setns": 268, "ioprio_set": 30,
+                "sched_setattr": 274},
 }[os.uname().machine]
 
 CLONE_NEWNS = 0x00020000
@@ -103,11 +105,40 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
 
 
+def set_process_name(name):
+    """PR_SET_NAME (what ps and /proc/PID/comm show); needs no write access to /proc."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    _check(_libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
 def close_range(first, last=0xFFFFFFFF, flags=0):
     """Close every fd in [first, last]; falls back to os.closerange on old kernels."""
     if _libc.syscall(_SYS["close_range"], first, ctypes.c_uint(last), flags) < 0:
         os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
 
 
-def ioprio_set(which, who, ioprio):
-    _check(_libc.syscall(_SYS["ioprio_set"], which, who, ioprio), "ioprio_set")
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+
+def ioprio_set(io_class, priority):
+    """ioprio_set(2) for the calling process."""
+    _check(_libc.syscall(_SYS["ioprio_set"], IOPRIO_WHO_PROCESS, 0,
+                         (io_class << IOPRIO_CLASS_SHIFT) | priority), "ioprio_set")
+
+
+def personality(persona):
+    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
+                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
+                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime,
+                      deadline, period)
+    _check(_libc.syscall(_SYS["sched_setattr"], 0, ctypes.byref(attr), 0), "sched_setattr")

@@ -22,11 +22,12 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if console_socket:
         raise InvalidStateError("--console-socket is not supported yet")
-    store.claim(container_id)
+    held = store.claim(container_id)  # locked until the record is complete (or removed)
     init_pid = None
     try:
         fifo = store.path(container_id, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo applies the umask; a remapped root writes it as "other"
         plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap, seccomp)
         init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn))
         record = {
@@ -43,6 +44,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
             _kill_quietly(init_pid)
         store.remove(container_id)
         raise
+    finally:
+        held.release()
     return describe(store, record)
 
 
@@ -51,6 +54,7 @@ def _security(store, config, warn):
     from ..linux import capabilities as caps
     _check_namespace_paths(config)
     process = config["process"]
+    _check_lsm(config)
     capabilities, last_cap, seccomp = None, 0, None
     if process.get("capabilities") is not None:
         last_cap = caps.last_cap()
@@ -80,6 +84,20 @@ def _check_namespace_paths(config):
             raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
         if kind != NAMESPACES[ns["type"]][0]:
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
+
+
+def _check_lsm(config):
+    """runc fails late and cryptically ("write /proc/self/attr/exec: invalid argument")."""
+    from ..linux.lsm import apparmor_enabled, selinux_enabled
+    process = config["process"]
+    if process.get("apparmorProfile") and not apparmor_enabled():
+        raise ConfigError("config.json: process.apparmorProfile: AppArmor is not enabled on "
+                          "this host, so the profile cannot be applied")
+    for field, value in (("process.selinuxLabel", process.get("selinuxLabel")),
+                         ("linux.mountLabel", (config.get("linux") or {}).get("mountLabel"))):
+        if value and not selinux_enabled():
+            raise ConfigError(f"config.json: {field}: selinux label is specified in config, "
+                              f"but selinux is disabled or not supported")
 
 
 def _ignore(_message):
@@ -125,11 +143,15 @@ def _spawn(plan, bundle, handshake):
         # cgroups would be joined here, before the shim unshares anything
         host_end.send("proceed")
         try:
-            while True:
+            ready = False
+            # stage1's "pid" and the init's "ready" come from two processes: under load the
+            # init can finish first, so wait for both.
+            while not (ready and init_pid):
                 msg = host_end.recv()
                 kind = msg["type"]
                 if kind == "ready":
-                    break
+                    ready = True
+                    continue
                 if kind == "error":
                     raise sync.SyncError(msg["msg"])
                 if kind == "pid":

@@ -159,10 +159,13 @@ def _destroy(store, record):
 
 def remove_leftover(store, container_id):
     """A directory without state.json (an interrupted create): runc removes it too."""
-    path = store.path(container_id)
-    if os.path.isdir(path) and not os.path.exists(store.path(container_id, "state.json")):
-        store.remove(container_id)
-        return True
+    try:
+        with store.lock(container_id):  # a create in progress holds it until state.json exists
+            if not os.path.exists(store.path(container_id, "state.json")):
+                store.remove(container_id)
+                return True
+    except PyruncError:  # ContainerNotFound: nothing there
+        pass
     return False
 
 

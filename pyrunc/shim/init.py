@@ -14,7 +14,10 @@ import signal
 from ..linux import syscalls as sc
 from . import process as proc
 from . import rootfs as rfs
-from . import security, sync
+from . import scheduling, security, sync
+
+
+WATCHDOG_INTERVAL = 1.0
 
 
 class Plan:
@@ -121,12 +124,12 @@ def _stage2(plan, sock, cgroup_paths):
         signal.signal(sig, _die)
     os.setsid()
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
-    with open("/proc/self/comm", "w") as f:
-        f.write("pyrunc:init")  # what ps shows for a created container
+    sc.set_process_name("pyrunc:init")  # what ps shows for a created container
 
-    # The fifo is reopened for writing after the pivot, through our own fd table.
-    fifo = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
-    fd_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The fifo is opened for writing after the pivot, relative to the state directory held
+    # open from here: no /proc needed, and it works for an unmapped-root user namespace where
+    # a non-dumpable process cannot read its own /proc/self/fd. Closed before exec.
+    state_dir = os.open(os.path.dirname(plan.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     if "mount" in namespaces:
@@ -147,11 +150,15 @@ def _stage2(plan, sock, cgroup_paths):
     nnp = bool(process.get("noNewPrivileges"))
 
     def security_steps(stage):
-        if stage == "early-seccomp" and plan.seccomp and not nnp:
-            security.load_seccomp(plan.seccomp, sock)  # needs CAP_SYS_ADMIN: before the drop
+        if stage == "privileged":
+            scheduling.apply(process)  # real-time policies need CAP_SYS_NICE: before the drop
+            if plan.seccomp and not nnp:
+                security.load_seccomp(plan.seccomp, sock)  # needs CAP_SYS_ADMIN without nnp
         elif stage == "identity":
             security.switch_identity(process["user"], plan.capabilities, plan.last_cap, sock)
         elif stage == "late":
+            security.apply_lsm_labels(process)
+            scheduling.set_personality((config.get("linux") or {}).get("personality"))
             if nnp:
                 security.no_new_privileges()
             if plan.seccomp and nnp:
@@ -161,12 +168,24 @@ def _stage2(plan, sock, cgroup_paths):
     sock.send("ready")
     sock.close()
 
-    # The barrier: blocks until `pyrunc start` opens the fifo for reading.
-    barrier = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
+    # The barrier: blocks until `pyrunc start` opens the fifo for reading. Meanwhile a watchdog
+    # ends this init if its state is deleted under it (nobody could ever start or kill it).
+    fifo_name = os.path.basename(plan.fifo_path)
+
+    def watchdog(_signum, _frame):
+        try:
+            os.stat(fifo_name, dir_fd=state_dir)
+        except FileNotFoundError:
+            os.write(2, b"pyrunc: the container's state was deleted before it started; init exits\n")
+            os._exit(1)
+
+    signal.signal(signal.SIGALRM, watchdog)
+    signal.setitimer(signal.ITIMER_REAL, WATCHDOG_INTERVAL, WATCHDOG_INTERVAL)
+    barrier = os.open(fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir)
+    signal.setitimer(signal.ITIMER_REAL, 0)  # before the write: start unlinks the fifo after it
     os.write(barrier, b"0")
     os.close(barrier)
-    os.close(fifo)
-    os.close(fd_dir)
+    os.close(state_dir)
     try:
         proc.execute(prepared)
     except OSError as e:
@@ -191,7 +210,8 @@ def _die(signum, _frame):
 def _report(sock, exc):
     if isinstance(exc, sync.SyncError):
         return  # the host is gone or already knows
-    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError)):
+    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError,
+                        scheduling.SchedulingError)):
         msg = str(exc)
     elif isinstance(exc, OSError):
         # pyrunc.linux.syscalls puts the context in strerror; str() would prefix "[Errno N] "
@@ -202,4 +222,8 @@ def _report(sock, exc):
     try:
         sock.send("error", msg=msg)
     except OSError:
-        pass
+        # after "ready" the host has gone: the container's stderr is the only witness
+        try:
+            os.write(2, f"pyrunc: container init failed: {msg}\n".encode())
+        except OSError:
+            pass

@@ -125,8 +125,9 @@ def enter_cwd(cwd, retry_later):
 
 
 def prepare(process, preserve_fds, security_steps):
-    """Everything before the barrier, in runc's order; security_steps(stage) is called at the
-    points where seccomp and the identity switch belong ("early-seccomp", "identity", "late")."""
+    """Everything before the barrier, in runc's order; security_steps(stage) is called where the
+    privileged steps ("privileged"), the identity switch ("identity") and the last steps
+    before exec ("late") belong."""
     apply_rlimits(process.get("rlimits"))
     apply_oom_score_adj(process.get("oomScoreAdj"))
     env = environment(process)
@@ -135,7 +136,7 @@ def prepare(process, preserve_fds, security_steps):
         raise ProcessError("args must not be empty")
     cwd = process.get("cwd") or "/"
     retry_cwd = enter_cwd(cwd, retry_later=True)
-    security_steps("early-seccomp")
+    security_steps("privileged")
     security_steps("identity")
     if retry_cwd:
         enter_cwd(cwd, retry_later=False)

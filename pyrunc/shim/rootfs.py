@@ -30,7 +30,7 @@ def prepare(config, rootfs, cgroup_paths):
     late_ro = []  # tmpfs mounts asked read-only, remounted once devices are in place
     for index, m in enumerate(config.get("mounts") or []):
         try:
-            _mount_one(rootfs, m, cgroup_paths, late_ro)
+            _mount_one(rootfs, m, cgroup_paths, late_ro, linux.get("mountLabel"))
         except OSError as e:
             raise RootfsError(f"error mounting {m.get('source', m.get('type'))!r} to rootfs at "
                               f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}") from None
@@ -41,7 +41,12 @@ def prepare(config, rootfs, cgroup_paths):
     devices.create_configured(rootfs, linux.get("devices") or [])
     cwd = (config.get("process") or {}).get("cwd")
     if cwd:
-        mkdir_all_in_root(rootfs, cwd)
+        try:
+            mkdir_all_in_root(rootfs, cwd)
+        except OSError as e:
+            # Name the container's path, not the host's; makedirs says "file exists" for a file.
+            reason = "not a directory" if isinstance(e, FileExistsError) else e.strerror.lower()
+            raise RootfsError(f"mkdir {cwd} (process.cwd in config.json): {reason}") from None
     for target, flags in late_ro:
         mount(None, target, None, mf.MS_REMOUNT | flags)
 
@@ -66,8 +71,14 @@ def _make_parent_private(rootfs):
         mount(None, best, None, mf.MS_PRIVATE)
 
 
-def _mount_one(rootfs, m, cgroup_paths, late_ro):
+_LABELLED_TYPES = {"tmpfs", "devpts", "mqueue", "shm"}
+
+
+def _mount_one(rootfs, m, cgroup_paths, late_ro, mount_label=None):
     opts = mf.parse(m.get("options"))
+    if mount_label and m.get("type") in _LABELLED_TYPES:
+        # SELinux: files of these filesystems get linux.mountLabel (the host checked it is on)
+        opts.data = ",".join(filter(None, (opts.data, f'context="{mount_label}"')))
     kind = m.get("type") or ""
     dest = m["destination"]
     if _is_bind(m):

@@ -78,3 +78,26 @@ def _setgroups_allowed():
 
 def no_new_privileges():
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def apply_lsm_labels(process):
+    """Labels for the next execve; the host has already refused them if the LSM is off."""
+    profile = process.get("apparmorProfile")
+    if profile:
+        _write_attr(("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"), f"exec {profile}",
+                    "process.apparmorProfile")
+    label = process.get("selinuxLabel")
+    if label:
+        _write_attr(("/proc/self/attr/exec",), label, "process.selinuxLabel")
+
+
+def _write_attr(paths, value, field):
+    error = None
+    for path in paths:
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+            return
+        except OSError as e:
+            error = e
+    raise SecurityError(f"applying {field} {value!r} failed: {error.strerror.lower()}")

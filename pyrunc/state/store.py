@@ -39,7 +39,12 @@ class Store:
         return os.path.join(self.root, container_id, name) if name else os.path.join(self.root, container_id)
 
     def claim(self, container_id):
-        """Create the container's directory; it is what makes an id taken."""
+        """Create the container's directory; it is what makes an id taken.
+
+        Returns the directory's lock, already held: the caller releases it once state.json is
+        written, so a concurrent delete waits for a complete record instead of removing the
+        directory under create's feet (it would take it for an interrupted create's leftover).
+        """
         check_id(container_id)
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
@@ -47,6 +52,15 @@ class Store:
         except FileExistsError:
             # runc's wording: engines look for "already exists"
             raise ContainerExists("container with given ID already exists") from None
+        lock = _DirLock(self.path(container_id)).__enter__()
+        try:
+            same = os.path.samestat(os.fstat(lock.fd), os.stat(self.path(container_id)))
+        except FileNotFoundError:
+            same = False
+        if not same:  # removed (and maybe re-made) between our mkdir and our flock
+            lock.release()
+            raise ContainerNotFound("container was deleted while it was being created")
+        return lock
 
     def exists(self, container_id):
         return os.path.isfile(self.path(container_id, STATE_FILE))
@@ -110,8 +124,14 @@ class _DirLock:
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        self.release()
         return False
+
+    def release(self):
+        # Unlock explicitly: a process forked meanwhile (create's shim) shares the open file
+        # description, and closing our fd alone would leave the lock held by its copy.
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
 
 
 def fifo_exists(path):

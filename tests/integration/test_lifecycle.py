@@ -93,24 +93,31 @@ def cmdline(pid):
         return []
 
 
-def live_inits():
-    """Host pids whose comm is pyrunc:init and that are not zombies: created containers."""
+def live_inits(root):
+    """Waiting container inits (comm pyrunc:init, not zombies) holding a file under root:
+    a created container's init keeps its state directory open until exec."""
     out = set()
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_stat(name)
-            if st and st[0] == "pyrunc:init" and st[1] not in ("Z", "X"):
-                out.add(int(name))
+        if not name.isdigit():
+            continue
+        st = proc_stat(name)
+        if not st or st[0] != "pyrunc:init" or st[1] in ("Z", "X"):
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{name}/fd"):
+                if os.readlink(f"/proc/{name}/fd/{fd}").startswith(root + "/"):
+                    out.add(int(name))
+                    break
+        except OSError:
+            continue
     return out
 
 
 @pytest.fixture
-def no_init_leak(no_leaks):
-    """no_leaks, plus a check that works: its `pgrep -f pyrunc:init` matches the command
-    line, which the init never changes (only its comm), so it can never find a survivor."""
-    before = live_inits()
+def no_init_leak(pyrunc, no_leaks):
+    """no_leaks, plus a grace period: a failed create SIGKILLs its init and returns at once."""
     yield
-    wait_for(lambda: not (live_inits() - before), 2.0, "no container init left")
+    wait_for(lambda: not live_inits(pyrunc.root), 2.0, "no container init left")
 
 
 def run_d(runner, bundle, cid):

@@ -1,0 +1,44 @@
+"""process.ioPriority, process.scheduler and linux.personality: how the process is run."""
+
+from ..linux import syscalls as sc
+
+IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+            "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+class SchedulingError(Exception):
+    pass
+
+
+def apply(process):
+    io = process.get("ioPriority")
+    if io:
+        try:
+            sc.ioprio_set(IO_CLASSES[io["class"]], io.get("priority", 0))
+        except OSError as e:
+            raise SchedulingError(f"setting process.ioPriority failed: {e.strerror.lower()}") from None
+    sched = process.get("scheduler")
+    if sched:
+        flags = 0
+        for name in sched.get("flags") or ():
+            flags |= SCHED_FLAGS[name]
+        try:
+            sc.sched_setattr(POLICIES[sched["policy"]], flags, sched.get("nice", 0),
+                             sched.get("priority", 0), sched.get("runtime", 0),
+                             sched.get("deadline", 0), sched.get("period", 0))
+        except OSError as e:
+            raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
+
+
+def set_personality(personality):
+    if personality:
+        try:
+            sc.personality(PERSONALITIES[personality["domain"]])
+        except OSError as e:
+            raise SchedulingError(f"setting linux.personality failed: {e.strerror.lower()}") from None
