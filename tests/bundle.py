@@ -20,9 +20,11 @@ def make_rootfs(rootfs):
     marker = os.path.join(rootfs, ".pyrunc-rootfs")
     if os.path.exists(marker):
         return rootfs
+    os.chmod(rootfs, 0o755)  # it becomes "/": every user must be able to walk it
     for d in ("bin", "sbin", "etc", "tmp", "root", "proc", "sys", "dev", "home/user", "usr/bin"):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
     os.chmod(os.path.join(rootfs, "tmp"), 0o1777)
+    os.chown(os.path.join(rootfs, "home/user"), 1000, 1000)
     shutil.copy2(BUSYBOX, os.path.join(rootfs, "bin/busybox"))
     applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
     for applet in applets:

@@ -30,6 +30,9 @@ RUNC = "/usr/sbin/runc"
 @pytest.fixture(scope="session")
 def rootfs(tmp_path_factory):
     """One busybox rootfs shared by all tests; configs mount it read-only by default."""
+    base = tmp_path_factory.getbasetemp()
+    for d in (base, base.parent):  # pytest makes them 0700: a remapped root could not reach us
+        os.chmod(d, 0o711)
     return make_rootfs(str(tmp_path_factory.mktemp("rootfs")))
 
 
@@ -97,8 +100,9 @@ class Runner:
         return p
 
     def ids(self):
+        """Entries under --root that are containers (not the runtime's own @cache)."""
         try:
-            return sorted(os.listdir(self.root))
+            return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
         except FileNotFoundError:
             return []
 

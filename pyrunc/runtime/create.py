@@ -12,6 +12,9 @@ from ..state import procfs
 from ..state.store import EXEC_FIFO
 from .status import describe
 
+# Under --root but never a container: "@" cannot appear in a container id.
+CACHE_DIR = "@cache"
+
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, warn=None):
@@ -28,8 +31,13 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         fifo = store.path(container_id, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo applies the umask; a remapped root writes it as "other"
-        plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap, seccomp)
-        init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn))
+        state_dir = os.open(store.path(container_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap,
+                             seccomp, state_dir)
+            init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn))
+        finally:
+            os.close(state_dir)
         record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
@@ -67,7 +75,7 @@ def _security(store, config, warn):
     linux_seccomp = (config.get("linux") or {}).get("seccomp")
     if linux_seccomp is not None:
         from ..security.seccomp import program_for
-        seccomp = program_for(linux_seccomp, os.path.join(store.root, ".cache", "seccomp"))
+        seccomp = program_for(linux_seccomp, os.path.join(store.root, CACHE_DIR, "seccomp"))
     return capabilities, last_cap, seccomp
 
 

@@ -24,7 +24,8 @@ class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
     def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot, capabilities=None,
-                 last_cap=0, seccomp=None):
+                 last_cap=0, seccomp=None, state_dir_fd=None):
+        self.state_dir_fd = state_dir_fd  # O_PATH fd of <root>/<id>, opened by the host
         self.config = config
         self.rootfs = rootfs
         self.fifo_path = fifo_path
@@ -44,12 +45,14 @@ def stage1(plan, sock):
         namespaces = linux.get("namespaces") or []
         cgroup_paths = rfs.host_cgroup_paths()
         # The user namespace first: every namespace made or joined after it belongs to it.
-        _join([ns for ns in namespaces if ns["type"] == "user"])
-        if any(ns["type"] == "user" and not ns.get("path") for ns in namespaces):
+        user = [ns for ns in namespaces if ns["type"] == "user"]
+        _join(user)
+        if user and not user[0].get("path"):
             sc.unshare(sc.CLONE_NEWUSER)
             sock.send("userns")  # the host writes our uid_map/gid_map ...
             sock.expect("proceed")  # ... and lets us go on
-            _become_root(linux)
+        if user:
+            _become_root()
         _join([ns for ns in namespaces if ns["type"] != "user"])
         flags = 0
         for ns in namespaces:
@@ -69,12 +72,14 @@ def stage1(plan, sock):
     os._exit(code)
 
 
-def _become_root(linux):
-    """Act as uid/gid 0 of the new user namespace, when 0 is mapped."""
-    if any(m["containerID"] == 0 for m in linux.get("gidMappings") or ()):
-        os.setresgid(0, 0, 0)
-    if any(m["containerID"] == 0 for m in linux.get("uidMappings") or ()):
-        os.setresuid(0, 0, 0)
+def _become_root():
+    """Act as uid/gid 0 of the user namespace we created or joined, when 0 is mapped there;
+    otherwise our host ids are unmapped (the overflow id) and mounts would fail."""
+    for setter in (os.setresgid, os.setresuid):
+        try:
+            setter(0, 0, 0)
+        except OSError:
+            pass  # 0 is not mapped: stay as we are
 
 
 def _time_offsets(offsets):
@@ -126,10 +131,10 @@ def _stage2(plan, sock, cgroup_paths):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
 
-    # The fifo is opened for writing after the pivot, relative to the state directory held
-    # open from here: no /proc needed, and it works for an unmapped-root user namespace where
-    # a non-dumpable process cannot read its own /proc/self/fd. Closed before exec.
-    state_dir = os.open(os.path.dirname(plan.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The fifo is opened for writing after the pivot, relative to the state directory that the
+    # host opened for us: no /proc needed, and a remapped root need not be able to walk the
+    # path to --root. Closed before exec.
+    state_dir = plan.state_dir_fd
 
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     if "mount" in namespaces:
