@@ -49,6 +49,9 @@ class Store:
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
             os.mkdir(self.path(container_id), 0o711)
+            # not what the caller's umask left: the init, as a non-root or remapped user,
+            # must still be able to open exec.fifo in here
+            os.chmod(self.path(container_id), 0o711)
         except FileExistsError:
             # runc's wording: engines look for "already exists"
             raise ContainerExists("container with given ID already exists") from None

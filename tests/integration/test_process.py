@@ -52,6 +52,7 @@ def status_fields(text, *names):
 def non_root_ready(bundle, tmp_path):
     """Use a rootfs whose "/" is 0755: the shared one is a pytest mktemp dir (0700), which
     only root can traverse."""
+    os.makedirs(tmp_path / "rootfs")
     bundle.config["root"]["path"] = make_rootfs(str(tmp_path / "rootfs"))
     assert os.stat(bundle.config["root"]["path"]).st_mode & 0o777 == 0o755
 
@@ -99,10 +100,7 @@ NON_ROOT_OUT = ("uid=1000(user) gid=1000(user) groups=5(tty),65534(nogroup)\n/ho
 
 # The caller's umask must not matter: the init opens the exec fifo after the switch to the
 # user, so the fifo must be 0622 whatever umask `pyrunc create` runs with.
-@pytest.mark.parametrize("caller_umask", [0o022, pytest.param(0o077, marks=pytest.mark.xfail(
-    reason="state/store.py mkdirs the state dir 0o711 under the caller's umask (0700 with 077) and "
-           "shim/init.py opens exec.fifo by name relative to it: a non-root init gets EACCES; runc works",
-    strict=True))])
+@pytest.mark.parametrize("caller_umask", [0o022, 0o077])
 def test_non_root_user(pyrunc, make_bundle, cid, tmp_path, caller_umask):
     b = make_bundle()
     non_root_ready(b, tmp_path)

@@ -54,6 +54,7 @@ def mountinfo(text):
 
 def private_rootfs(path, marker=None):
     """A busybox rootfs of the test's own: tests that change files in it do not touch the shared one."""
+    os.makedirs(path, exist_ok=True)
     rootfs = make_rootfs(str(path))
     if marker is not None:
         with open(os.path.join(rootfs, "marker"), "w") as f:
