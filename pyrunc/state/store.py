@@ -49,9 +49,6 @@ class Store:
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
             os.mkdir(self.path(container_id), 0o711)
-            # not what the caller's umask left: the init, as a non-root or remapped user,
-            # must still be able to open exec.fifo in here
-            os.chmod(self.path(container_id), 0o711)
         except FileExistsError:
             # runc's wording: engines look for "already exists"
             raise ContainerExists("container with given ID already exists") from None
@@ -63,6 +60,9 @@ class Store:
         if not same:  # removed (and maybe re-made) between our mkdir and our flock
             lock.release()
             raise ContainerNotFound("container was deleted while it was being created")
+        # not what the caller's umask left: the init, as a non-root or remapped user, must
+        # still be able to open exec.fifo in here (through the fd: the path may be gone)
+        os.fchmod(lock.fd, 0o711)
         return lock
 
     def exists(self, container_id):

@@ -1,0 +1,15 @@
+"""The one error type of the cgroups package."""
+
+from ..errors import PyruncError
+
+
+class CgroupError(PyruncError):
+    """A cgroup operation failed; the message names the spec field and the file.
+
+    `errno` is the OS error behind it, when there is one, so that callers (and the
+    memory setter, which must tell EBUSY from EINVAL) can react without parsing text.
+    """
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
