@@ -10,7 +10,7 @@ import errno
 import os
 import time
 
-from . import fsio, freezer, v1, v2
+from . import fsio, v1, v2
 from .errors import CgroupError
 from .paths import UNIFIED
 from .values import PREFIX, SetContext, section
@@ -32,7 +32,7 @@ _GROUPS = (
 _OBJECT_SECTIONS = frozenset(("cpu", "memory", "pids", "blockIO", "network"))
 
 # where pids() looks: any hierarchy holds every process; prefer the ones always present
-_PIDS_ORDER = (UNIFIED, "pids", "devices", "freezer", "memory", "cpu", "cpuacct", "name=systemd")
+_PIDS_ORDER = ("pids", "devices", "freezer", "memory", "cpu", "cpuacct", "name=systemd", UNIFIED)
 
 
 class Manager:
@@ -64,20 +64,18 @@ class Manager:
         return out
 
     def _v2_controllers(self):
-        """Controllers the cgroup2 directory offers (its cgroup.controllers, else the mount's)."""
-        if self._controllers is None:
-            d = self._dirs.get(UNIFIED)
-            text = fsio.read_optional(d, "cgroup.controllers") if d else None
-            if text is None:
-                mount = self._mounts.get(UNIFIED)
-                text = fsio.read_optional(mount, "cgroup.controllers") if mount else None
-                if text is None:
-                    return ()
-            else:
-                self._controllers = tuple(text.split())
-                return self._controllers
-            return tuple(text.split())
-        return self._controllers
+        """Controllers the cgroup2 directory offers: its cgroup.controllers once it exists
+        (then cached), the mount's before."""
+        if self._controllers is not None:
+            return self._controllers
+        d = self._dirs.get(UNIFIED)
+        text = fsio.read_optional(d, "cgroup.controllers") if d else None
+        if text is not None:
+            self._controllers = tuple(text.split())
+            return self._controllers
+        mount = self._mounts.get(UNIFIED)
+        text = fsio.read_optional(mount, "cgroup.controllers") if mount else None
+        return tuple((text or "").split())
 
     def _route(self, v1_key, v2_name):
         """("v1"|"v2", directory or None) for one controller."""
@@ -128,13 +126,11 @@ class Manager:
     def _create_v2(self, d, made):
         mount = self._mountpoint(UNIFIED, d, "cgroup.controllers")
         _mkdirs(d, made)
+        # each level from the mount down to d's parent passes its controllers on
         level = mount
-        for part in os.path.relpath(d, mount).split("/")[:-1]:
+        for part in os.path.relpath(d, mount).split("/"):
             _enable_controllers(level)
             level = os.path.join(level, part)
-        if level != d:  # d is a direct child of the mount
-            pass
-        _enable_controllers(level) if level != d else None
 
     def apply(self, pid):
         """Write pid to cgroup.procs in every hierarchy (name=systemd is best effort, as runc)."""
@@ -189,6 +185,7 @@ class Manager:
         return None, None
 
     def freeze(self):
+        from . import freezer  # off the create path, as stats
         version, d = self._freezer()
         if d is None:
             raise CgroupError("pause: cannot toggle freezer: cgroups not configured for container "
@@ -196,12 +193,14 @@ class Manager:
         (freezer.freeze_v1 if version == "v1" else freezer.freeze_v2)(d)
 
     def thaw(self):
+        from . import freezer
         version, d = self._freezer()
         if d is not None:
             (freezer.thaw_v1 if version == "v1" else freezer.thaw_v2)(d)
 
     def state(self):
         """"paused" when the container's freezer holds it frozen, else "running"."""
+        from . import freezer
         version, d = self._freezer()
         if d is None:
             return freezer.RUNNING

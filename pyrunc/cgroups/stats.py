@@ -139,7 +139,7 @@ def memory_v1(stats, d):
     mem["swap"] = _memory_data_v1(d, "memory.memsw")
     mem["kernel"] = _memory_data_v1(d, "memory.kmem")
     mem["kernelTCP"] = _memory_data_v1(d, "memory.kmem.tcp")
-    _put(mem, "raw", raw)
+    _put(mem, "raw", dict(sorted(raw.items())))  # Go writes map keys sorted
 
 
 def pids_common(stats, d):
@@ -273,7 +273,7 @@ def memory_v2(stats, d):
     mem["swap"] = _memory_entry(usage=swap_usage + usage, limit=swap_limit)
     mem["kernel"] = _memory_entry()
     mem["kernelTCP"] = _memory_entry()
-    _put(mem, "raw", raw)
+    _put(mem, "raw", dict(sorted(raw.items())))  # Go writes map keys sorted
 
 
 def io_v2(stats, d):

@@ -83,6 +83,11 @@ def _mount_one(rootfs, m, cgroup_paths, late_ro, mount_label=None):
     dest = m["destination"]
     if _is_bind(m):
         return _bind(rootfs, m, opts)
+    existing = resolve_in_root(rootfs, dest)
+    try:
+        previous_mode = stat.S_IMODE(os.stat(existing).st_mode)
+    except OSError:
+        previous_mode = None
     target = mkdir_all_in_root(rootfs, dest)
     if kind == "cgroup":
         _mount_cgroup(target, opts, cgroup_paths)
@@ -92,6 +97,8 @@ def _mount_one(rootfs, m, cgroup_paths, late_ro, mount_label=None):
             _tmpfs_copyup(target, flags, opts.data)
         else:
             mount(m.get("source") or "tmpfs", target, "tmpfs", flags, opts.data or None)
+        if previous_mode is not None:
+            os.chmod(target, previous_mode)  # runc keeps the covered directory's mode
         if opts.flags & mf.MS_RDONLY:
             late_ro.append((target, opts.flags))
     else:
