@@ -20,6 +20,7 @@ def make_rootfs(rootfs):
     marker = os.path.join(rootfs, ".pyrunc-rootfs")
     if os.path.exists(marker):
         return rootfs
+    os.makedirs(rootfs, exist_ok=True)
     os.chmod(rootfs, 0o755)  # it becomes "/": every user must be able to walk it
     for d in ("bin", "sbin", "etc", "tmp", "root", "proc", "sys", "dev", "home/user", "usr/bin"):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)

@@ -79,6 +79,21 @@ def _table(rows):
     return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
 
 
+def _spec(rt, o, a, ctx):
+    import os
+    from ..errors import PyruncError
+    from ..spec.default import default_config
+    path = os.path.join(o["bundle"] or ".", "config.json")
+    if os.path.exists(path):
+        raise PyruncError("File config.json exists. Remove it first")
+    config = default_config()
+    if o["rootless"]:
+        raise PyruncError("--rootless is not supported: pyrunc runs containers as root")
+    with open(path, "w") as f:
+        f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline
+    return 0
+
+
 _BUNDLE = Flag(("bundle", "b"), help="path to the root of the bundle directory, defaults to the current directory")
 _CONSOLE = Flag("console-socket", help="path to an AF_UNIX socket which will receive a file descriptor "
                                         "referencing the master end of the console's pseudoterminal")
@@ -110,4 +125,8 @@ COMMANDS = {c.name: c for c in (
     Command("list", "lists containers started by pyrunc with the given root", "",
             [Flag(("format", "f"), default="table", help="select one of: table or json"),
              Flag(("quiet", "q"), "bool", help="display only container IDs")], 0, 0, _list),
+    Command("spec", "create a new specification file", "",
+            [Flag(("bundle", "b"), help="path to the root of the bundle directory"),
+             Flag("rootless", "bool", help="generate a configuration for a rootless container")],
+            0, 0, _spec, 'writes a starter "config.json" (args: sh, rootfs: ./rootfs) to edit.'),
 )}

@@ -12,7 +12,7 @@ DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 def default_config(rootfs="rootfs", args=("sh",), terminal=True):
     return {
-        "ociVersion": SPEC_VERSION,
+        "ociVersion": "1.0.2",  # the oldest 1.x: every runtime accepts it (crun 1.8 refuses 1.2)
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},
