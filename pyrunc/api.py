@@ -17,10 +17,12 @@ DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT, warn=None):
-        """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks)."""
+    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False):
+        """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
+        systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup)."""
         self.store = Store(root)
         self.warn = warn
+        self.systemd_cgroup = systemd_cgroup
 
     @property
     def root(self):
@@ -31,7 +33,8 @@ class Runtime:
         """Build the container and leave its init waiting for start(); returns its ContainerState."""
         return _create.create(self.store, container_id, bundle, pid_file=pid_file,
                               console_socket=console_socket, no_pivot=no_pivot,
-                              preserve_fds=preserve_fds, warn=self.warn)
+                              preserve_fds=preserve_fds, warn=self.warn,
+                              systemd_cgroup=self.systemd_cgroup)
 
     def start(self, container_id):
         check_id(container_id)
@@ -60,6 +63,34 @@ class Runtime:
             _lc.remove_leftover(self.store, container_id)
             if not force:
                 raise
+
+    def update(self, container_id, resources):
+        """Change linux.resources of a live container; zeros and absent fields change nothing."""
+        from .runtime import cgroup_ops
+        check_id(container_id)
+        cgroup_ops.update(self.store, container_id, resources)
+
+    def pause(self, container_id):
+        from .runtime import cgroup_ops
+        check_id(container_id)
+        cgroup_ops.pause(self.store, container_id)
+
+    def resume(self, container_id):
+        from .runtime import cgroup_ops
+        check_id(container_id)
+        cgroup_ops.resume(self.store, container_id)
+
+    def ps(self, container_id):
+        """Host pids of every process in the container."""
+        from .runtime import cgroup_ops
+        check_id(container_id)
+        return cgroup_ops.pids(self.store, container_id)
+
+    def events(self, container_id, *, stats_only=False, interval=5.0, emit=print):
+        """Call emit(event_dict) for stats (once with stats_only) and OOM events."""
+        from .runtime import cgroup_ops
+        check_id(container_id)
+        cgroup_ops.events(self.store, container_id, stats_only=stats_only, interval=interval, emit=emit)
 
     def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
             no_pivot=False, preserve_fds=0):

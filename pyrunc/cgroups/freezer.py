@@ -51,7 +51,8 @@ def state_v1(d, timeout=5.0):
             return RUNNING
         if state == "FROZEN":
             # FROZEN because an ancestor is frozen is not "paused" (runc checks the same)
-            return RUNNING if (fsio.read_optional(d, "freezer.self_freezing") or "1").strip() == "0" else PAUSED
+            self_freezing = (fsio.read_optional(d, "freezer.self_freezing") or "1").strip()
+            return RUNNING if self_freezing == "0" else PAUSED
         if state != "FREEZING" or time.monotonic() > deadline:
             raise CgroupError(f"unknown freezer.state {state!r} in {d}")
         time.sleep(0.001)

@@ -70,8 +70,13 @@ def parse_uint(text):
     return value if value >= 0 else 0  # a negative value here means "unset" (e.g. -1)
 
 
-def read_uint(directory, name):
-    return parse_uint(read(directory, name))
+def read_uint(directory, name, field=None):
+    text = read(directory, name, field)
+    try:
+        return parse_uint(text)
+    except ValueError:
+        prefix = f"{field}: " if field else ""
+        raise CgroupError(f"{prefix}{directory}/{name}: not a number: {text.strip()!r}") from None
 
 
 def key_values(text):

@@ -89,6 +89,11 @@ class Manager:
             return "v2", unified
         return "v1", None
 
+    def _best_effort(self, key):
+        """Hierarchies runc joins without caring whether it worked: named ones (only for
+        process tracking) and a hybrid host's cgroup2 mount."""
+        return key.startswith("name=") or (key == UNIFIED and self.mode == "hybrid")
+
     def _mountpoint(self, key, d, marker):
         """The hierarchy's mountpoint; without a record, the highest ancestor that has `marker`."""
         mount = self._mounts.get(key)
@@ -106,12 +111,16 @@ class Manager:
         made = []
         try:
             for key, d in self._unique_dirs():
-                if key == UNIFIED:
-                    self._create_v2(d, made)
-                else:
-                    _mkdirs(d, made)
-                    if key == "cpuset":
-                        v1.cpuset_fill(d, self._mountpoint(key, d, "cpuset.cpus"))
+                try:
+                    if key == UNIFIED:
+                        self._create_v2(d, made)
+                    else:
+                        _mkdirs(d, made)
+                        if key == "cpuset":
+                            v1.cpuset_fill(d, self._mountpoint(key, d, "cpuset.cpus"))
+                except (OSError, CgroupError):
+                    if not self._best_effort(key):
+                        raise
         except (OSError, CgroupError) as err:
             for d in reversed(made):
                 try:
@@ -124,23 +133,22 @@ class Manager:
                               err.errno) from None
 
     def _create_v2(self, d, made):
-        mount = self._mountpoint(UNIFIED, d, "cgroup.controllers")
-        _mkdirs(d, made)
-        # each level from the mount down to d's parent passes its controllers on
-        level = mount
-        for part in os.path.relpath(d, mount).split("/"):
+        # as runc: going down from the mount, each level passes its controllers on before
+        # the next one is made
+        level = self._mountpoint(UNIFIED, d, "cgroup.controllers")
+        for part in os.path.relpath(d, level).split("/"):
             _enable_controllers(level)
             level = os.path.join(level, part)
+            _mkdirs(level, made)
 
     def apply(self, pid):
-        """Write pid to cgroup.procs in every hierarchy (name=systemd is best effort, as runc)."""
+        """Write pid to cgroup.procs in every hierarchy (see _best_effort for the exceptions)."""
         for key, d in self._unique_dirs():
             try:
                 _write_pid(d, pid)
             except CgroupError:
-                if key.startswith("name="):
-                    continue
-                raise
+                if not self._best_effort(key):
+                    raise
 
     def set(self, resources, *, update=False, linux_devices=None):
         """linux.resources -> files. update=True: 0/absent leaves a value alone and device

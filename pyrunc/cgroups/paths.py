@@ -45,8 +45,13 @@ def _join(*parts):
     return posixpath.normpath("/" + "/".join(p.strip("/") for p in parts if p.strip("/")))
 
 
+# Without linux.cgroupsPath runc uses "<id>" below its own cgroup; pyrunc prefixes the id so
+# that runc and pyrunc containers with the same id never share (and destroy) one cgroup.
+DEFAULT_PREFIX = "pyrunc-"
+
+
 def inner_path(cgroups_path, container_id):
-    inner = clean_path(cgroups_path) or clean_path(container_id)
+    inner = clean_path(cgroups_path) or clean_path(DEFAULT_PREFIX + container_id)
     if inner in ("/", "."):
         what = "the root cgroup" if inner == "/" else "the caller's own cgroup"
         raise CgroupError(f"linux.cgroupsPath: {cgroups_path!r} names {what}; a container needs a "

@@ -78,7 +78,8 @@ def cpu_v1(stats, cpu_dir, cpuacct_dir):
         return
     usage = stats["cpu"]["usage"]
     _put(usage, "total", _uint(cpuacct_dir, "cpuacct.usage"))
-    _put(usage, "percpu", [int(v) for v in (fsio.read_optional(cpuacct_dir, "cpuacct.usage_percpu") or "").split()])
+    percpu = fsio.read_optional(cpuacct_dir, "cpuacct.usage_percpu") or ""
+    _put(usage, "percpu", [int(v) for v in percpu.split()])
     kernel, user = [], []
     # cpuacct.usage_all: header "cpu user system", then one line per cpu
     for line in (fsio.read_optional(cpuacct_dir, "cpuacct.usage_all") or "").splitlines()[1:]:

@@ -66,7 +66,7 @@ def _memory_and_swap(d, limit, swap):
     if limit == -1 and swap == 0 and has_memsw:
         swap = -1  # unlimited memory must not stay capped by an old memory+swap limit
     if limit and swap:
-        current = fsio.read_uint(d, "memory.limit_in_bytes")
+        current = fsio.read_uint(d, "memory.limit_in_bytes", MEMORY + "limit")
         if swap == -1 or current < swap:
             _set_swap(d, swap)
             _set_memory(d, limit, has_memsw)
@@ -82,11 +82,12 @@ def _set_memory(d, limit, has_memsw):
         fsio.write(d, "memory.limit_in_bytes", str(limit), MEMORY + "limit")
     except CgroupError as err:
         if err.errno == errno.EBUSY:
-            usage = fsio.read_uint(d, "memory.usage_in_bytes")
-            peak = fsio.read_uint(d, "memory.max_usage_in_bytes")
+            usage = fsio.read_uint(d, "memory.usage_in_bytes", MEMORY + "limit")
+            peak = fsio.read_uint(d, "memory.max_usage_in_bytes", MEMORY + "limit")
             raise CgroupError(f"{MEMORY}limit: unable to set memory limit to {limit} (current "
                               f"usage: {usage}, peak usage: {peak})", err.errno) from None
-        if err.errno == errno.EINVAL and has_memsw:
+        if err.errno == errno.EINVAL and has_memsw and \
+                0 < fsio.read_uint(d, "memory.memsw.limit_in_bytes", MEMORY + "limit") < limit:
             raise CgroupError(f"{err} (memory.limit must not exceed the current memory+swap limit "
                               f"in memory.memsw.limit_in_bytes: set linux.resources.memory.swap "
                               f"too)", err.errno) from None
@@ -107,7 +108,7 @@ def cpu(d, cpu_, ctx):
     if shares:
         fsio.write(d, "cpu.shares", str(shares), CPU + "shares")
         # the kernel clamps out-of-range shares silently; runc reports the clamp
-        got = fsio.read_uint(d, "cpu.shares")
+        got = fsio.read_uint(d, "cpu.shares", CPU + "shares")
         if shares > got:
             raise CgroupError(f"{CPU}shares: the maximum allowed cpu-shares is {got}")
         if shares < got:
@@ -175,8 +176,9 @@ def cpuset_fill(d, mountpoint):
     for level in reversed(levels):
         parent = os.path.dirname(level)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if not fsio.read(level, name, "cpuset").strip():
-                fsio.write(level, name, fsio.read(parent, name, "cpuset").strip(), "cpuset")
+            field = "linux.cgroupsPath (copying the parent's cpuset)"
+            if not fsio.read(level, name, field).strip():
+                fsio.write(level, name, fsio.read(parent, name, field).strip(), field)
 
 
 # --- pids -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def memory(d, mem, ctx):
     if ctx.update and swap > 0 and not limit:
         # `update --memory-swap` alone: v2 stores swap without memory, so take the memory
         # limit in force (runc errors here; its merged config usually has it)
-        current = fsio.read_uint(d, "memory.max")
+        current = fsio.read_uint(d, "memory.max", MEMORY + "swap")
         base = current if current != fsio.MAX_UINT64 else -1
     value = convert.memory_swap_to_v2(swap, base)
     text = convert.v2_number(value)

@@ -8,14 +8,12 @@ from .parser import Command, Flag
 
 
 def _create(rt, o, a, ctx):
-    ctx.check_systemd()
     rt.create(a[0], o["bundle"] or ".", pid_file=o["pid_file"], console_socket=o["console_socket"],
               no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"])
     return 0
 
 
 def _run(rt, o, a, ctx):
-    ctx.check_systemd()
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
                   preserve_fds=o["preserve_fds"])
@@ -79,7 +77,7 @@ def _table(rows):
     return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
 
 
-def _spec(rt, o, a, ctx):
+def _spec(rt, o, a, ctx):  # noqa: ARG001
     import os
     from ..errors import PyruncError
     from ..spec.default import default_config
@@ -92,6 +90,114 @@ def _spec(rt, o, a, ctx):
     with open(path, "w") as f:
         f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline
     return 0
+
+
+def _update(rt, o, a, ctx):
+    if o["resources"]:
+        from ..spec.load import read_resources
+        resources = read_resources(o["resources"])
+    else:
+        resources = _resources_from_flags(o)
+    rt.update(a[0], resources)
+    return 0
+
+
+# flag -> (section, field, parser); runc's single-value flags for `update`
+_UPDATE_FLAGS = {
+    "blkio_weight": ("blockIO", "weight", int), "cpu_period": ("cpu", "period", int),
+    "cpu_quota": ("cpu", "quota", int), "cpu_share": ("cpu", "shares", int),
+    "cpu_rt_period": ("cpu", "realtimePeriod", int), "cpu_rt_runtime": ("cpu", "realtimeRuntime", int),
+    "cpuset_cpus": ("cpu", "cpus", str), "cpuset_mems": ("cpu", "mems", str),
+    "memory": ("memory", "limit", "bytes"), "memory_reservation": ("memory", "reservation", "bytes"),
+    "memory_swap": ("memory", "swap", "bytes"), "kernel_memory": ("memory", "kernel", "bytes"),
+    "kernel_memory_tcp": ("memory", "kernelTCP", "bytes"), "pids_limit": ("pids", "limit", int),
+}
+
+
+def _resources_from_flags(o):
+    resources = {}
+    for dest, (section, field, kind) in _UPDATE_FLAGS.items():
+        raw = o.get(dest)
+        if raw in (None, ""):
+            continue
+        try:
+            value = parse_bytes(raw) if kind == "bytes" else kind(raw)
+        except ValueError:
+            raise UsageError(f'invalid value "{raw}" for flag -{dest.replace("_", "-")}') from None
+        resources.setdefault(section, {})[field] = value
+    return resources
+
+
+def parse_bytes(text):
+    """docker's RAMInBytes: 1024-based suffixes k, m, g, t (b optional); -1 for unlimited."""
+    t = text.strip().lower()
+    if t == "-1":
+        return -1
+    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+             "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+    i = len(t)
+    while i and not (t[i - 1].isdigit() or t[i - 1] == "."):
+        i -= 1
+    number, suffix = t[:i], t[i:].strip()
+    if not number or suffix not in units:
+        raise ValueError(text)
+    return int(float(number) * units[suffix])
+
+
+def _pause(rt, o, a, ctx):
+    rt.pause(a[0])
+    return 0
+
+
+def _resume(rt, o, a, ctx):
+    rt.resume(a[0])
+    return 0
+
+
+def _ps(rt, o, a, ctx):
+    if o["format"] not in ("table", "json"):
+        raise UsageError("invalid format option")
+    pids = rt.ps(a[0])
+    if o["format"] == "json":
+        sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
+        return 0
+    import subprocess
+    ps_args = a[1:] or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header, rows = lines[0], lines[1:]
+    column = header.split().index("PID")
+    wanted = set(pids)
+    sys.stdout.write(header + "\n")
+    for row in rows:
+        fields = row.split(None, column + 1)
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            sys.stdout.write(row + "\n")
+    return 0
+
+
+def _events(rt, o, a, ctx):
+    from ..runtime.cgroup_ops import dumps
+    interval = _duration(o["interval"])
+
+    def emit(event):
+        sys.stdout.write(dumps(event) + "\n")
+        sys.stdout.flush()
+
+    rt.events(a[0], stats_only=o["stats"], interval=interval, emit=emit)
+    return 0
+
+
+def _duration(text):
+    """Go durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            value = float(text[:-len(suffix)]) * scale
+            if value > 0:
+                return value
+    raise UsageError(f"invalid interval {text!r}: duration must be greater than 0, e.g. 5s")
 
 
 _BUNDLE = Flag(("bundle", "b"), help="path to the root of the bundle directory, defaults to the current directory")
@@ -125,6 +231,34 @@ COMMANDS = {c.name: c for c in (
     Command("list", "lists containers started by pyrunc with the given root", "",
             [Flag(("format", "f"), default="table", help="select one of: table or json"),
              Flag(("quiet", "q"), "bool", help="display only container IDs")], 0, 0, _list),
+    Command("update", "update container resource constraints", _ID,
+            [Flag(("resources", "r"), help="path to the file containing the resources to update or "
+                                           "'-' to read from the standard input"),
+             Flag("blkio-weight", help="Specifies per cgroup weight, range is from 10 to 1000"),
+             Flag("cpu-period", help="CPU CFS period to be used for hardcapping (in usecs)"),
+             Flag("cpu-quota", help="CPU CFS hardcap limit (in usecs)"),
+             Flag("cpu-share", help="CPU shares (relative weight vs. other containers)"),
+             Flag("cpu-rt-period", help="CPU realtime period (in usecs)"),
+             Flag("cpu-rt-runtime", help="CPU realtime hardcap limit (in usecs)"),
+             Flag("cpuset-cpus", help="CPU(s) to use"), Flag("cpuset-mems", help="Memory node(s) to use"),
+             Flag("memory", help="Memory limit (in bytes; k, m, g suffixes)"),
+             Flag("memory-reservation", help="Memory reservation or soft_limit (in bytes)"),
+             Flag("memory-swap", help="Total memory usage (memory + swap); '-1' for unlimited swap"),
+             Flag("kernel-memory", help="Kernel memory limit (in bytes)"),
+             Flag("kernel-memory-tcp", help="Kernel memory limit for tcp buffer (in bytes)"),
+             Flag("pids-limit", help="Maximum number of pids allowed in the container"),
+             Flag("l3-cache-schema", help="Intel RDT/CAT L3 cache schema (not supported)"),
+             Flag("mem-bw-schema", help="Intel RDT/MBA memory bandwidth schema (not supported)")],
+            1, 1, _update, "with --resources, the JSON is a linux.resources object; zeros and "
+                           "missing fields leave a limit unchanged."),
+    Command("pause", "pause suspends all processes inside the container", _ID, [], 1, 1, _pause),
+    Command("resume", "resumes all processes that have been previously paused", _ID, [], 1, 1, _resume),
+    Command("ps", "ps displays the processes running inside a container", f"{_ID} [ps options]",
+            [Flag(("format", "f"), default="table", help="select one of: table or json")], 1, None, _ps),
+    Command("events", "display container events such as OOM notifications, cpu, memory, and IO usage "
+                      "statistics", _ID,
+            [Flag("interval", default="5s", help="set the stats collection interval"),
+             Flag("stats", "bool", help="display the container's stats then exit")], 1, 1, _events),
     Command("spec", "create a new specification file", "",
             [Flag(("bundle", "b"), help="path to the root of the bundle directory"),
              Flag("rootless", "bool", help="generate a configuration for a rootless container")],

@@ -29,11 +29,6 @@ class Context:
     def __init__(self, opts):
         self.opts = opts
 
-    def check_systemd(self):
-        if self.opts["systemd_cgroup"] and not os.path.isdir("/run/systemd/system"):
-            raise PyruncError("systemd cgroup driver requested (--systemd-cgroup) but systemd is not "
-                              "running on this host (no /run/systemd/system)")
-
 
 def version_text():
     return (f"{PROG} version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
@@ -125,7 +120,8 @@ def main(argv=None):
 
     from ..api import Runtime
     try:
-        return cmd.handler(Runtime(gopts["root"], warn=logger.warning), opts, positionals, Context(gopts)) or 0
+        return cmd.handler(Runtime(gopts["root"], warn=logger.warning,
+                                   systemd_cgroup=gopts["systemd_cgroup"]), opts, positionals, Context(gopts)) or 0
     except PyruncError as e:
         message = str(e)
         if verb in ("create", "run"):

@@ -9,7 +9,7 @@ from ..shim import init as shim
 from ..shim import sync
 from ..spec.load import load_bundle
 from ..state import procfs
-from ..state.store import EXEC_FIFO
+from ..state.store import EXEC_FIFO, check_id
 from .status import describe
 
 # Under --root but never a container: "@" cannot appear in a container id.
@@ -17,17 +17,28 @@ CACHE_DIR = "@cache"
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None):
+           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False):
+    check_id(container_id)  # before anything derives a path (a cgroup) from it
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     capabilities, last_cap, seccomp = _security(store, config, warn)
+    linux = config.get("linux") or {}
+    from ..cgroups import manager_for
+    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup)
     if (config["process"].get("terminal")) and not console_socket:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if console_socket:
         raise InvalidStateError("--console-socket is not supported yet")
     held = store.claim(container_id)  # locked until the record is complete (or removed)
     init_pid = None
+    cgroup_made = False
     try:
+        # limits are in place before anything joins (cpusets, rt budgets need that)
+        cgroup_made = True
+        cgroup.create()
+        cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
+        for w in cgroup.warnings:
+            (warn or _ignore)(w)
         fifo = store.path(container_id, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo applies the umask; a remapped root writes it as "other"
@@ -35,14 +46,14 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         try:
             plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap,
                              seccomp, state_dir)
-            init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn))
+            init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn, cgroup))
         finally:
             os.close(state_dir)
         record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
             "owner": "", "annotations": config.get("annotations") or {},
-            "config": config,
+            "config": config, "cgroup": cgroup.to_state(),
         }
         store.save(container_id, record)
         if pid_file:
@@ -50,6 +61,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     except BaseException:
         if init_pid:
             _kill_quietly(init_pid)
+        if cgroup_made:
+            _destroy_cgroup(cgroup)
         store.remove(container_id)
         raise
     finally:
@@ -115,7 +128,8 @@ def _ignore(_message):
 class _Handshake:
     """The host's answers to what the shim asks for during create."""
 
-    def __init__(self, config, container_id, bundle, warn):
+    def __init__(self, config, container_id, bundle, warn, cgroup):
+        self.cgroup = cgroup
         self.warn = warn or _ignore
         self.config = config
         self.container_id = container_id
@@ -148,7 +162,9 @@ def _spawn(plan, bundle, handshake):
         os.close(previous_cwd)
     init_pid = None
     try:
-        # cgroups would be joined here, before the shim unshares anything
+        # stage1 joins its cgroups before it unshares anything (the cgroup namespace's root
+        # is then the container's cgroup) and before any of the user's code runs
+        handshake.cgroup.apply(child)
         host_end.send("proceed")
         try:
             ready = False
@@ -190,6 +206,20 @@ def _spawn(plan, bundle, handshake):
     finally:
         os.waitpid(child, 0)
         host_end.close()
+
+
+def _destroy_cgroup(cgroup):
+    """After a failed create: the init is being killed; its cgroup goes once it is empty."""
+    from ..cgroups import CgroupError
+    try:
+        for pid in cgroup.pids():
+            _kill_quietly(pid)
+        deadline = time.monotonic() + 5
+        while cgroup.pids() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        cgroup.destroy()
+    except CgroupError:
+        pass
 
 
 def _kill_quietly(pid):

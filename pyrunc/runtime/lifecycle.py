@@ -9,6 +9,8 @@ import time
 from ..errors import InvalidStateError, PyruncError
 from ..state import procfs
 from ..state.store import EXEC_FIFO
+from ..cgroups.errors import CgroupError
+from .cgroup_ops import manager as cgroup_manager
 from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
 
@@ -97,7 +99,7 @@ def _signal_init(record, signum):
 
 
 def _signal_all(record, signum):
-    """Every process in the init's pid namespace (the init's cgroup once cgroups are managed)."""
+    """Every process of the container: its cgroup, or without one its pid namespace."""
     _signal_init(record, signum)
     for pid in container_pids(record):
         if pid != record["pid"]:
@@ -108,7 +110,10 @@ def _signal_all(record, signum):
 
 
 def container_pids(record):
-    """Host pids sharing the init's pid namespace (only meaningful with a new pid namespace)."""
+    """Host pids of the container: everything in its cgroup; without one (an old record),
+    the processes sharing the init's pid namespace."""
+    if record.get("cgroup"):
+        return cgroup_manager(record).pids()
     try:
         target = os.readlink(f"/proc/{record['pid']}/ns/pid")
     except OSError:
@@ -134,26 +139,41 @@ def delete(store, container_id, force=False):
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidStateError(
                 f"cannot delete container {container_id} that is not stopped: {status}")
-        if status != STOPPED or force:
-            _kill_and_wait(record)
+        # Even a stopped container may leave processes in its cgroup (no pid namespace of its
+        # own): they are the container's, and the cgroup cannot go while they live.
+        _kill_and_wait(record)
         _destroy(store, record)
 
 
 def _kill_and_wait(record, timeout=10.0):
-    pids = container_pids(record) if procfs.is_alive(record["pid"], record["start_time"]) else []
+    """SIGKILL the container's processes and wait until the init is gone and the cgroup empty.
+
+    Without a cgroup, a container sharing the host's pid namespace only loses its init."""
+    cgroup = cgroup_manager(record)
+    init_alive = procfs.is_alive(record["pid"], record["start_time"])
+    pids = container_pids(record) if (init_alive or cgroup) else []
+    if init_alive and record["pid"] not in pids:
+        pids.append(record["pid"])
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if cgroup is not None:
+        try:
+            cgroup.thaw()  # frozen tasks only die once thawed
+        except CgroupError:
+            pass  # the cgroup is already gone: nothing left to thaw
     deadline = time.monotonic() + timeout
-    while procfs.is_alive(record["pid"], record["start_time"]):
+    while procfs.is_alive(record["pid"], record["start_time"]) or (cgroup and cgroup.pids()):
         if time.monotonic() > deadline:
-            raise PyruncError(f"container init (pid {record['pid']}) did not die after SIGKILL")
+            raise PyruncError(f"container {record['id']}: processes did not die after SIGKILL")
         time.sleep(0.002)
 
 
 def _destroy(store, record):
+    if record.get("cgroup"):
+        cgroup_manager(record).destroy()
     store.remove(record["id"])
 
 

@@ -13,9 +13,28 @@ def status_of(store, record):
     pid = record.get("pid") or 0
     if not pid or not procfs.is_alive(pid, record["start_time"]):
         return STOPPED
+    if _frozen(record.get("cgroup")):
+        return PAUSED
     if os.path.exists(store.path(record["id"], EXEC_FIFO)):
         return CREATED
     return RUNNING
+
+
+def _frozen(cgroup):
+    """One file read instead of importing pyrunc.cgroups: status is on every verb's path."""
+    if not cgroup:
+        return False
+    paths = cgroup.get("paths") or {}
+    try:
+        if "freezer" in paths:
+            with open(os.path.join(paths["freezer"], "freezer.state")) as f:
+                return f.read().strip() != "THAWED"
+        if cgroup.get("mode") == "unified" and "" in paths:
+            with open(os.path.join(paths[""], "cgroup.events")) as f:
+                return "frozen 1" in f.read()
+    except OSError:
+        pass
+    return False
 
 
 def describe(store, record):

@@ -35,3 +35,22 @@ def load_bundle(bundle):
         raise BundleError(f"rootfs ({rootfs}) does not exist or is not a directory "
                           f"(config.json: root.path is {config['root']['path']!r})")
     return config, rootfs
+
+
+def read_resources(source):
+    """An `update --resources` document: a file path, or "-" for standard input."""
+    import sys
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+        try:
+            doc = json.loads(raw)
+        except ValueError as e:
+            raise ConfigError(f"resources (stdin): invalid JSON: {e}") from None
+        what = "resources (stdin)"
+    else:
+        doc = read_json(source, source)
+        what = source
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what}: the document must be a JSON object")
+    schema.validate(doc, "config#/$defs/linuxResources", what)
+    return doc

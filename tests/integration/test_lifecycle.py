@@ -251,6 +251,10 @@ def test_reused_pid_reads_as_stopped_and_is_never_signalled(pyrunc, make_bundle,
     record["start_time"] += 1
     with open(path, "w") as f:
         json.dump(record, f)
+    # a process that merely reuses the pid is not in the container's cgroup: move it out
+    for key, directory in (record.get("cgroup") or {}).get("paths", {}).items():
+        with open(os.path.join(record["cgroup"]["mounts"][key], "cgroup.procs"), "w") as f:
+            f.write(str(pid))
     try:
         st = state(pyrunc, cid)
         assert (st["status"], st["pid"]) == ("stopped", 0)

@@ -53,7 +53,8 @@ V1_FILES = {
 V2_CORE = {"cgroup.procs": "", "cgroup.subtree_control": "", "cgroup.freeze": "0",
            "cgroup.events": "populated 0\nfrozen 0", "cgroup.type": "domain", "cpu.stat": "usage_usec 0"}
 V2_FILES = {
-    "memory": {"memory.max": "max", "memory.swap.max": "max", "memory.low": "0", "memory.current": "0",
+    "memory": {"memory.max": "max", "memory.high": "max", "memory.swap.max": "max", "memory.low": "0",
+               "memory.current": "0",
                "memory.swap.current": "0", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0",
                "memory.stat": "anon 0\nfile 0"},
     "cpu": {"cpu.weight": "100", "cpu.max": "max 100000", "cpu.max.burst": "0", "cpu.idle": "0"},
@@ -94,10 +95,9 @@ class FakeKernel:
         for key, mount in self.v1.items():
             os.makedirs(mount)
             self._fill_v1(mount, key)
-        if key := "cpuset":
-            if "cpuset" in self.v1:
-                _put(self.v1["cpuset"] + "/cpuset.cpus", "0-3")
-                _put(self.v1["cpuset"] + "/cpuset.mems", "0")
+        if "cpuset" in self.v1:  # the root cpuset owns every cpu; new children own none
+            _put(self.v1["cpuset"] + "/cpuset.cpus", "0-3")
+            _put(self.v1["cpuset"] + "/cpuset.mems", "0")
         if self.unified:
             os.makedirs(self.unified)
             _put(self.unified + "/cgroup.controllers", " ".join(v2_controllers))
@@ -147,40 +147,43 @@ class FakeKernel:
         os.rmdir(path)
 
     def write(self, real_write, directory, name, value, field):
-        if directory is not None and name in self.fail:
-            err = self.fail.pop(name)
-            path = f"{directory}/{name}"
-            real = fsio.os.open  # raise through fsio's own error path
-            raise CgroupError(f"{field}: writing {value} to {path}: {os.strerror(err).lower()}", err)
+        old_subtree = set()
         if directory is not None:
-            self._check(directory, name, value)
+            path = f"{directory}/{name}"
+            if name in self.fail:
+                raise _refused(field, value, path, self.fail.pop(name))
+            self._check(directory, name, value, field)
+            if name == "cgroup.subtree_control":
+                old_subtree = set(_get(path).split())
         real_write(directory, name, value, field)
-        rel = os.path.relpath(f"{directory}/{name}", self.root)
-        self.writes.append((rel, value))
+        self.writes.append((os.path.relpath(f"{directory}/{name}", self.root), value))
         if name == "cgroup.freeze":
             _put(directory + "/cgroup.events", f"populated 0\nfrozen {value}")
         elif name == "cgroup.subtree_control":
-            enabled = set(_get(f"{directory}/cgroup.controllers").split()) & {v[1:] for v in value.split()}
-            old = set(self.subtree_before)
-            _put(f"{directory}/{name}", " ".join(sorted(old | enabled)))
+            offered = set(_get(f"{directory}/cgroup.controllers").split())
+            asked = {v[1:] for v in value.split() if v.startswith("+")}
+            _put(f"{directory}/{name}", " ".join(sorted(old_subtree | (offered & asked))))
         elif name == "cpu.shares" and int(value) > 262144:
             _put(f"{directory}/{name}", "262144")  # the kernel clamps
 
-    def _check(self, d, name, value):
-        """The kernel's rule that memory.limit_in_bytes <= memory.memsw.limit_in_bytes."""
-        self.subtree_before = _get(f"{d}/cgroup.subtree_control").split() \
-            if name == "cgroup.subtree_control" else ()
-        if name == "memory.limit_in_bytes" and value != "-1":
-            memsw = int(_get(d + "/memory.memsw.limit_in_bytes"))
-            if int(value) > memsw:
-                raise CgroupError(f"writing {value} to {d}/{name}: invalid argument", errno.EINVAL)
-        if name == "memory.memsw.limit_in_bytes" and value != "-1":
-            if int(value) < int(_get(d + "/memory.limit_in_bytes")):
-                raise CgroupError(f"writing {value} to {d}/{name}: invalid argument", errno.EINVAL)
+    @staticmethod
+    def _check(d, name, value, field):
+        """The kernel's rule: memory.limit_in_bytes <= memory.memsw.limit_in_bytes."""
+        if value == "-1":
+            return
+        if name == "memory.limit_in_bytes" and int(value) > int(_get(d + "/memory.memsw.limit_in_bytes")):
+            raise _refused(field, value, f"{d}/{name}", errno.EINVAL)
+        if name == "memory.memsw.limit_in_bytes" and int(value) < int(_get(d + "/memory.limit_in_bytes")):
+            raise _refused(field, value, f"{d}/{name}", errno.EINVAL)
 
     def written(self, suffix):
         """Values written to files whose relative path ends with suffix, in order."""
         return [v for p, v in self.writes if p.endswith(suffix)]
+
+
+def _refused(field, value, path, err):
+    """The error fsio.write raises when the kernel refuses a write."""
+    return CgroupError(f"{field}: writing {value} to {path}: {os.strerror(err).lower()}", err)
 
 
 def _install(monkeypatch, kernel):
@@ -312,7 +315,6 @@ def test_absolute_path_is_under_every_hierarchy_root(v1host):
 
 def test_relative_path_is_under_our_own_cgroup(v1host):
     lay = v1host.layout(own={"memory": "/user/me", "cpu": "/", "": "/session/me"})
-    lay.v1["cpu"] = (lay.v1["cpu"][0], "/")
     paths = manager_for("foo/bar", "x", layout=lay).paths()
     assert paths["memory"] == f"{v1host.root}/memory/user/me/foo/bar"
     assert paths["cpu"] == f"{v1host.root}/cpu/foo/bar"
@@ -326,16 +328,18 @@ def test_relative_path_inside_a_mount_root(v1host):
     assert manager_for("x", "x", layout=lay).paths()["memory"] == f"{v1host.root}/memory/me/x"
 
 
-def test_default_path_is_the_id_below_our_cgroup(v1host, v2host):
+def test_default_path_is_the_prefixed_id_below_our_cgroup(v1host):
+    """runc's rule ("<id>" below our own cgroup) with a prefix, so a runc container of the
+    same id never shares the cgroup."""
     lay = v1host.layout(own={"memory": "/m"})
     paths = manager_for(None, "ctr", layout=lay).paths()
-    assert paths["memory"] == f"{v1host.root}/memory/m/ctr"
-    assert paths["pids"] == f"{v1host.root}/pids/ctr"
+    assert paths["memory"] == f"{v1host.root}/memory/m/pyrunc-ctr"
+    assert paths["pids"] == f"{v1host.root}/pids/pyrunc-ctr"
 
 
 def test_unified_relative_path_is_beside_our_cgroup(v2host):
     lay = v2host.layout(own={"": "/user.slice/session-1.scope"})
-    assert manager_for(None, "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/user.slice/ctr"}
+    assert manager_for(None, "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/user.slice/pyrunc-ctr"}
     assert manager_for("/a/b", "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/a/b"}
 
 
@@ -380,7 +384,6 @@ def test_create_enables_controllers_down_a_v2_path(v2host):
 
 
 def test_create_failure_removes_what_it_made(v1host):
-    os.makedirs(f"{v1host.root}/pids")
     with open(f"{v1host.root}/pids/blocker", "w"):
         pass  # a file where the container's directory should go
     m = manager_for("/blocker/c1", "c1", layout=v1host.layout())
@@ -585,14 +588,16 @@ def test_v1_errors_name_the_field_and_file(v1host):
     d = m.paths()["memory"]
     with pytest.raises(CgroupError) as err:
         m.set({"memory": {"limit": 1000}})
-    assert str(err.value) == f"linux.resources.memory.limit: writing 1000 to {d}/memory.limit_in_bytes: invalid argument"
-    with pytest.raises(CgroupError, match="linux.resources.memory.swappiness: invalid memory swappiness value: 101"):
+    assert str(err.value) == \
+        f"linux.resources.memory.limit: writing 1000 to {d}/memory.limit_in_bytes: invalid argument"
+    with pytest.raises(CgroupError, match="memory.swappiness: invalid memory swappiness value: 101"):
         m.set({"memory": {"swappiness": 101}})
     with pytest.raises(CgroupError, match="linux.resources.cpu.quota: expected an integer"):
         m.set({"cpu": {"quota": "lots"}})
     with pytest.raises(CgroupError, match=r"linux.resources.blockIO.throttleReadBpsDevice\[0\]: major and minor"):
         m.set({"blockIO": {"throttleReadBpsDevice": [{"rate": 1}]}})
-    with pytest.raises(CgroupError, match="linux.resources.unified: invalid configuration: cannot use unified on cgroup v1"):
+    with pytest.raises(CgroupError, match="linux.resources.unified: invalid configuration: cannot use "
+                                          "unified on cgroup v1"):
         m.set({"unified": {"memory.high": "1"}})
     m.set({"unified": {}})  # empty is fine
     os.unlink(d + "/memory.swappiness")
@@ -613,7 +618,7 @@ def test_missing_controller_is_named(legacy, monkeypatch):
     m = manager_for("/c1", "c1", layout=lay)
     m.create()
     m.set({"network": {"classID": 0}})  # nothing asked: fine
-    with pytest.raises(CgroupError, match="linux.resources.network.classID: the net_cls controller is not available"):
+    with pytest.raises(CgroupError, match="network.classID: the net_cls controller is not available"):
         m.set({"network": {"classID": 5}})
 
 
@@ -680,9 +685,9 @@ def test_v2_swap_conversion_and_update(v2host):
     m.set({"memory": {"limit": 100 << 20}})
     m.set({"memory": {"swap": 150 << 20}}, update=True)  # uses the memory limit in force
     assert read(m, "", "memory.swap.max") == str(50 << 20)
-    with pytest.raises(CgroupError, match="linux.resources.memory.swap: memory\\+swap limit should be >= memory limit"):
+    with pytest.raises(CgroupError, match=r"memory.swap: memory\+swap limit should be >= memory limit"):
         m.set({"memory": {"limit": 100 << 20, "swap": 50 << 20}})
-    with pytest.raises(CgroupError, match="linux.resources.memory.swap: unable to set swap limit without memory limit"):
+    with pytest.raises(CgroupError, match="memory.swap: unable to set swap limit without memory limit"):
         m.set({"memory": {"swap": 150 << 20}})
 
 
@@ -690,7 +695,7 @@ def test_v2_devices_policy(v2host):
     m = created(v2host)
     m.set({"devices": [{"allow": True, "access": "rwm"}]})  # privileged: exactly what v2 gives
     assert m.warnings == []
-    with pytest.raises(CgroupError, match=r"linux.resources.devices\[1\]: cannot deny 'c 10:229 rwm' on cgroup v2"):
+    with pytest.raises(CgroupError, match=r"devices\[1\]: cannot deny 'c 10:229 rwm' on cgroup v2"):
         m.set({"devices": [{"allow": True, "access": "rwm"},
                            {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]})
     m.set({"devices": [{"allow": False, "access": "rwm"}]})
@@ -793,7 +798,7 @@ def test_stats_v2(v2host):
     assert s["hugetlb"]["2MB"] == {"failcnt": 0} or "2MB" not in s["hugetlb"]
 
 
-def test_oom_counters(v1host, v2host):
+def test_oom_counters(v1host):
     m1 = created(v1host)
     _put(m1.paths()["memory"] + "/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3")
     assert m1.oom_kill_count() == 3
@@ -833,10 +838,9 @@ def test_conversions_match_runc_1_1():
 def test_import_is_cheap():
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-I", "-c",
-                          "import sys; sys.path.insert(0, %r); import pyrunc.cgroups; "
-                          "print(' '.join(sorted(sys.modules)))" % os.getcwd()],
-                         capture_output=True, text=True, check=True, cwd=os.path.dirname(
-                             os.path.dirname(os.path.dirname(os.path.abspath(__file__))))).stdout.split()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = f"import sys; sys.path.insert(0, {repo!r}); import pyrunc.cgroups; print(*sys.modules)"
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
     for heavy in ("json", "re", "logging", "subprocess", "pyrunc.cgroups.stats", "pyrunc.cgroups.freezer"):
         assert heavy not in out

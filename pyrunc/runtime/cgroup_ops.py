@@ -1,0 +1,115 @@
+"""The verbs that act on a container's cgroup: update, pause, resume, ps, events."""
+
+import json
+import os
+import select
+import time
+
+from ..errors import InvalidStateError
+from .status import CREATED, PAUSED, RUNNING, status_of
+
+
+def manager(record):
+    """The container's cgroup Manager, or None for a container created without one."""
+    data = record.get("cgroup")
+    if not data:
+        return None
+    from ..cgroups import Manager
+    return Manager.from_state(data)
+
+
+def _require_manager(record):
+    m = manager(record)
+    if m is None:
+        raise InvalidStateError("container has no cgroup")
+    return m
+
+
+def update(store, container_id, resources):
+    """runc update: zeros and absent fields leave a limit alone; the record keeps the result."""
+    with store.lock(container_id):
+        record = store.load(container_id)
+        if status_of(store, record) not in (CREATED, RUNNING, PAUSED):
+            raise InvalidStateError("container not running")
+        _require_manager(record).set(resources, update=True)
+        linux = record["config"].setdefault("linux", {})
+        linux["resources"] = _merge(linux.get("resources") or {}, resources)
+        store.save(container_id, record)
+
+
+def _merge(old, new):
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif value not in (0, None, "", [], {}):
+            merged[key] = value
+    return merged
+
+
+def pause(store, container_id):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        if status_of(store, record) not in (RUNNING, CREATED):
+            raise InvalidStateError("container not running")
+        _require_manager(record).freeze()
+
+
+def resume(store, container_id):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        if status_of(store, record) != PAUSED:
+            raise InvalidStateError("container not paused")
+        _require_manager(record).thaw()
+
+
+def pids(store, container_id):
+    record = store.load(container_id)
+    m = manager(record)
+    if m is not None:
+        return m.pids()
+    from .lifecycle import container_pids
+    return container_pids(record)
+
+
+def stats_event(container_id, m):
+    return {"type": "stats", "id": container_id, "data": m.stats()}
+
+
+def events(store, container_id, *, stats_only, interval, emit):
+    """runc events: one stats event (--stats), or a stream of stats every `interval` seconds
+    and an "oom" event whenever the kernel OOM-kills in the container's cgroup."""
+    record = store.load(container_id)
+    m = _require_manager(record)
+    if stats_only:
+        emit(stats_event(container_id, m))
+        return
+    oom_fd = m.oom_event_fd()
+    oom_seen = m.oom_kill_count()
+    next_stats = time.monotonic()
+    try:
+        while True:
+            if status_of(store, record) not in (CREATED, RUNNING, PAUSED):
+                return
+            now = time.monotonic()
+            if now >= next_stats:
+                emit(stats_event(container_id, m))
+                next_stats = now + interval
+            wait = max(0.0, min(next_stats - now, 0.5))
+            if oom_fd is not None:
+                ready, _, _ = select.select([oom_fd], [], [], wait)
+                if ready:
+                    os.read(oom_fd, 8)
+            else:
+                time.sleep(wait)
+            count = m.oom_kill_count()
+            if count > oom_seen:
+                oom_seen = count
+                emit({"type": "oom", "id": container_id})
+    finally:
+        if oom_fd is not None:
+            os.close(oom_fd)
+
+
+def dumps(event):
+    return json.dumps(event, separators=(",", ":"))
