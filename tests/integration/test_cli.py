@@ -14,33 +14,8 @@ import pytest
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli.commands import COMMANDS
+from helpers import TEXT_LINE, error_of, fails, state, wait_for  # noqa: E402,F401
 
-TEXT_LINE = re.compile(r'time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=error msg="(.*)"\n\Z')
-
-
-def error_of(r):
-    m = TEXT_LINE.fullmatch(r.err)
-    assert m, f"not exactly one error line: {r.err!r}"
-    return m[1].replace('\\"', '"').replace("\\\\", "\\")
-
-
-def fails(r, message):
-    assert (r.rc, r.out) == (1, ""), (r.rc, r.out, r.err)
-    assert error_of(r) == message
-
-
-def state(runner, cid):
-    r = runner("state", cid)
-    assert r.rc == 0, r.err
-    return json.loads(r.out)
-
-
-def wait_for(predicate, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def alive(pid):

@@ -15,38 +15,12 @@ import subprocess
 import time
 
 import pytest
+from helpers import TEXT_LINE, error_of, fails, state, wait_for  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- helpers
 
-TEXT_LINE = re.compile(r'time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=error msg="(.*)"\n\Z')
 RFC3339NANO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z\Z")
 TRAP_TERM = ["sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done']
-
-
-def error_of(r):
-    """The message of the one text-format error line on stderr (Go %q escapes undone)."""
-    m = TEXT_LINE.fullmatch(r.err)
-    assert m, f"not exactly one error line: {r.err!r}"
-    return m[1].replace('\\"', '"').replace("\\\\", "\\")
-
-
-def fails(r, message):
-    assert (r.rc, r.out) == (1, ""), (r.rc, r.out, r.err)
-    assert error_of(r) == message
-
-
-def state(runner, cid):
-    r = runner("state", cid)
-    assert r.rc == 0, r.err
-    return json.loads(r.out)
-
-
-def wait_for(predicate, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_status(runner, cid, status, timeout=5.0):

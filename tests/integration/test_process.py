@@ -12,27 +12,10 @@ import resource
 import pytest
 
 from bundle import make_rootfs
+from helpers import create, sh, sh_ok  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- helpers
-
-def sh(pyrunc, bundle, cid, script, **kw):
-    bundle.process["args"] = ["sh", "-c", script]
-    bundle.write()
-    return pyrunc("run", "--bundle", bundle.path, cid, **kw)
-
-
-def sh_ok(pyrunc, bundle, cid, script, **kw):
-    r = sh(pyrunc, bundle, cid, script, **kw)
-    assert r.rc == 0, f"rc={r.rc} out={r.out!r} err={r.err!r}"
-    return r.out
-
-
-def create(pyrunc, bundle, cid):
-    bundle.write()
-    r = pyrunc("create", "--bundle", bundle.path, cid)
-    assert r.rc == 0, r.err
-    return json.loads(pyrunc("state", cid).out)["pid"]
 
 
 def error_text(r):

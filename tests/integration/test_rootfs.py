@@ -14,29 +14,10 @@ import subprocess
 import pytest
 
 from bundle import make_rootfs
+from helpers import create, sh, sh_ok  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- helpers
-
-def sh(pyrunc, bundle, cid, script, *run_args, **kw):
-    """Run `sh -c script` in a container from `bundle`; returns the finished process."""
-    bundle.process["args"] = ["sh", "-c", script]
-    bundle.write()
-    return pyrunc("run", "--bundle", bundle.path, *run_args, cid, **kw)
-
-
-def sh_ok(pyrunc, bundle, cid, script, *run_args):
-    r = sh(pyrunc, bundle, cid, script, *run_args)
-    assert r.rc == 0, f"rc={r.rc} out={r.out!r} err={r.err!r}"
-    return r.out
-
-
-def create(pyrunc, bundle, cid):
-    """`create` (the init waits on the exec fifo) and return the init's host pid."""
-    bundle.write()
-    r = pyrunc("create", "--bundle", bundle.path, cid)
-    assert r.rc == 0, r.err
-    return json.loads(pyrunc("state", cid).out)["pid"]
 
 
 def mountinfo(text):

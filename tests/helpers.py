@@ -1,0 +1,55 @@
+"""Assertion helpers shared by the integration tests (the fixtures are in conftest.py)."""
+
+import json
+import re
+import time
+
+# runc's text-format error line (logrus), as pyrunc writes it too
+TEXT_LINE = re.compile(r'time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=error msg="(.*)"\n\Z')
+
+
+def error_of(r):
+    """The message of the one text-format error line on stderr (Go %q escapes undone)."""
+    m = TEXT_LINE.fullmatch(r.err)
+    assert m, f"not exactly one error line: {r.err!r}"
+    return m[1].replace('\\"', '"').replace("\\\\", "\\")
+
+
+def fails(r, message):
+    assert (r.rc, r.out) == (1, ""), (r.rc, r.out, r.err)
+    assert error_of(r) == message
+
+
+def state(runner, cid):
+    r = runner("state", cid)
+    assert r.rc == 0, r.err
+    return json.loads(r.out)
+
+
+def wait_for(predicate, timeout=5.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def sh(pyrunc, bundle, cid, script, *run_args, **kw):
+    """Run `sh -c script` in a container from `bundle`; returns the finished process."""
+    bundle.process["args"] = ["sh", "-c", script]
+    bundle.write()
+    return pyrunc("run", "--bundle", bundle.path, *run_args, cid, **kw)
+
+
+def sh_ok(pyrunc, bundle, cid, script, *run_args, **kw):
+    r = sh(pyrunc, bundle, cid, script, *run_args, **kw)
+    assert r.rc == 0, f"rc={r.rc} out={r.out!r} err={r.err!r}"
+    return r.out
+
+
+def create(pyrunc, bundle, cid):
+    """`create` (the init waits on the exec fifo) and return the init's host pid."""
+    bundle.write()
+    r = pyrunc("create", "--bundle", bundle.path, cid)
+    assert r.rc == 0, r.err
+    return json.loads(pyrunc("state", cid).out)["pid"]
