@@ -98,3 +98,22 @@ class Runtime:
         from .runtime.run import run
         return run(self, container_id, bundle, detach=detach, pid_file=pid_file,
                    console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds)
+
+    def exec(self, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
+             additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
+             tty=False, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
+             ignore_paused=False, cgroup=()):
+        """Run one more process in a created or running container: `process` (a process.json
+        path or an OCI process dict) or the container's own process with `args` and the
+        overrides (env is appended, caps are added, user is "uid[:gid]"). The caller's fds 0-2
+        are its stdio. Detached: returns 0 once it runs (pid_file gets its host pid); else
+        waits and returns its exit status (128+N if killed by signal N)."""
+        from .runtime.exec import exec_process
+        check_id(container_id)
+        return exec_process(self.store, container_id, args, process=process, cwd=cwd, env=env,
+                            user=user, additional_gids=additional_gids, caps=caps,
+                            no_new_privs=no_new_privs, apparmor=apparmor,
+                            process_label=process_label, tty=tty, detach=detach,
+                            pid_file=pid_file, console_socket=console_socket,
+                            preserve_fds=preserve_fds, ignore_paused=ignore_paused,
+                            cgroup=cgroup, warn=self.warn)

@@ -102,28 +102,45 @@ def _update(rt, o, a, ctx):
     return 0
 
 
-# flag -> (section, field, parser); runc's single-value flags for `update`
+# flag -> (section, field, kind); runc's single-value flags for `update`. The kind is how runc
+# parses the flag, which decides its error text: "bytes" units.RAMInBytes, "uint"/"int"
+# strconv.ParseUint/ParseInt, "flag" urfave/cli's own Int/Uint flags, str taken as is.
 _UPDATE_FLAGS = {
-    "blkio_weight": ("blockIO", "weight", int), "cpu_period": ("cpu", "period", int),
-    "cpu_quota": ("cpu", "quota", int), "cpu_share": ("cpu", "shares", int),
-    "cpu_rt_period": ("cpu", "realtimePeriod", int), "cpu_rt_runtime": ("cpu", "realtimeRuntime", int),
+    "blkio_weight": ("blockIO", "weight", "flag"), "cpu_period": ("cpu", "period", "uint"),
+    "cpu_quota": ("cpu", "quota", "int"), "cpu_share": ("cpu", "shares", "uint"),
+    "cpu_rt_period": ("cpu", "realtimePeriod", "uint"), "cpu_rt_runtime": ("cpu", "realtimeRuntime", "int"),
     "cpuset_cpus": ("cpu", "cpus", str), "cpuset_mems": ("cpu", "mems", str),
     "memory": ("memory", "limit", "bytes"), "memory_reservation": ("memory", "reservation", "bytes"),
     "memory_swap": ("memory", "swap", "bytes"), "kernel_memory": ("memory", "kernel", "bytes"),
-    "kernel_memory_tcp": ("memory", "kernelTCP", "bytes"), "pids_limit": ("pids", "limit", int),
+    "kernel_memory_tcp": ("memory", "kernelTCP", "bytes"), "pids_limit": ("pids", "limit", "flag"),
 }
 
 
 def _resources_from_flags(o):
+    from ..errors import PyruncError
     resources = {}
     for dest, (section, field, kind) in _UPDATE_FLAGS.items():
         raw = o.get(dest)
         if raw in (None, ""):
             continue
+        name = dest.replace("_", "-")
         try:
-            value = parse_bytes(raw) if kind == "bytes" else kind(raw)
+            if kind == "bytes":
+                value = parse_bytes(raw)
+            elif kind is str:
+                value = raw
+            else:
+                value = int(raw, 10)
+                if kind == "uint" and value < 0:
+                    raise ValueError(raw)
         except ValueError:
-            raise UsageError(f'invalid value "{raw}" for flag -{dest.replace("_", "-")}') from None
+            if kind == "bytes":
+                raise PyruncError(f"invalid value for {name}: invalid size: '{raw}'") from None
+            if kind == "flag":
+                raise UsageError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+            func = "ParseUint" if kind == "uint" else "ParseInt"
+            raise PyruncError(f'invalid value for {name}: strconv.{func}: parsing "{raw}": '
+                              f'invalid syntax') from None
         resources.setdefault(section, {})[field] = value
     return resources
 
@@ -159,15 +176,22 @@ def _ps(rt, o, a, ctx):
         raise UsageError("invalid format option")
     pids = rt.ps(a[0])
     if o["format"] == "json":
-        sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
+        # runc encodes a nil Go slice: an empty container prints null, not []
+        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")
         return 0
     import subprocess
+    from ..errors import PyruncError
     ps_args = a[1:] or ["-ef"]
-    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
-    lines = out.splitlines()
+    # runc's errors (ps.go): "exit status N: <ps output>" and "couldn't find PID field ..."
+    p = subprocess.run(["ps", *ps_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise PyruncError(f"exit status {p.returncode}: {p.stdout}")
+    lines = p.stdout.splitlines()
     if not lines:
         return 0
     header, rows = lines[0], lines[1:]
+    if "PID" not in header.split():
+        raise PyruncError("couldn't find PID field in ps output")
     column = header.split().index("PID")
     wanted = set(pids)
     sys.stdout.write(header + "\n")
@@ -200,6 +224,32 @@ def _duration(text):
     raise UsageError(f"invalid interval {text!r}: duration must be greater than 0, e.g. 5s")
 
 
+def _exec(rt, o, a, ctx):
+    args = a[1:]
+    if args[:1] == ["--"]:  # `exec ID -- cmd ...` (runc would look for a program named "--")
+        args = args[1:]
+    return rt.exec(a[0], args, process=o["process"], cwd=o["cwd"], env=o["env"], user=o["user"],
+                   additional_gids=o["additional_gids"], caps=o["cap"],
+                   no_new_privs=True if o["no_new_privs"] else None, apparmor=o["apparmor"],
+                   process_label=o["process_label"], tty=o["tty"], detach=o["detach"],
+                   pid_file=o["pid_file"], console_socket=o["console_socket"],
+                   preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"],
+                   cgroup=o["cgroup"])
+
+
+_EXEC_USAGE = """<container-id> <command> [command options]  || -p process.json <container-id>
+
+Where "<container-id>" is the name for the instance of the container and
+"<command>" is the command to be executed in the container.
+"<command>" can't be empty unless a "-p" flag provided.
+
+EXAMPLE:
+For example, if the container is configured to run the linux ps command the
+following will output a list of processes running in the container:
+
+       # pyrunc exec <container-id> ps"""
+
+
 _BUNDLE = Flag(("bundle", "b"), help="path to the root of the bundle directory, defaults to the current directory")
 _CONSOLE = Flag("console-socket", help="path to an AF_UNIX socket which will receive a file descriptor "
                                         "referencing the master end of the console's pseudoterminal")
@@ -221,6 +271,24 @@ COMMANDS = {c.name: c for c in (
              _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE], 1, 1, _run,
             "creates and starts a container; unless detached, waits for it and exits with its status."),
     Command("start", "executes the user defined process in a created container", _ID, [], 1, 1, _start),
+    Command("exec", "execute new process inside the container", _EXEC_USAGE,
+            [_CONSOLE, Flag("cwd", help="current working directory in the container"),
+             Flag(("env", "e"), repeat=True, help="set environment variables"),
+             Flag(("tty", "t"), "bool", help="allocate a pseudo-TTY"),
+             Flag(("user", "u"), help="UID (format: <uid>[:<gid>])"),
+             Flag(("additional-gids", "g"), repeat=True, help="additional gids"),
+             Flag(("process", "p"), help="path to the process.json"),
+             Flag(("detach", "d"), "bool", help="detach from the container's process"),
+             _PIDFILE,
+             Flag("process-label", help="set the asm process label for the process commonly used with selinux"),
+             Flag("apparmor", help="set the apparmor profile for the process"),
+             Flag("no-new-privs", "bool", help="set the no new privileges value for the process"),
+             Flag(("cap", "c"), repeat=True, help="add a capability to the bounding set for the process"),
+             _PRESERVE,
+             Flag("cgroup", repeat=True, help="run the process in an (existing) sub-cgroup(s). "
+                                              "Format is [<controller>:]<cgroup>. (not supported yet)"),
+             Flag("ignore-paused", "bool", help="allow exec in a paused container")],
+            1, None, _exec, in_order=True),
     Command("state", "output the state of a container", _ID, [], 1, 1, _state),
     Command("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process",
             f"{_ID} [signal]", [Flag(("all", "a"), "bool", help="send the specified signal to all processes "

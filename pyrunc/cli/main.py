@@ -101,11 +101,12 @@ def main(argv=None):
     if cmd is None:
         logger.error(f"No help topic for '{verb}'\n")  # runc's message ends in a newline too
         return 3
-    if "-h" in args or "--help" in args:
+    head = parser.leading_flags(cmd.flags, args) if cmd.in_order else args
+    if "-h" in head or "--help" in head:
         sys.stdout.write(parser.command_help(PROG, cmd))
         return 0
     try:
-        opts, positionals, _ = parser.parse(cmd.flags, args)
+        opts, positionals, _ = parser.parse(cmd.flags, args, in_order=cmd.in_order)
     except UsageError as e:
         sys.stdout.write(f"Incorrect Usage: {e}\n\n{parser.command_help(PROG, cmd)}")
         logger.error(str(e))
@@ -126,6 +127,10 @@ def main(argv=None):
         message = str(e)
         if verb in ("create", "run"):
             message = f"{PROG} {verb} failed: {message}"
+        elif verb == "exec":
+            message = f"exec failed: {message}"  # runc's wording and status (255) for exec
+            logger.error(message)
+            return 255
         logger.error(message)
         return 1
     except KeyboardInterrupt:

@@ -21,9 +21,14 @@ class Flag:
 
 
 class Command:
-    __slots__ = ("name", "summary", "args_usage", "description", "flags", "min_args", "max_args", "handler")
+    __slots__ = ("name", "summary", "args_usage", "description", "flags", "min_args", "max_args", "handler",
+                 "in_order")
 
-    def __init__(self, name, summary, args_usage, flags, min_args, max_args, handler, description=""):
+    def __init__(self, name, summary, args_usage, flags, min_args, max_args, handler, description="",
+                 in_order=False):
+        # in_order: flags end at the first positional (urfave/cli's SkipArgReorder, runc's
+        # `exec ID sh -c ...`), so the command's own arguments may look like our flags
+        self.in_order = in_order
         self.name = name
         self.summary = summary
         self.args_usage = args_usage
@@ -34,9 +39,10 @@ class Command:
         self.description = description
 
 
-def parse(flags, argv, *, stop_at_positional=False):
+def parse(flags, argv, *, stop_at_positional=False, in_order=False):
     """Return (options dict, positionals, rest). `rest` is what follows the first positional
-    when stop_at_positional (used for the global flags before the verb)."""
+    when stop_at_positional (used for the global flags before the verb). With in_order,
+    everything from the first positional on is positional."""
     by_name = {n: f for f in flags for n in f.names}
     opts = {f.dest: (list(f.default) if f.repeat else f.default) for f in flags}
     positionals = []
@@ -50,6 +56,9 @@ def parse(flags, argv, *, stop_at_positional=False):
         if not arg.startswith("-") or arg == "-":
             if stop_at_positional:
                 return opts, [], argv[i - 1:]
+            if in_order:
+                positionals.extend(argv[i - 1:])
+                break
             positionals.append(arg)
             continue
         name, eq, value = arg.lstrip("-").partition("=")
@@ -82,6 +91,23 @@ def parse(flags, argv, *, stop_at_positional=False):
         else:
             opts[flag.dest] = value
     return opts, positionals, []
+
+
+def leading_flags(flags, argv):
+    """The arguments before the first positional (flag values skipped): where an in_order
+    command looks for -h/--help."""
+    by_name = {n: f for f in flags for n in f.names}
+    out = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        out.append(arg)
+        name, eq, _ = arg.lstrip("-").partition("=")
+        flag = by_name.get(name)
+        i += 2 if flag is not None and flag.kind != "bool" and not eq else 1
+    return out
 
 
 def check_arity(cmd, positionals):

@@ -6,7 +6,7 @@ import select
 import time
 
 from ..errors import InvalidStateError
-from .status import CREATED, PAUSED, RUNNING, status_of
+from .status import CREATED, PAUSED, RUNNING, STOPPED, status_of
 
 
 def manager(record):
@@ -80,6 +80,9 @@ def events(store, container_id, *, stats_only, interval, emit):
     """runc events: one stats event (--stats), or a stream of stats every `interval` seconds
     and an "oom" event whenever the kernel OOM-kills in the container's cgroup."""
     record = store.load(container_id)
+    if status_of(store, record) == STOPPED:
+        # as runc: a stopped container's cgroup may still exist, but it has no stats to show
+        raise InvalidStateError(f"container with id {container_id} is not running")
     m = _require_manager(record)
     if stats_only:
         emit(stats_event(container_id, m))

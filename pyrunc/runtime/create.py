@@ -72,24 +72,35 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
 
 def _security(store, config, warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
-    from ..linux import capabilities as caps
     _check_namespace_paths(config)
     process = config["process"]
-    _check_lsm(config)
-    capabilities, last_cap, seccomp = None, 0, None
-    if process.get("capabilities") is not None:
-        last_cap = caps.last_cap()
-        try:
-            capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
-        except caps.CapabilityError as e:
-            raise ConfigError(f"config.json: {e}") from None
-        for w in warnings:
-            (warn or _ignore)(w)
-    linux_seccomp = (config.get("linux") or {}).get("seccomp")
-    if linux_seccomp is not None:
-        from ..security.seccomp import program_for
-        seccomp = program_for(linux_seccomp, os.path.join(store.root, CACHE_DIR, "seccomp"))
+    check_lsm(process, (config.get("linux") or {}).get("mountLabel"))
+    capabilities, last_cap = resolve_capabilities(process, warn)
+    seccomp = compile_seccomp(store, (config.get("linux") or {}).get("seccomp"))
     return capabilities, last_cap, seccomp
+
+
+def resolve_capabilities(process, warn, source="config.json"):
+    """({set: frozenset(numbers)} or None, last_cap) for process.capabilities (also `exec`)."""
+    from ..linux import capabilities as caps
+    if process.get("capabilities") is None:
+        return None, 0
+    last_cap = caps.last_cap()
+    try:
+        capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
+    except caps.CapabilityError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    for w in warnings:
+        (warn or _ignore)(w)
+    return capabilities, last_cap
+
+
+def compile_seccomp(store, linux_seccomp):
+    """The compiled linux.seccomp program (cached under <root>/@cache/seccomp), or None."""
+    if linux_seccomp is None:
+        return None
+    from ..security.seccomp import program_for
+    return program_for(linux_seccomp, os.path.join(store.root, CACHE_DIR, "seccomp"))
 
 
 def _check_namespace_paths(config):
@@ -107,17 +118,16 @@ def _check_namespace_paths(config):
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
 
 
-def _check_lsm(config):
+def check_lsm(process, mount_label=None, source="config.json"):
     """runc fails late and cryptically ("write /proc/self/attr/exec: invalid argument")."""
     from ..linux.lsm import apparmor_enabled, selinux_enabled
-    process = config["process"]
     if process.get("apparmorProfile") and not apparmor_enabled():
-        raise ConfigError("config.json: process.apparmorProfile: AppArmor is not enabled on "
+        raise ConfigError(f"{source}: process.apparmorProfile: AppArmor is not enabled on "
                           "this host, so the profile cannot be applied")
     for field, value in (("process.selinuxLabel", process.get("selinuxLabel")),
-                         ("linux.mountLabel", (config.get("linux") or {}).get("mountLabel"))):
+                         ("linux.mountLabel", mount_label)):
         if value and not selinux_enabled():
-            raise ConfigError(f"config.json: {field}: selinux label is specified in config, "
+            raise ConfigError(f"{source}: {field}: selinux label is specified in config, "
                               f"but selinux is disabled or not supported")
 
 

@@ -72,6 +72,11 @@ def kill(store, container_id, sig="SIGTERM", all_processes=False):
         signum = parse_signal(sig)  # after the lookup, as runc: a missing container wins
         status = status_of(store, record)
         if status == STOPPED:
+            if all_processes and record.get("cgroup"):
+                # as runc: --all still signals what is left in the cgroup once the init has
+                # exited (a container without a pid namespace leaves its background processes)
+                _signal_others(record, signum)
+                return
             raise InvalidStateError("container not running")
         if all_processes:
             _signal_all(record, signum)
@@ -101,6 +106,10 @@ def _signal_init(record, signum):
 def _signal_all(record, signum):
     """Every process of the container: its cgroup, or without one its pid namespace."""
     _signal_init(record, signum)
+    _signal_others(record, signum)
+
+
+def _signal_others(record, signum):
     for pid in container_pids(record):
         if pid != record["pid"]:
             try:

@@ -152,23 +152,8 @@ def _stage2(plan, sock, cgroup_paths):
         rfs.finish(config)
 
     process = config["process"]
-    nnp = bool(process.get("noNewPrivileges"))
-
-    def security_steps(stage):
-        if stage == "privileged":
-            scheduling.apply(process)  # real-time policies need CAP_SYS_NICE: before the drop
-            if plan.seccomp and not nnp:
-                security.load_seccomp(plan.seccomp, sock)  # needs CAP_SYS_ADMIN without nnp
-        elif stage == "identity":
-            security.switch_identity(process["user"], plan.capabilities, plan.last_cap, sock)
-        elif stage == "late":
-            security.apply_lsm_labels(process)
-            scheduling.set_personality((config.get("linux") or {}).get("personality"))
-            if nnp:
-                security.no_new_privileges()
-            if plan.seccomp and nnp:
-                security.load_seccomp(plan.seccomp, sock)
-
+    security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
+                                    plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
     sock.send("ready")
     sock.close()
@@ -191,11 +176,7 @@ def _stage2(plan, sock, cgroup_paths):
     os.write(barrier, b"0")
     os.close(barrier)
     os.close(state_dir)
-    try:
-        proc.execute(prepared)
-    except OSError as e:
-        os.write(2, f"pyrunc: exec {prepared.path}: {e.strerror.lower()}\n".encode())
-        os._exit(127 if e.errno == 2 else 126)
+    proc.execute_or_exit(prepared)
 
 
 def _sysctls(sysctl):

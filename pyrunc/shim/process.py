@@ -157,3 +157,13 @@ def execute(prepared):
                 pass
     close_range(3 + prepared.preserve_fds)
     os.execve(prepared.path, prepared.args, prepared.env)
+
+
+def execute_or_exit(prepared):
+    """execute(); if execve itself fails, say so on the process's stderr and exit 127 (no such
+    file) or 126, as a shell would. Never returns."""
+    try:
+        execute(prepared)
+    except OSError as e:
+        os.write(2, f"pyrunc: exec {prepared.path}: {e.strerror.lower()}\n".encode())
+        os._exit(127 if e.errno == 2 else 126)

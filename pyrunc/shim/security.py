@@ -12,10 +12,36 @@ import os
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
+from . import scheduling
 
 
 class SecurityError(Exception):
     pass
+
+
+def steps(process, personality, capabilities, last_cap, seccomp, sock):
+    """The security_steps(stage) callback of process.prepare, shared by the init and `exec`:
+    "privileged" (ioPriority, scheduler; seccomp without noNewPrivileges, which needs
+    CAP_SYS_ADMIN), "identity" (ids + capabilities), "late" (LSM labels, personality,
+    no_new_privs, seccomp with noNewPrivileges)."""
+    nnp = bool(process.get("noNewPrivileges"))
+
+    def security_steps(stage):
+        if stage == "privileged":
+            scheduling.apply(process)  # real-time policies need CAP_SYS_NICE: before the drop
+            if seccomp and not nnp:
+                load_seccomp(seccomp, sock)  # needs CAP_SYS_ADMIN without nnp
+        elif stage == "identity":
+            switch_identity(process["user"], capabilities, last_cap, sock)
+        elif stage == "late":
+            apply_lsm_labels(process)
+            scheduling.set_personality(personality)
+            if nnp:
+                no_new_privileges()
+            if seccomp and nnp:
+                load_seccomp(seccomp, sock)
+
+    return security_steps
 
 
 def load_seccomp(program, sock):

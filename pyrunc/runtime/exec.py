@@ -1,0 +1,366 @@
+"""`exec`: run one more process in a created or running container (runc's exec).
+
+The process is either a full OCI process object (`--process FILE`) or the container's own
+config.json process with args and the flags' overrides. The host opens the init's namespace
+files, forks stage1 (shim/exec_init.py), writes its pid into the container's cgroups, and
+drives the handshake; stage1 joins the namespaces and forks the process, which prepares
+itself as the init does and execs. Without --detach, pyrunc waits for it as a child
+subreaper, forwards signals to it, and exits with its status (128+N when killed by N).
+No terminal yet: --tty / process.terminal are refused.
+"""
+
+import copy
+import json
+import os
+import re
+import signal
+
+from ..errors import ConfigError, ContainerInitError, InvalidStateError, PyruncError
+from ..linux import syscalls as sc
+from ..shim import exec_init, sync
+from ..state import procfs
+from .create import _kill_quietly, _write_pid_file, check_lsm, compile_seccomp, resolve_capabilities
+from .run import FORWARDED, _is_subreaper, _wait_for
+from .status import PAUSED, STOPPED, status_of
+
+TTY_UNSUPPORTED = "terminal/console-socket support is not implemented yet"
+
+# /proc/PID/ns names in the order stage1 joins them: user first (it owns the others), then
+# runc's order (configs.NamespaceTypes).
+JOIN_ORDER = (("user", sc.CLONE_NEWUSER), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS),
+              ("net", sc.CLONE_NEWNET), ("pid", sc.CLONE_NEWPID), ("time", sc.CLONE_NEWTIME),
+              ("mnt", sc.CLONE_NEWNS), ("cgroup", sc.CLONE_NEWCGROUP))
+
+# Go's strconv.Atoi (runc parses --user with it)
+_ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
+                 additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
+                 tty=False, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
+                 ignore_paused=False, cgroup=(), warn=None):
+    """Run the process; returns 0 when detached, else its exit status (128+N if killed by N).
+
+    `process` is a path to a process.json or a dict (an OCI process object); without it the
+    container's config.json process is used with `args` and the other overrides."""
+    record = store.load(container_id)
+    status = status_of(store, record)
+    if status == STOPPED:
+        raise InvalidStateError("cannot exec in a stopped container")
+    if status == PAUSED and not ignore_paused:
+        raise InvalidStateError("cannot exec in a paused container (use --ignore-paused to override)")
+    if process is None and not args:
+        raise ConfigError("process args cannot be empty")
+    config = record["config"]
+    if process is not None:
+        spec, source = process_from_file(process, config["process"])
+    else:
+        spec = process_from_flags(config["process"], args, cwd=cwd, env=env, user=user,
+                                  additional_gids=additional_gids, caps=caps,
+                                  no_new_privs=no_new_privs, apparmor=apparmor,
+                                  process_label=process_label, tty=tty)
+        source = "exec"
+    _check_terminal(spec, detach, console_socket)
+    if pid_file:
+        pid_file = os.path.abspath(pid_file)
+    _check_preserved_fds(preserve_fds)
+    if cgroup:
+        raise PyruncError("--cgroup (a sub-cgroup for the process) is not supported yet")
+    check_lsm(spec, source=source)
+    capabilities, last_cap = resolve_capabilities(spec, warn, source)
+    linux = config.get("linux") or {}
+    seccomp = compile_seccomp(store, linux.get("seccomp"))
+
+    namespaces, root_fd = _open_namespaces(record)
+    try:
+        plan = exec_init.Plan(spec, namespaces, root_fd, capabilities, last_cap, seccomp,
+                              linux.get("personality"), max(0, preserve_fds))
+        return _run(plan, record, pid_file, detach, warn)
+    finally:
+        for _, _, fd in namespaces:
+            os.close(fd)
+        if root_fd is not None:
+            os.close(root_fd)
+
+
+# ---------------------------------------------------------------- the process object
+
+def process_from_file(path_or_doc, container_process):
+    """A --process document, checked as runc does; what it leaves out that runc takes from
+    the container (capabilities, apparmorProfile, selinuxLabel, rlimits) comes from there."""
+    if isinstance(path_or_doc, dict):
+        doc, source = copy.deepcopy(path_or_doc), "process"
+    else:
+        source = path_or_doc
+        try:
+            with open(path_or_doc, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ConfigError(f"open {path_or_doc}: {e.strerror.lower()}") from None
+        try:
+            doc = json.loads(raw)
+        except ValueError as e:
+            raise ConfigError(f"{source}: invalid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: the document must be a JSON object (an OCI process)")
+    from ..spec import schema
+    schema.validate(doc, "config#/$defs/process", source)
+    _validate(doc)
+    for field in ("capabilities", "apparmorProfile", "selinuxLabel", "rlimits"):
+        if not doc.get(field) and container_process.get(field):
+            doc[field] = copy.deepcopy(container_process[field])
+    if doc.get("oomScoreAdj") is None and container_process.get("oomScoreAdj") is not None:
+        doc["oomScoreAdj"] = container_process["oomScoreAdj"]  # not the caller's (a shim's -999)
+    return doc, source
+
+
+def process_from_flags(base, args, *, cwd=None, env=(), user=None, additional_gids=(), caps=(),
+                       no_new_privs=None, apparmor=None, process_label=None, tty=False):
+    """runc's getProcess: the container's process with args and the flags' overrides."""
+    p = copy.deepcopy(base)
+    p["args"] = list(args)
+    if cwd:
+        p["cwd"] = cwd
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if process_label:
+        p["selinuxLabel"] = process_label
+    if caps:
+        sets = p.get("capabilities") or {}
+        p["capabilities"] = sets
+        for name in caps:
+            for kind in ("bounding", "effective", "permitted"):
+                sets.setdefault(kind, []).append(name)
+            # runc also adds it to ambient, where the kernel only keeps inheritable caps
+            if name in (sets.get("inheritable") or ()):
+                sets.setdefault("ambient", []).append(name)
+    p["env"] = list(p.get("env") or ()) + list(env)
+    p["terminal"] = bool(tty)
+    if no_new_privs is not None:
+        p["noNewPrivileges"] = bool(no_new_privs)
+    p["user"] = dict(p.get("user") or {"uid": 0, "gid": 0})
+    if user:
+        uid, sep, gid = user.partition(":")
+        if sep:
+            p["user"]["gid"] = _atoi(gid, "gid")
+        p["user"]["uid"] = _atoi(uid, "uid")
+    for gid in additional_gids:
+        try:
+            number = int(gid)
+        except ValueError:
+            raise ConfigError(f'invalid value "{gid}" for flag -additional-gids') from None
+        if number < 0:
+            raise ConfigError(f"additional-gids must be a positive number {number}")
+        p["user"].setdefault("additionalGids", []).append(number)
+    _validate(p)
+    return p
+
+
+def _atoi(text, what):
+    if not _ATOI.fullmatch(text):
+        raise ConfigError(f'parsing {text} as int for {what} failed: strconv.Atoi: parsing '
+                          f'"{text}": invalid syntax')
+    return int(text) % 2**32  # Go's uint32(int)
+
+
+def _validate(p):
+    """runc's validateProcessSpec."""
+    if not p.get("cwd"):
+        raise ConfigError("Cwd property must not be empty")
+    if not os.path.isabs(p["cwd"]):
+        raise ConfigError("Cwd must be an absolute path")
+    if not p.get("args"):
+        raise ConfigError("args must not be empty")
+
+
+def _check_terminal(spec, detach, console_socket):
+    terminal = bool(spec.get("terminal"))
+    if detach and terminal and not console_socket:
+        raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if (not detach or not terminal) and console_socket:
+        raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
+    if terminal:
+        raise PyruncError(TTY_UNSUPPORTED)
+
+
+def _check_preserved_fds(n):
+    for fd in range(3, 3 + n):
+        path = f"/proc/self/fd/{fd}"
+        try:
+            os.stat(path)
+        except OSError as e:
+            raise PyruncError(f"unable to stat preserved-fd {fd - 3} (of {n}): "
+                              f"stat {path}: {e.strerror.lower()}") from None
+
+
+# ---------------------------------------------------------------- namespaces
+
+def _open_namespaces(record):
+    """fds of the init's namespaces that differ from ours, in join order, and an O_PATH fd of
+    its root when its mount namespace is ours (else None). Opened here, checked against the
+    init's start time afterwards, so a recycled pid can never be joined."""
+    pid = record["pid"]
+    fds, root_fd = [], None
+    try:
+        for name, flag in JOIN_ORDER:
+            try:
+                ours = os.stat(f"/proc/self/ns/{name}")
+            except FileNotFoundError:
+                continue  # this kernel has no such namespace
+            try:
+                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except (FileNotFoundError, ProcessLookupError):
+                raise InvalidStateError("cannot exec in a stopped container") from None
+            theirs = os.fstat(fd)
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                os.close(fd)
+                continue
+            fds.append((name, flag, fd))
+        if not any(name == "mnt" for name, _, _ in fds):
+            try:
+                root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except (FileNotFoundError, ProcessLookupError):
+                raise InvalidStateError("cannot exec in a stopped container") from None
+        if not procfs.is_alive(pid, record["start_time"]):
+            raise InvalidStateError("cannot exec in a stopped container")
+    except BaseException:
+        for _, _, fd in fds:
+            os.close(fd)
+        if root_fd is not None:
+            os.close(root_fd)
+        raise
+    return fds, root_fd
+
+
+# ---------------------------------------------------------------- fork, handshake, wait
+
+def _run(plan, record, pid_file, detach, warn):
+    forwarder = None
+    was_subreaper = None
+    if not detach:
+        # stage1 exits once it has forked the process: as subreaper we inherit and can wait for it
+        was_subreaper = _is_subreaper()
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        forwarder = _Forwarder(FORWARDED)
+    try:
+        pid = _spawn(plan, record, warn, reap=not detach)
+        if pid_file:
+            try:
+                _write_pid_file(pid_file, pid)
+            except OSError as e:
+                _kill_quietly(pid)
+                if not detach:
+                    _wait_for(pid)
+                raise PyruncError(f"open {e.filename}: {e.strerror.lower()}") from None
+        if detach:
+            return 0
+        forwarder.target(pid)
+        return _wait_for(pid)
+    finally:
+        if forwarder is not None:
+            forwarder.restore()
+        if was_subreaper is not None:
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, was_subreaper)
+
+
+def _spawn(plan, record, warn, reap):
+    """Fork stage1, put it in the container's cgroups, answer it; returns the process's pid
+    once it is ready to exec."""
+    host_end, shim_end = sync.channel()
+    child = os.fork()
+    if child == 0:
+        for sig in FORWARDED:  # not our forwarder (nor KeyboardInterrupt) until the execve
+            signal.signal(sig, signal.SIG_DFL)
+        host_end.close()
+        exec_init.stage1(plan, shim_end)  # never returns
+    shim_end.close()
+    pid = None
+    try:
+        if record.get("cgroup"):
+            from ..cgroups import Manager
+            Manager.from_state(record["cgroup"]).apply(child)
+        host_end.send("proceed")
+        try:
+            ready, listener = False, None
+            # stage1's "pid" and the process's messages come from two processes: either may
+            # arrive first
+            while not (ready and pid):
+                if listener is not None and pid:
+                    _send_listener(record, pid, listener)
+                    listener = None
+                    host_end.send("proceed")
+                    continue
+                msg = host_end.recv()
+                kind = msg["type"]
+                if kind == "ready":
+                    ready = True
+                elif kind == "pid":
+                    pid = msg["pid"]
+                elif kind == "error":
+                    raise sync.SyncError(msg["msg"])
+                elif kind == "warning":
+                    (warn or _ignore)(msg["msg"])
+                elif kind == "seccomp-listener":
+                    listener = msg["fd"]
+                else:
+                    raise sync.SyncError(f"unexpected message {kind!r} from the shim")
+        except sync.SyncError as e:
+            reason = str(e)
+            if reason == "peer closed the sync channel":
+                reason = "the exec'd process ended before it was ready"
+            raise ContainerInitError(f"unable to start container process: {reason}") from None
+    except BaseException:
+        for p in (pid, child):
+            if p:
+                _kill_quietly(p)
+        os.waitpid(child, 0)
+        if reap and pid:  # as subreaper we inherited it when stage1 exited
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        raise
+    finally:
+        host_end.close()
+    os.waitpid(child, 0)
+    return pid
+
+
+def _send_listener(record, pid, fd):
+    from ..security.notify import send_listener
+    send_listener(record["config"], record["id"], record["bundle"], pid, fd)
+
+
+def _ignore(_message):
+    pass
+
+
+class _Forwarder:
+    """Relays signals to the exec'd process; those that come before its pid is known are
+    delivered once it is."""
+
+    def __init__(self, signals):
+        self.pid = None
+        self.pending = []
+        self.previous = {}
+        for sig in signals:
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame):
+        if self.pid is None:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def target(self, pid):
+        self.pid = pid
+        for signum in self.pending:
+            self._handle(signum, None)
+        self.pending = []
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

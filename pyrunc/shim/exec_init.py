@@ -1,0 +1,90 @@
+"""The container side of `exec`: two forked stages, like the init's (shim/init.py).
+
+stage1 (child of `pyrunc exec`, already in the container's cgroups): rlimits and
+oom_score_adj (before the user namespace, where raising a hard limit is refused), not
+dumpable, setns into every namespace of the container's init that we do not share (user
+first: it owns the others), chroot to the init's root when the mount namespace is shared,
+then forks and exits. Joining a pid (or time) namespace only applies to children, hence
+the fork: stage2 is in the container's pid namespace.
+stage2: setsid, then the init's steps 3-8 (shim/process.prepare: env, cwd, identity,
+capabilities, seccomp, executable lookup), "ready", execve.
+Every failure goes back to the host as an "error" message; neither stage ever returns
+into the host's code (os._exit).
+"""
+
+import os
+
+from ..linux import syscalls as sc
+from . import process as proc
+from . import security
+from .init import _become_root, _report
+
+
+class Plan:
+    """What the host decided and opened, handed to the forked stages through memory."""
+
+    def __init__(self, process, namespaces, root_fd, capabilities, last_cap, seccomp,
+                 personality, preserve_fds):
+        self.process = process            # the OCI process object to run
+        self.namespaces = namespaces      # [(proc ns name, CLONE_NEW* flag, fd)], in join order
+        self.root_fd = root_fd            # O_PATH fd of the init's root when its mount ns is ours
+        self.capabilities = capabilities  # {set: frozenset(numbers)} or None
+        self.last_cap = last_cap
+        self.seccomp = seccomp            # security.seccomp.Program (the container's) or None
+        self.personality = personality    # linux.personality or None
+        self.preserve_fds = preserve_fds
+
+
+def stage1(plan, sock):
+    """Runs in the host's child. Never returns."""
+    code = 1
+    try:
+        sock.expect("proceed")  # the host has placed us in the container's cgroups
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace from the container while we hold host fds
+        proc.apply_rlimits(plan.process.get("rlimits"))
+        proc.apply_oom_score_adj(plan.process.get("oomScoreAdj"))
+        for name, flag, fd in plan.namespaces:
+            try:
+                sc.setns(fd, flag)
+            except OSError as e:
+                raise proc.ProcessError(f"failed to join the container's {name} namespace: "
+                                        f"{os.strerror(e.errno).lower()}") from None
+            if name == "user":
+                _become_root()
+            os.close(fd)
+        # setns(mnt) made the namespace's root our root and cwd (the container's, after its
+        # pivot_root); a container sharing our mount namespace is only chrooted.
+        if plan.root_fd is not None:
+            os.fchdir(plan.root_fd)
+            os.chroot(".")
+            os.close(plan.root_fd)
+        pid = os.fork()
+        if pid == 0:
+            _run_stage2(plan, sock)
+        sock.send("pid", pid=pid)
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything must reach the host
+        _report(sock, e)
+    os._exit(code)
+
+
+def _run_stage2(plan, sock):
+    try:
+        _stage2(plan, sock)
+    except BaseException as e:  # noqa: BLE001
+        _report(sock, e)
+    os._exit(1)
+
+
+def _stage2(plan, sock):
+    os.setsid()  # as runc's exec'd processes: a session of its own, no controlling terminal
+    sc.set_process_name("pyrunc:exec")
+    process = dict(plan.process)
+    process.pop("rlimits", None)  # applied in stage1
+    process.pop("oomScoreAdj", None)
+    security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
+                                    plan.seccomp, sock)
+    prepared = proc.prepare(process, plan.preserve_fds, security_steps)
+    sock.send("ready")
+    sock.close()
+    proc.execute_or_exit(prepared)
