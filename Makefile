@@ -51,8 +51,9 @@ integration: setup
 bench: setup $(BUNDLE)/config.json
 	$(PY) conformance/bench.py $(BUNDLE)
 
+# The launcher runs this checkout's venv python with -I; it stays valid while the checkout does.
 install: setup
-	install -m 0755 bin/pyrunc $(PREFIX)/bin/pyrunc
+	install -D -m 0755 bin/pyrunc $(DESTDIR)$(PREFIX)/bin/pyrunc
 
 clean:
 	rm -rf build bin $(VENV)

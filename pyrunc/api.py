@@ -38,7 +38,7 @@ class Runtime:
 
     def start(self, container_id):
         check_id(container_id)
-        _lc.start(self.store, container_id)
+        _lc.start(self.store, container_id, warn=self.warn)
 
     def state(self, container_id):
         check_id(container_id)
@@ -58,7 +58,7 @@ class Runtime:
         from .errors import ContainerNotFound
         check_id(container_id)
         try:
-            _lc.delete(self.store, container_id, force)
+            _lc.delete(self.store, container_id, force, warn=self.warn)
         except ContainerNotFound:
             _lc.remove_leftover(self.store, container_id)
             if not force:

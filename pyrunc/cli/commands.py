@@ -8,15 +8,30 @@ from .parser import Command, Flag
 
 
 def _create(rt, o, a, ctx):
+    preserve = _init_fds(o["preserve_fds"])
     rt.create(a[0], o["bundle"] or ".", pid_file=o["pid_file"], console_socket=o["console_socket"],
-              no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"])
+              no_pivot=o["no_pivot"], preserve_fds=preserve)
     return 0
 
 
 def _run(rt, o, a, ctx):
+    preserve = _init_fds(o["preserve_fds"])
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
-                  preserve_fds=o["preserve_fds"])
+                  preserve_fds=preserve)
+
+
+def _init_fds(preserve_fds):
+    """runc's fds for the init: our own socket-activation fds (LISTEN_FDS, from 3), then the
+    --preserve-fds ones after them, each checked to be open. Returns how many fds after
+    stdio the process keeps."""
+    from ..runtime.exec import _check_preserved_fds
+    from ..shim import process
+    n = process.socket_activation_fds()
+    process.listen_fds = n
+    preserve = max(0, preserve_fds)
+    _check_preserved_fds(preserve, base=3 + n)
+    return n + preserve
 
 
 def _start(rt, o, a, ctx):
@@ -237,6 +252,13 @@ def _exec(rt, o, a, ctx):
                    cgroup=o["cgroup"])
 
 
+def _features(rt, o, a, ctx):  # noqa: ARG001
+    from .features import features_json
+    from .main import _commit
+    sys.stdout.write(features_json(_commit()))
+    return 0
+
+
 _EXEC_USAGE = """<container-id> <command> [command options]  || -p process.json <container-id>
 
 Where "<container-id>" is the name for the instance of the container and
@@ -327,6 +349,8 @@ COMMANDS = {c.name: c for c in (
                       "statistics", _ID,
             [Flag("interval", default="5s", help="set the stats collection interval"),
              Flag("stats", "bool", help="display the container's stats then exit")], 1, 1, _events),
+    Command("features", "show the enabled features", "", [], 0, 0, _features,
+            "shows the enabled features (the runtime-spec's features document, as JSON)."),
     Command("spec", "create a new specification file", "",
             [Flag(("bundle", "b"), help="path to the root of the bundle directory"),
              Flag("rootless", "bool", help="generate a configuration for a rootless container")],

@@ -1,6 +1,7 @@
 """Loading a compiled seccomp program, and fetching another process's fd (for NOTIFY)."""
 
 import ctypes
+import errno
 import os
 
 from .syscalls import _SYS, _check, _libc
@@ -30,6 +31,13 @@ def load_filter(bpf, flags):
     fd = _check(_libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
                               ctypes.byref(prog)), "seccomp")
     return fd if flags & FLAG_NEW_LISTENER else None
+
+
+def flag_supported(flag):
+    """Does the kernel know this SECCOMP_FILTER_FLAG_*? (libseccomp's probe: with a NULL program
+    a known flag fails with EFAULT, an unknown one with EINVAL; nothing is installed.)"""
+    ret = _libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flag), None)
+    return ret == -1 and ctypes.get_errno() == errno.EFAULT
 
 
 def pidfd_getfd(pidfd, target_fd):

@@ -44,8 +44,12 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         os.chmod(fifo, 0o622)  # mkfifo applies the umask; a remapped root writes it as "other"
         state_dir = os.open(store.path(container_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            init_hooks = None
+            if config.get("hooks"):
+                from . import hooks
+                init_hooks = hooks.for_init(config, container_id, bundle)
             plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap,
-                             seccomp, state_dir)
+                             seccomp, state_dir, init_hooks)
             init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn, cgroup))
         finally:
             os.close(state_dir)
@@ -151,6 +155,17 @@ class _Handshake:
         linux = self.config["linux"]
         write_maps(stage1_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
 
+    def create_runtime(self):
+        """prestart + createRuntime, on the host, once the init has done its mounts."""
+        from . import hooks
+        state = hooks.state_json(self.container_id, "creating", self.init_pid, self.bundle,
+                                 self.config.get("annotations") or {})
+        try:
+            hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
+                           cwd=self.bundle)
+        except hooks.HookError as e:
+            raise sync.SyncError(str(e)) from None
+
     def seccomp_listener(self, fd):
         from ..security.notify import send_listener
         send_listener(self.config, self.container_id, self.bundle, self.init_pid, fd)
@@ -178,6 +193,7 @@ def _spawn(plan, bundle, handshake):
         host_end.send("proceed")
         try:
             ready = False
+            create_runtime = False  # the init asked before stage1's "pid" arrived
             # stage1's "pid" and the init's "ready" come from two processes: under load the
             # init can finish first, so wait for both.
             while not (ready and init_pid):
@@ -190,6 +206,16 @@ def _spawn(plan, bundle, handshake):
                     raise sync.SyncError(msg["msg"])
                 if kind == "pid":
                     init_pid = handshake.init_pid = msg["pid"]
+                    if create_runtime:
+                        handshake.create_runtime()
+                        host_end.send("proceed", pid=init_pid)
+                    continue
+                if kind == "create-runtime":
+                    # the init's hooks need its host pid: answer once stage1 has sent it
+                    create_runtime = not init_pid
+                    if init_pid:
+                        handshake.create_runtime()
+                        host_end.send("proceed", pid=init_pid)
                     continue
                 if kind == "warning":
                     handshake.warn(msg["msg"])

@@ -183,13 +183,14 @@ def _check_terminal(spec, detach, console_socket):
         raise PyruncError(TTY_UNSUPPORTED)
 
 
-def _check_preserved_fds(n):
-    for fd in range(3, 3 + n):
+def _check_preserved_fds(n, base=3):
+    """runc's check (base is 3 + the LISTEN_FDS it passes first, for create/run)."""
+    for fd in range(base, base + n):
         path = f"/proc/self/fd/{fd}"
         try:
             os.stat(path)
         except OSError as e:
-            raise PyruncError(f"unable to stat preserved-fd {fd - 3} (of {n}): "
+            raise PyruncError(f"unable to stat preserved-fd {fd - base} (of {n}): "
                               f"stat {path}: {e.strerror.lower()}") from None
 
 

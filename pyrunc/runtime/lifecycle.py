@@ -31,7 +31,7 @@ def list_all(store):
     return out
 
 
-def start(store, container_id):
+def start(store, container_id, warn=None):
     with store.lock(container_id):
         record = store.load(container_id)
         status = status_of(store, record)
@@ -42,6 +42,37 @@ def start(store, container_id):
         if status != CREATED:
             raise InvalidStateError(f"cannot start a container in the {status} state")
         _release_barrier(store, record)
+        if ((record.get("config") or {}).get("hooks") or {}).get("poststart"):
+            _wait_exec(record)  # poststart runs after the user's process is executed
+            _run_after_hooks(record, "poststart", "running", record["pid"], warn)
+
+
+def _wait_exec(record, timeout=START_TIMEOUT):
+    """Until the init has execve'd (its comm is no longer ours: startContainer hooks run
+    between the barrier and the exec) or has died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{record['pid']}/comm") as f:
+                if f.read().strip() != "pyrunc:init":
+                    return
+        except OSError:
+            return
+        if not procfs.is_alive(record["pid"], record["start_time"]):
+            return
+        time.sleep(0.002)
+
+
+def _run_after_hooks(record, name, status, pid, warn):
+    """poststart / poststop: on the host; a failure is only a warning (runtime.md)."""
+    config = record.get("config") or {}
+    if not (config.get("hooks") or {}).get(name):
+        return
+    from . import hooks
+    state = hooks.state_json(record["id"], status, pid, record["bundle"],
+                             record.get("annotations") or {})
+    hooks.run_warning_only(hooks.hooks_of(config, name), state, warn or (lambda _m: None),
+                           cwd=record["bundle"] if os.path.isdir(record["bundle"]) else None)
 
 
 def _release_barrier(store, record):
@@ -141,7 +172,7 @@ def container_pids(record):
     return sorted(pids)
 
 
-def delete(store, container_id, force=False):
+def delete(store, container_id, force=False, warn=None):
     with store.lock(container_id):
         record = store.load(container_id)
         status = status_of(store, record)
@@ -152,6 +183,7 @@ def delete(store, container_id, force=False):
         # own): they are the container's, and the cgroup cannot go while they live.
         _kill_and_wait(record)
         _destroy(store, record)
+        _run_after_hooks(record, "poststop", "stopped", 0, warn)
 
 
 def _kill_and_wait(record, timeout=10.0):

@@ -24,7 +24,8 @@ class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
     def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot, capabilities=None,
-                 last_cap=0, seccomp=None, state_dir_fd=None):
+                 last_cap=0, seccomp=None, state_dir_fd=None, hooks=None):
+        self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.state_dir_fd = state_dir_fd  # O_PATH fd of <root>/<id>, opened by the host
         self.config = config
         self.rootfs = rootfs
@@ -137,8 +138,16 @@ def _stage2(plan, sock, cgroup_paths):
     state_dir = plan.state_dir_fd
 
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
+    host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         rfs.prepare(config, plan.rootfs, cgroup_paths)
+    if plan.hooks:
+        # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
+        # createContainer in our namespaces with the host's paths still visible
+        sock.send("create-runtime")
+        host_pid = sock.expect("proceed")["pid"]
+        plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
+    if "mount" in namespaces:
         rfs.pivot(plan.rootfs, plan.no_pivot)
     else:
         os.chroot(plan.rootfs)
@@ -176,6 +185,8 @@ def _stage2(plan, sock, cgroup_paths):
     os.write(barrier, b"0")
     os.close(barrier)
     os.close(state_dir)
+    if plan.hooks:
+        plan.hooks.run(plan.hooks.start_container, "created", host_pid)
     proc.execute_or_exit(prepared)
 
 

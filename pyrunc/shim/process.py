@@ -16,6 +16,26 @@ class ProcessError(Exception):
     pass
 
 
+# Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for
+# create/run (not exec): the CLI sets this before the fork to socket_activation_fds(); the
+# process then keeps fds 3..3+n-1 (counted in preserve_fds) and gets LISTEN_FDS=n LISTEN_PID=1.
+listen_fds = 0
+
+
+def socket_activation_fds(environ=None, pid=None):
+    """go-systemd's activation.Files(false), as runc calls it: LISTEN_FDS, when LISTEN_PID
+    names this process (else 0)."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("LISTEN_FDS"):
+        return 0
+    try:
+        if int(environ.get("LISTEN_PID", ""), 10) != (os.getpid() if pid is None else pid):
+            return 0
+        return max(0, int(environ["LISTEN_FDS"], 10))
+    except ValueError:
+        return 0
+
+
 class Prepared:
     """What execute() needs, computed before the barrier."""
     __slots__ = ("path", "args", "env", "preserve_fds")
@@ -64,6 +84,9 @@ def environment(process):
         env[key] = value
     if "HOME" not in env:
         env["HOME"] = home_of(process["user"]["uid"])
+    if listen_fds:  # runc appends them to process.env: they win over the config's
+        env["LISTEN_FDS"] = str(listen_fds)
+        env["LISTEN_PID"] = "1"
     return env
 
 
@@ -156,6 +179,11 @@ def execute(prepared):
             except (OSError, ValueError):
                 pass
     close_range(3 + prepared.preserve_fds)
+    for fd in range(3, 3 + prepared.preserve_fds):  # runc's ExtraFiles: never close-on-exec
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
     os.execve(prepared.path, prepared.args, prepared.env)
 
 
