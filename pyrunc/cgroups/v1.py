@@ -11,7 +11,7 @@ import os
 from . import devices as devrules
 from . import fsio
 from .errors import CgroupError
-from .values import PREFIX, entries, integer, items, mapping, string
+from .values import write_idle, PREFIX, entries, integer, items, mapping, string
 
 MEMORY = PREFIX + "memory."
 CPU = PREFIX + "cpu."
@@ -140,13 +140,7 @@ def cpu(d, cpu_, ctx):
             fsio.write(d, "cpu.cfs_period_us", str(retry_period), CPU + "period")
         if retry_burst is not None:
             fsio.write(d, "cpu.cfs_burst_us", str(retry_burst), CPU + "burst")
-    idle = integer(cpu_, "idle", CPU + "idle")
-    if idle is not None:
-        try:
-            fsio.write(d, "cpu.idle", str(idle), CPU + "idle")
-        except CgroupError as err:
-            if not (err.errno == errno.ENOENT and not idle):  # 0 is the default anyway
-                raise
+    write_idle(d, cpu_)
     rt_period = integer(cpu_, "realtimePeriod", CPU + "realtimePeriod")
     if rt_period:
         fsio.write(d, "cpu.rt_period_us", str(rt_period), CPU + "realtimePeriod")

@@ -9,7 +9,7 @@ import errno
 from . import convert, fsio, v1
 from . import devices as devrules
 from .errors import CgroupError
-from .values import PREFIX, entries, integer, string
+from .values import write_idle, PREFIX, entries, integer, string
 
 MEMORY, CPU, BLKIO = v1.MEMORY, v1.CPU, v1.BLKIO
 
@@ -57,13 +57,7 @@ def memory(d, mem, ctx):
 def cpu(d, cpu_, ctx):
     if not cpu_:
         return
-    idle = integer(cpu_, "idle", CPU + "idle")
-    if idle is not None:
-        try:
-            fsio.write(d, "cpu.idle", str(idle), CPU + "idle")
-        except CgroupError as err:
-            if not (err.errno == errno.ENOENT and not idle):  # 0 is the default anyway
-                raise
+    write_idle(d, cpu_)
     shares = integer(cpu_, "shares", CPU + "shares")
     if shares:
         fsio.write(d, "cpu.weight", str(convert.cpu_shares_to_weight(shares)), CPU + "shares")

@@ -1,5 +1,8 @@
 """Typed reads out of linux.resources, and the state of one Manager.set() call."""
 
+import errno
+
+from . import fsio
 from .errors import CgroupError
 
 PREFIX = "linux.resources."
@@ -72,3 +75,14 @@ class SetContext:
     def warn(self, message):
         if message not in self.warnings:
             self.warnings.append(message)
+
+
+def write_idle(d, cpu_):
+    """linux.resources.cpu.idle: the same file on v1 and v2; a kernel without it is fine for 0."""
+    idle = integer(cpu_, "idle", "linux.resources.cpu.idle")
+    if idle is not None:
+        try:
+            fsio.write(d, "cpu.idle", str(idle), "linux.resources.cpu.idle")
+        except CgroupError as err:
+            if not (err.errno == errno.ENOENT and not idle):  # 0 is the default anyway
+                raise

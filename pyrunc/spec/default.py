@@ -1,6 +1,5 @@
 """The config.json `pyrunc spec` writes: a minimal, locked-down container running sh."""
 
-from .. import SPEC_VERSION
 
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
