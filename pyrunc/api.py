@@ -9,9 +9,11 @@
 Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message.
 """
 
-from .runtime import create as _create
 from .runtime import lifecycle as _lc
 from .state.store import Store, check_id
+
+# runtime.create pulls in the shim, ctypes, python-prctl and cgroups: only create/run need them,
+# and engines call state/kill/delete as often as create (delete --force after every container).
 
 DEFAULT_ROOT = "/run/pyrunc"
 
@@ -31,6 +33,7 @@ class Runtime:
     def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
                no_pivot=False, preserve_fds=0):
         """Build the container and leave its init waiting for start(); returns its ContainerState."""
+        from .runtime import create as _create
         return _create.create(self.store, container_id, bundle, pid_file=pid_file,
                               console_socket=console_socket, no_pivot=no_pivot,
                               preserve_fds=preserve_fds, warn=self.warn,

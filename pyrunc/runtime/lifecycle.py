@@ -9,7 +9,6 @@ import time
 from ..errors import InvalidStateError, PyruncError
 from ..state import procfs
 from ..state.store import EXEC_FIFO
-from ..cgroups.errors import CgroupError
 from .cgroup_ops import manager as cgroup_manager
 from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
@@ -203,8 +202,8 @@ def _kill_and_wait(record, timeout=10.0):
     if cgroup is not None:
         try:
             cgroup.thaw()  # frozen tasks only die once thawed
-        except CgroupError:
-            pass  # the cgroup is already gone: nothing left to thaw
+        except PyruncError:  # CgroupError: the cgroup is already gone, nothing to thaw
+            pass
     deadline = time.monotonic() + timeout
     while procfs.is_alive(record["pid"], record["start_time"]) or (cgroup and cgroup.pids()):
         if time.monotonic() > deadline:

@@ -14,7 +14,7 @@ import pytest
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli.commands import COMMANDS
-from helpers import TEXT_LINE, error_of, fails, state, wait_for  # noqa: E402,F401
+from helpers import error_of, fails, state, wait_for  # noqa: E402,F401
 
 
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import TEXT_LINE, error_of, fails, state, wait_for  # noqa: E402,F401
+from helpers import error_of, fails, state, wait_for  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- helpers
 

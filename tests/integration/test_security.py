@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import threading
 
 import pytest
