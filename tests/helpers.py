@@ -53,3 +53,27 @@ def create(pyrunc, bundle, cid):
     r = pyrunc("create", "--bundle", bundle.path, cid)
     assert r.rc == 0, r.err
     return json.loads(pyrunc("state", cid).out)["pid"]
+
+
+def destroy_cgroup(manager, procs=()):
+    """Kill what is in a test cgroup (thawed first), then remove it; asserts nothing is left."""
+    import os
+    import signal
+    from pyrunc.cgroups import CgroupError
+    try:
+        manager.thaw()
+    except CgroupError:
+        pass
+    for pid in manager.pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for p in procs:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 5
+    while manager.pids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    manager.destroy()
+    assert not any(os.path.exists(d) for d in manager.paths().values())

@@ -11,7 +11,7 @@ import os
 from . import devices as devrules
 from . import fsio
 from .errors import CgroupError
-from .values import write_idle, PREFIX, entries, integer, items, mapping, string
+from .values import memory_values, write_idle, PREFIX, entries, integer, items, mapping, string
 
 MEMORY = PREFIX + "memory."
 CPU = PREFIX + "cpu."
@@ -27,11 +27,7 @@ def _exists(directory, name):
 def memory(d, mem, ctx):
     if not mem:
         return
-    limit = integer(mem, "limit", MEMORY + "limit") or 0
-    swap = integer(mem, "swap", MEMORY + "swap") or 0
-    reservation = integer(mem, "reservation", MEMORY + "reservation") or 0
-    if mem.get("kernel") or mem.get("kernelTCP"):
-        ctx.warn(MEMORY + "kernel/kernelTCP: kernel memory limits are ignored (as runc 1.1 does)")
+    limit, swap, reservation = memory_values(mem, ctx, MEMORY)
     if mem.get("checkBeforeUpdate") and (limit > 0 or swap > 0):
         _check_usage(d, "memory.usage_in_bytes", limit, swap)
     _memory_and_swap(d, limit, swap)

@@ -9,7 +9,7 @@ import errno
 from . import convert, fsio, v1
 from . import devices as devrules
 from .errors import CgroupError
-from .values import write_idle, PREFIX, entries, integer, string
+from .values import memory_values, write_idle, PREFIX, entries, integer, string
 
 MEMORY, CPU, BLKIO = v1.MEMORY, v1.CPU, v1.BLKIO
 
@@ -17,11 +17,7 @@ MEMORY, CPU, BLKIO = v1.MEMORY, v1.CPU, v1.BLKIO
 def memory(d, mem, ctx):
     if not mem:
         return
-    limit = integer(mem, "limit", MEMORY + "limit") or 0
-    swap = integer(mem, "swap", MEMORY + "swap") or 0
-    reservation = integer(mem, "reservation", MEMORY + "reservation") or 0
-    if mem.get("kernel") or mem.get("kernelTCP"):
-        ctx.warn(MEMORY + "kernel/kernelTCP: kernel memory limits are ignored (as runc 1.1 does)")
+    limit, swap, reservation = memory_values(mem, ctx, MEMORY)
     if mem.get("disableOOMKiller"):
         ctx.warn(MEMORY + "disableOOMKiller: ignored: cgroup v2 cannot disable the OOM killer")
     swappiness = mem.get("swappiness")

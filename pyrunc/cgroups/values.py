@@ -86,3 +86,14 @@ def write_idle(d, cpu_):
         except CgroupError as err:
             if not (err.errno == errno.ENOENT and not idle):  # 0 is the default anyway
                 raise
+
+
+def memory_values(mem, ctx, field):
+    """(limit, swap, reservation) of linux.resources.memory, 0 when unset; kernel memory
+    limits are warned about and ignored on both versions, as runc 1.1 does."""
+    limit = integer(mem, "limit", field + "limit") or 0
+    swap = integer(mem, "swap", field + "swap") or 0
+    reservation = integer(mem, "reservation", field + "reservation") or 0
+    if mem.get("kernel") or mem.get("kernelTCP"):
+        ctx.warn(field + "kernel/kernelTCP: kernel memory limits are ignored (as runc 1.1 does)")
+    return limit, swap, reservation

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from pyrunc.cgroups import CgroupError, Manager, manager_for, probe
+from helpers import destroy_cgroup  # noqa: E402
 
 HOST = probe()
 pytestmark = [
@@ -45,24 +46,7 @@ class Harness:
             return f.read().strip()
 
     def cleanup(self):
-        try:
-            self.m.thaw()
-        except CgroupError:
-            pass
-        for pid in self.m.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for p in self.procs:
-            p.kill()
-            p.wait()
-        deadline = time.monotonic() + 5
-        while self.m.pids() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.m.destroy()
-        assert not any(os.path.exists(d) for d in self.m.paths().values())
-
+        destroy_cgroup(self.m, self.procs)
 
 @pytest.fixture
 def h():

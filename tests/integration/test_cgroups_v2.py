@@ -8,13 +8,13 @@ the real kernel. Every test removes its cgroup, killing what is left in it, even
 import os
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
 
 from pyrunc.cgroups import CgroupError, Layout, manager_for, probe
 from pyrunc.cgroups.convert import hugepage_size_name
+from helpers import destroy_cgroup  # noqa: E402
 
 HOST = probe()
 pytestmark = [
@@ -40,24 +40,7 @@ class Harness:
         return p
 
     def cleanup(self):
-        try:
-            self.m.thaw()
-        except CgroupError:
-            pass
-        for pid in self.m.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for p in self.procs:
-            p.kill()
-            p.wait()
-        deadline = time.monotonic() + 5
-        while self.m.pids() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.m.destroy()
-        assert not any(os.path.exists(d) for d in self.m.paths().values())
-
+        destroy_cgroup(self.m, self.procs)
 
 @pytest.fixture
 def h():
