@@ -25,10 +25,12 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup)
-    if (config["process"].get("terminal")) and not console_socket:
+    terminal = bool(config["process"].get("terminal"))
+    if terminal and not console_socket:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if console_socket:
-        raise InvalidStateError("--console-socket is not supported yet")
+    if console_socket and not terminal:
+        raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
+    console_fd = _connect_console(console_socket) if console_socket else None
     held = store.claim(container_id)  # locked until the record is complete (or removed)
     init_pid = None
     cgroup_made = False
@@ -50,9 +52,13 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 init_hooks = hooks.for_init(config, container_id, bundle)
             plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap,
                              seccomp, state_dir, init_hooks)
+            plan.console_fd = console_fd
             init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn, cgroup))
         finally:
             os.close(state_dir)
+            if console_fd is not None:
+                os.close(console_fd)
+                console_fd = None
         record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
@@ -256,6 +262,19 @@ def _destroy_cgroup(cgroup):
         cgroup.destroy()
     except CgroupError:
         pass
+
+
+def _connect_console(path):
+    """Connect to --console-socket now: after pivot_root the init cannot reach a host path."""
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise InvalidStateError(f"cannot connect to --console-socket {path}: "
+                                f"{(e.strerror or str(e)).lower()}") from None
+    return sock.detach()  # a plain fd (close-on-exec) the shim inherits through the fork
 
 
 def _kill_quietly(pid):

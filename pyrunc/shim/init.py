@@ -13,6 +13,7 @@ import signal
 
 from ..linux import syscalls as sc
 from . import process as proc
+from . import console
 from . import rootfs as rfs
 from . import scheduling, security, sync
 
@@ -27,6 +28,7 @@ class Plan:
                  last_cap=0, seccomp=None, state_dir_fd=None, hooks=None):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.state_dir_fd = state_dir_fd  # O_PATH fd of <root>/<id>, opened by the host
+        self.console_fd = None  # connected --console-socket, when process.terminal
         self.config = config
         self.rootfs = rootfs
         self.fifo_path = fifo_path
@@ -159,6 +161,8 @@ def _stage2(plan, sock, cgroup_paths):
     _sysctls((config.get("linux") or {}).get("sysctl") or {})
     if "mount" in namespaces:
         rfs.finish(config)
+    if plan.console_fd is not None:
+        console.setup(plan.console_fd, config["process"].get("consoleSize"))
 
     process = config["process"]
     security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
@@ -207,7 +211,7 @@ def _die(signum, _frame):
 def _report(sock, exc):
     if isinstance(exc, sync.SyncError):
         return  # the host is gone or already knows
-    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError,
+    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError, console.ConsoleError,
                         scheduling.SchedulingError)):
         msg = str(exc)
     elif isinstance(exc, OSError):
