@@ -6,7 +6,7 @@ files, forks stage1 (shim/exec_init.py), writes its pid into the container's cgr
 drives the handshake; stage1 joins the namespaces and forks the process, which prepares
 itself as the init does and execs. Without --detach, pyrunc waits for it as a child
 subreaper, forwards signals to it, and exits with its status (128+N when killed by N).
-No terminal yet: --tty / process.terminal are refused.
+A terminal needs --console-socket (with --detach, as runc); runc's own pty proxy is not done.
 """
 
 import copy
@@ -19,11 +19,12 @@ from ..errors import ConfigError, ContainerInitError, InvalidStateError, PyruncE
 from ..linux import syscalls as sc
 from ..shim import exec_init, sync
 from ..state import procfs
-from .create import _kill_quietly, _write_pid_file, check_lsm, compile_seccomp, resolve_capabilities
+from .create import (_connect_console, _kill_quietly, _write_pid_file, check_lsm, compile_seccomp,
+                     resolve_capabilities)
 from .run import FORWARDED, _is_subreaper, _wait_for
 from .status import PAUSED, STOPPED, status_of
 
-TTY_UNSUPPORTED = "terminal/console-socket support is not implemented yet"
+TTY_UNSUPPORTED = "a terminal without --console-socket (a pty proxied by pyrunc) is not implemented yet"
 
 # /proc/PID/ns names in the order stage1 joins them: user first (it owns the others), then
 # runc's order (configs.NamespaceTypes).
@@ -72,11 +73,15 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     seccomp = compile_seccomp(store, linux.get("seccomp"))
 
     namespaces, root_fd = _open_namespaces(record)
+    console_fd = _connect_console(console_socket) if console_socket else None
     try:
         plan = exec_init.Plan(spec, namespaces, root_fd, capabilities, last_cap, seccomp,
                               linux.get("personality"), max(0, preserve_fds))
+        plan.console_fd = console_fd
         return _run(plan, record, pid_file, detach, warn)
     finally:
+        if console_fd is not None:
+            os.close(console_fd)
         for _, _, fd in namespaces:
             os.close(fd)
         if root_fd is not None:
@@ -179,7 +184,7 @@ def _check_terminal(spec, detach, console_socket):
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if (not detach or not terminal) and console_socket:
         raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
-    if terminal:
+    if terminal and not console_socket:  # runc would proxy the pty itself in the foreground
         raise PyruncError(TTY_UNSUPPORTED)
 
 

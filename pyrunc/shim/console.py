@@ -24,8 +24,9 @@ class ConsoleError(Exception):
     pass
 
 
-def setup(console_fd, console_size=None):
-    """Allocate the pty, send the master, and make the slave fds 0-2 and the controlling tty."""
+def setup(console_fd, console_size=None, bind_console=True):
+    """Allocate the pty, send the master, and make the slave fds 0-2 and the controlling tty.
+    An exec'd process gets a pty too, but /dev/console stays the init's (bind_console=False)."""
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
@@ -39,7 +40,8 @@ def setup(console_fd, console_size=None):
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack(
                 "HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0))
         slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
-        _bind_console(slave_path)
+        if bind_console:
+            _bind_console(slave_path)
         with socket.socket(fileno=console_fd) as sock:
             sock.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                            array.array("i", [master]))])

@@ -16,7 +16,7 @@ import os
 
 from ..linux import syscalls as sc
 from . import process as proc
-from . import security
+from . import console, security
 from .init import _become_root, _report
 
 
@@ -33,6 +33,7 @@ class Plan:
         self.seccomp = seccomp            # security.seccomp.Program (the container's) or None
         self.personality = personality    # linux.personality or None
         self.preserve_fds = preserve_fds
+        self.console_fd = None            # connected --console-socket, when process.terminal
 
 
 def stage1(plan, sock):
@@ -77,8 +78,10 @@ def _run_stage2(plan, sock):
 
 
 def _stage2(plan, sock):
-    os.setsid()  # as runc's exec'd processes: a session of its own, no controlling terminal
+    os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
+    if plan.console_fd is not None:  # the pty then becomes its controlling terminal
+        console.setup(plan.console_fd, plan.process.get("consoleSize"), bind_console=False)
     process = dict(plan.process)
     process.pop("rlimits", None)  # applied in stage1
     process.pop("oomScoreAdj", None)

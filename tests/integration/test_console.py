@@ -111,3 +111,21 @@ def test_unreachable_console_socket_leaves_nothing(pyrunc, make_bundle, cid, tmp
     r = pyrunc("create", "--bundle", b.path, "--console-socket", str(tmp_path / "nobody.sock"), cid)
     assert r.rc == 1 and "nobody.sock" in r.err and "no such file or directory" in r.err
     assert not pyrunc.ids()
+
+
+def test_exec_tty_with_console_socket(pyrunc, make_bundle, cid, tmp_path):
+    """docker exec -it / conmon: exec --tty --console-socket S --detach gives the process a pty."""
+    b = make_bundle("sleep", "30")
+    b.write()
+    assert pyrunc("create", "--bundle", b.path, cid).rc == 0
+    assert pyrunc("start", cid).rc == 0
+    receiver = ConsoleReceiver(str(tmp_path / "exec.sock"))
+    r = pyrunc("exec", "--tty", "--console-socket", receiver.path, "--detach",
+               "--pid-file", str(tmp_path / "exec.pid"), cid, "sh", "-c",
+               "tty; cut -d' ' -f7 /proc/self/stat; [ -c /dev/console ] || echo no-console; echo DONE")
+    assert r.rc == 0, r.err
+    out = receiver.wait().splitlines()
+    assert receiver.payload == b"/dev/ptmx"
+    assert out[0].startswith("/dev/pts/") and int(out[1]) == (136 << 8) + int(out[0].rsplit("/", 1)[1])
+    assert "no-console" in out  # /dev/console stays the init's: this container has none
+    assert pyrunc("delete", "--force", cid).rc == 0
