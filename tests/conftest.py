@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from bundle import make_rootfs  # noqa: E402
+from helpers import live_inits  # noqa: E402
 from pyrunc.spec.default import default_config  # noqa: E402
 
 PYRUNC = [os.path.join(ROOT, "bin", "pyrunc")]
@@ -151,34 +152,6 @@ def no_leaks(pyrunc):
     yield
     after = host_mounts()
     assert before == after, f"host mounts changed: {set(after) ^ set(before)}"
-    survivors = [pid for pid in _inits() if _holds_file_under(pid, pyrunc.root)]
+    survivors = sorted(live_inits(pyrunc.root))
     assert not survivors, f"container inits left running: {survivors}"
 
-
-def _inits():
-    """Host pids of waiting container inits (their comm until exec)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/comm") as f:
-                    if f.read().strip() == "pyrunc:init":
-                        pids.append(int(name))
-            except OSError:
-                continue
-    return pids
-
-
-def _holds_file_under(pid, root):
-    """True if pid has an fd on a file under root (a waiting init holds its exec.fifo)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(root + "/"):
-                return True
-        except OSError:
-            continue
-    return False

@@ -77,3 +77,48 @@ def destroy_cgroup(manager, procs=()):
         time.sleep(0.01)
     manager.destroy()
     assert not any(os.path.exists(d) for d in manager.paths().values())
+
+
+def live_inits(root):
+    """Waiting container inits (comm pyrunc:init, not zombies) holding a file under root:
+    a created container's init keeps its state directory open until exec."""
+    import os
+    out = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+            comm = raw[raw.index(b"(") + 1:raw.rindex(b")")]
+            if comm != b"pyrunc:init" or raw[raw.rindex(b")") + 2:].split()[0] in (b"Z", b"X"):
+                continue
+            for fd in os.listdir(f"/proc/{name}/fd"):
+                if os.readlink(f"/proc/{name}/fd/{fd}").startswith(root + "/"):
+                    out.add(int(name))
+                    break
+        except OSError:
+            continue
+    return out
+
+
+class CgroupHarness:
+    """A cgroup Manager for a test's fresh cgroup, and the processes the test started in it."""
+
+    def __init__(self, m):
+        self.m = m
+        self.procs = []
+
+    def spawn(self, *argv, **kw):
+        import subprocess
+        p = subprocess.Popen(list(argv) or ["sleep", "60"], **kw)
+        self.procs.append(p)
+        return p
+
+    def read(self, key, name):
+        import os
+        with open(os.path.join(self.m.paths()[key], name)) as f:
+            return f.read().strip()
+
+    def cleanup(self):
+        destroy_cgroup(self.m, self.procs)

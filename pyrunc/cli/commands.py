@@ -25,12 +25,11 @@ def _init_fds(preserve_fds):
     """runc's fds for the init: our own socket-activation fds (LISTEN_FDS, from 3), then the
     --preserve-fds ones after them, each checked to be open. Returns how many fds after
     stdio the process keeps."""
-    from ..runtime.exec import _check_preserved_fds
     from ..shim import process
     n = process.socket_activation_fds()
     process.listen_fds = n
     preserve = max(0, preserve_fds)
-    _check_preserved_fds(preserve, base=3 + n)
+    process.check_preserved_fds(preserve, base=3 + n)
     return n + preserve
 
 

@@ -267,6 +267,8 @@ def _destroy_cgroup(cgroup):
 def _connect_console(path):
     """Connect to --console-socket now: after pivot_root the init cannot reach a host path."""
     import socket
+
+    from ..shim import console  # noqa: F401 - the shim uses it after pivot_root, where imports fail
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)

@@ -18,6 +18,7 @@ import signal
 from ..errors import ConfigError, ContainerInitError, InvalidStateError, PyruncError
 from ..linux import syscalls as sc
 from ..shim import exec_init, sync
+from ..shim import process as proc
 from ..state import procfs
 from .create import (_connect_console, _kill_quietly, _write_pid_file, check_lsm, compile_seccomp,
                      resolve_capabilities)
@@ -64,7 +65,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     _check_terminal(spec, detach, console_socket)
     if pid_file:
         pid_file = os.path.abspath(pid_file)
-    _check_preserved_fds(preserve_fds)
+    proc.check_preserved_fds(preserve_fds)
     if cgroup:
         raise PyruncError("--cgroup (a sub-cgroup for the process) is not supported yet")
     check_lsm(spec, source=source)
@@ -186,17 +187,6 @@ def _check_terminal(spec, detach, console_socket):
         raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
     if terminal and not console_socket:  # runc would proxy the pty itself in the foreground
         raise PyruncError(TTY_UNSUPPORTED)
-
-
-def _check_preserved_fds(n, base=3):
-    """runc's check (base is 3 + the LISTEN_FDS it passes first, for create/run)."""
-    for fd in range(base, base + n):
-        path = f"/proc/self/fd/{fd}"
-        try:
-            os.stat(path)
-        except OSError as e:
-            raise PyruncError(f"unable to stat preserved-fd {fd - base} (of {n}): "
-                              f"stat {path}: {e.strerror.lower()}") from None
 
 
 # ---------------------------------------------------------------- namespaces

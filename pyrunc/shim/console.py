@@ -15,12 +15,13 @@ import termios
 
 from ..linux import mountflags as mf
 from ..linux.syscalls import mount
+from .process import ProcessError
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-class ConsoleError(Exception):
+class ConsoleError(ProcessError):
     pass
 
 

@@ -16,7 +16,7 @@ import os
 
 from ..linux import syscalls as sc
 from . import process as proc
-from . import console, security
+from . import security
 from .init import _become_root, _report
 
 
@@ -81,6 +81,7 @@ def _stage2(plan, sock):
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal
+        from . import console  # imported by the host before the fork (_connect_console)
         console.setup(plan.console_fd, plan.process.get("consoleSize"), bind_console=False)
     process = dict(plan.process)
     process.pop("rlimits", None)  # applied in stage1

@@ -13,7 +13,6 @@ import signal
 
 from ..linux import syscalls as sc
 from . import process as proc
-from . import console
 from . import rootfs as rfs
 from . import scheduling, security, sync
 
@@ -162,6 +161,7 @@ def _stage2(plan, sock, cgroup_paths):
     if "mount" in namespaces:
         rfs.finish(config)
     if plan.console_fd is not None:
+        from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
 
     process = config["process"]
@@ -211,7 +211,7 @@ def _die(signum, _frame):
 def _report(sock, exc):
     if isinstance(exc, sync.SyncError):
         return  # the host is gone or already knows
-    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError, console.ConsoleError,
+    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError,
                         scheduling.SchedulingError)):
         msg = str(exc)
     elif isinstance(exc, OSError):

@@ -9,11 +9,12 @@ import resource
 import signal
 import stat
 
+from ..errors import PyruncError
 from ..linux.syscalls import close_range
 
 
-class ProcessError(Exception):
-    pass
+class ProcessError(PyruncError):
+    """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
 
 
 # Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for
@@ -195,3 +196,14 @@ def execute_or_exit(prepared):
     except OSError as e:
         os.write(2, f"pyrunc: exec {prepared.path}: {e.strerror.lower()}\n".encode())
         os._exit(127 if e.errno == 2 else 126)
+
+
+def check_preserved_fds(n, base=3):
+    """runc's check (base is 3 + the LISTEN_FDS it passes first, for create/run)."""
+    for fd in range(base, base + n):
+        path = f"/proc/self/fd/{fd}"
+        try:
+            os.stat(path)
+        except OSError as e:
+            raise ProcessError(f"unable to stat preserved-fd {fd - base} (of {n}): "
+                              f"stat {path}: {e.strerror.lower()}") from None

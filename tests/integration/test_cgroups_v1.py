@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from pyrunc.cgroups import CgroupError, Manager, manager_for, probe
-from helpers import destroy_cgroup  # noqa: E402
+from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
 pytestmark = [
@@ -28,25 +28,6 @@ pytestmark = [
 
 MB = 1 << 20
 
-
-class Harness:
-    """A Manager for fresh cgroups, and the processes a test started."""
-
-    def __init__(self, m):
-        self.m = m
-        self.procs = []
-
-    def spawn(self, *argv, **kw):
-        p = subprocess.Popen(list(argv) or ["sleep", "60"], **kw)
-        self.procs.append(p)
-        return p
-
-    def read(self, key, name):
-        with open(os.path.join(self.m.paths()[key], name)) as f:
-            return f.read().strip()
-
-    def cleanup(self):
-        destroy_cgroup(self.m, self.procs)
 
 @pytest.fixture
 def h():

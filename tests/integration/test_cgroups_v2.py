@@ -7,14 +7,13 @@ the real kernel. Every test removes its cgroup, killing what is left in it, even
 
 import os
 import signal
-import subprocess
 import uuid
 
 import pytest
 
 from pyrunc.cgroups import CgroupError, Layout, manager_for, probe
 from pyrunc.cgroups.convert import hugepage_size_name
-from helpers import destroy_cgroup  # noqa: E402
+from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
 pytestmark = [
@@ -26,21 +25,6 @@ pytestmark = [
 def _v2_layout():
     return Layout(unified=HOST.unified, mode="unified", own=HOST.own)
 
-
-class Harness:
-    """A Manager for a fresh cgroup, and the processes a test started."""
-
-    def __init__(self, m):
-        self.m = m
-        self.procs = []
-
-    def spawn(self, *argv, **kw):
-        p = subprocess.Popen(list(argv) or ["sleep", "60"], **kw)
-        self.procs.append(p)
-        return p
-
-    def cleanup(self):
-        destroy_cgroup(self.m, self.procs)
 
 @pytest.fixture
 def h():

@@ -14,8 +14,7 @@ import pytest
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli.commands import COMMANDS
-from helpers import error_of, fails, state, wait_for  # noqa: E402,F401
-
+from helpers import live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
 
 
 def alive(pid):
@@ -25,25 +24,6 @@ def alive(pid):
     except OSError:
         return False
     return raw[raw.rindex(b")") + 2:].split()[0] not in (b"Z", b"X")
-
-
-def live_inits(root):
-    """Waiting container inits (comm pyrunc:init, not zombies) holding a file under root."""
-    out = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/comm") as f:
-                if f.read().strip() != "pyrunc:init" or not alive(name):
-                    continue
-            for fd in os.listdir(f"/proc/{name}/fd"):
-                if os.readlink(f"/proc/{name}/fd/{fd}").startswith(root + "/"):
-                    out.add(int(name))
-                    break
-        except OSError:
-            continue
-    return out
 
 
 class Spawned:

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import error_of, fails, state, wait_for  # noqa: E402,F401
+from helpers import live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- helpers
 
@@ -65,26 +65,6 @@ def cmdline(pid):
             return f.read().split(b"\0")[:-1]
     except OSError:
         return []
-
-
-def live_inits(root):
-    """Waiting container inits (comm pyrunc:init, not zombies) holding a file under root:
-    a created container's init keeps its state directory open until exec."""
-    out = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        st = proc_stat(name)
-        if not st or st[0] != "pyrunc:init" or st[1] in ("Z", "X"):
-            continue
-        try:
-            for fd in os.listdir(f"/proc/{name}/fd"):
-                if os.readlink(f"/proc/{name}/fd/{fd}").startswith(root + "/"):
-                    out.add(int(name))
-                    break
-        except OSError:
-            continue
-    return out
 
 
 @pytest.fixture

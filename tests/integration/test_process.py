@@ -5,14 +5,13 @@ executable lookup (with runc's error texts at `create`), and namespaces: new one
 absent ones (shared with the host) and joined ones (by path).
 """
 
-import json
 import os
 import resource
 
 import pytest
 
 from bundle import make_rootfs
-from helpers import create, sh, sh_ok  # noqa: E402,F401
+from helpers import create, sh_ok  # noqa: E402
 
 
 # ---------------------------------------------------------------- helpers

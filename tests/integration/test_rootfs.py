@@ -6,7 +6,6 @@ sysctl, hostname/domainname and --no-pivot. Each test looks at the effect from
 inside (the container's stdout) and, where it matters, from the host.
 """
 
-import json
 import os
 import stat
 import subprocess
