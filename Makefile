@@ -3,31 +3,42 @@ PYTHON_SYS ?= /usr/bin/python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 APT_PKGS   := busybox-static libseccomp2 libseccomp-dev libcap-dev gcc python3-venv python3-dev runc
+# the engines of the end-to-end tests (tests/engines): installed by `make test`, not by `make demo`
+ENGINE_PKGS := docker.io containerd podman conmon
 BUNDLE     ?= build/bundle
 PREFIX     ?= /usr/local
 
-.PHONY: setup demo test unit integration bench install clean
+.PHONY: setup setup-engines demo test unit integration engines bench bench-engines install clean
 
 # Idempotent and quick when everything is there: only missing apt packages are installed,
 # and the venv is rebuilt only when pyproject.toml changed.
 setup: $(VENV)/.installed bin/pyrunc
 
-$(VENV)/.installed: pyproject.toml
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+# apt-install whichever of the packages $(1) are missing
+define apt_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing apt packages: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+$(VENV)/.installed: pyproject.toml
+	$(call apt_missing,$(APT_PKGS))
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 # The launcher: -I ignores PYTHON* variables (PYTHONDONTWRITEBYTECODE would make every call
-# recompile), and the byte code is compiled here once.
+# recompile); -S skips `site` (~4 ms of every call), so the launcher names the two directories
+# pyrunc imports from: this checkout and the venv's site-packages. Byte code is compiled here once.
+SITE_PACKAGES = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 bin/pyrunc: $(VENV)/.installed $(shell find pyrunc -name '*.py')
 	@mkdir -p bin
-	@printf '#!%s -I\nfrom pyrunc.cli.main import entry\nentry()\n' "$(abspath $(PY))" > $@
+	@printf '#!%s -IS\nimport sys\nsys.path[:0] = ["%s", "%s"]\nfrom pyrunc.cli.main import entry\nentry()\n' \
+		"$(abspath $(PY))" "$(CURDIR)" "$(SITE_PACKAGES)" > $@
 	@chmod +x $@
 	@$(PY) -m compileall -q pyrunc
 
@@ -39,7 +50,10 @@ demo: setup $(BUNDLE)/config.json
 	@echo "== pyrunc run demo (bundle $(BUNDLE))"
 	bin/pyrunc --root /run/pyrunc-demo run --bundle $(BUNDLE) demo-$$$$
 
-test: setup
+setup-engines: setup
+	$(call apt_missing,$(ENGINE_PKGS))
+
+test: setup setup-engines
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 unit: setup
@@ -48,8 +62,15 @@ unit: setup
 integration: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# docker, podman and ctr running containers on pyrunc (PYRUNC_E2E_RUNTIMES=pyrunc,runc: runc too)
+engines: setup-engines
+	$(PY) -m pytest -q -p no:cacheprovider tests/engines
+
 bench: setup $(BUNDLE)/config.json
 	$(PY) conformance/bench.py $(BUNDLE)
+
+bench-engines: setup-engines
+	$(PY) conformance/engines_bench.py
 
 # The launcher runs this checkout's venv python with -I; it stays valid while the checkout does.
 install: setup

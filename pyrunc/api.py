@@ -39,9 +39,12 @@ class Runtime:
                               preserve_fds=preserve_fds, warn=self.warn,
                               systemd_cgroup=self.systemd_cgroup)
 
-    def start(self, container_id):
+    def start(self, container_id, *, main_pid=None):
+        """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,
+        as runc): wait until the container sends READY=, then send READY= and MAINPID=main_pid
+        (default: the init's host pid) to that socket; returns early if the container exits."""
         check_id(container_id)
-        _lc.start(self.store, container_id, warn=self.warn)
+        _lc.start(self.store, container_id, warn=self.warn, main_pid=main_pid)
 
     def state(self, container_id):
         check_id(container_id)

@@ -1,8 +1,8 @@
 """runc's verbs: their flags and how each maps onto the API. Parsing only; no logic here."""
 
-import json
 import sys
 
+from .. import jsonio
 from ..errors import UsageError
 from .parser import Command, Flag
 
@@ -39,7 +39,9 @@ def _start(rt, o, a, ctx):
 
 
 def _state(rt, o, a, ctx):
-    sys.stdout.write(json.dumps(rt.state(a[0]).to_oci(), indent=2))
+    doc = rt.state(a[0]).to_oci()
+    import json  # indented output: not jsonio's
+    sys.stdout.write(json.dumps(doc, indent=2))
     return 0
 
 
@@ -67,7 +69,7 @@ def _list(rt, o, a, ctx):
         sys.stdout.write("".join(s.id + "\n" for s in states))
     elif o["format"] == "json":
         docs = [dict(s.to_oci(), owner=_owner(rt)) for s in states]
-        sys.stdout.write(json.dumps(docs or None, separators=(",", ":")) + "\n")
+        sys.stdout.write(jsonio.dumps(docs or None) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s.id, str(s.pid), s.status, s.bundle, s.created, _owner(rt)) for s in states]
@@ -102,6 +104,7 @@ def _spec(rt, o, a, ctx):  # noqa: ARG001
     if o["rootless"]:
         raise PyruncError("--rootless is not supported: pyrunc runs containers as root")
     with open(path, "w") as f:
+        import json
         f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline
     return 0
 
@@ -191,7 +194,7 @@ def _ps(rt, o, a, ctx):
     pids = rt.ps(a[0])
     if o["format"] == "json":
         # runc encodes a nil Go slice: an empty container prints null, not []
-        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")
+        sys.stdout.write(jsonio.dumps(pids or None) + "\n")
         return 0
     import subprocess
     from ..errors import PyruncError

@@ -4,10 +4,11 @@ With --log FILE the line goes to FILE and the bare message to stderr, as runc do
 without it, the formatted line goes to stderr. Nothing is written on success.
 """
 
-import json
 import os
 import sys
 import time
+
+from .. import jsonio
 
 
 def _timestamp():
@@ -30,8 +31,7 @@ class Logger:
     def format(self, level, msg):
         if self.fmt == "json":
             # logrus' JSONFormatter: compact, keys sorted, Go's HTML escaping
-            line = json.dumps({"level": level, "msg": msg, "time": _timestamp()}, sort_keys=True,
-                              separators=(",", ":"))
+            line = jsonio.dumps({"level": level, "msg": msg, "time": _timestamp()}, sort_keys=True)
             return line.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
         return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}"
 

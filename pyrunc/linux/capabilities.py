@@ -4,7 +4,6 @@ python-prctl does the bounding set, keep-caps and the e/p/i sets; it has no ambi
 so that one is prctl(2) through syscalls.prctl.
 """
 
-import re
 
 import prctl  # at import time: the shim applies caps after pivot_root, where imports fail
 
@@ -24,7 +23,7 @@ NAMES = (
 )
 NUMBERS = {name: i for i, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-_WELL_FORMED = re.compile(r"^CAP_[A-Z0-9_]+$")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
@@ -51,7 +50,7 @@ def resolve(capabilities, last=None):
     for kind in SETS:
         numbers = set()
         for i, name in enumerate(capabilities.get(kind) or ()):
-            if not _WELL_FORMED.match(name):
+            if not (name.startswith("CAP_") and len(name) > 4 and _NAME_CHARS.issuperset(name[4:])):
                 raise CapabilityError(f"process.capabilities.{kind}[{i}]: {name!r} is not a "
                                       f"capability name (expected CAP_ followed by upper-case letters)")
             number = NUMBERS.get(name)

@@ -1,10 +1,10 @@
 """The verbs that act on a container's cgroup: update, pause, resume, ps, events."""
 
-import json
 import os
 import select
 import time
 
+from .. import jsonio
 from ..errors import InvalidStateError
 from .status import CREATED, PAUSED, RUNNING, STOPPED, status_of
 
@@ -115,4 +115,4 @@ def events(store, container_id, *, stats_only, interval, emit):
 
 
 def dumps(event):
-    return json.dumps(event, separators=(",", ":"))
+    return jsonio.dumps(event)

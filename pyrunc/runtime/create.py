@@ -1,10 +1,10 @@
 """`create`: validate the bundle, fork the shim, drive the handshake, record the container."""
 
 import os
-import signal
 import time
 
 from ..errors import ConfigError, ContainerInitError, InvalidStateError
+from ..linux import sig
 from ..shim import init as shim
 from ..shim import sync
 from ..spec.load import load_bundle
@@ -17,7 +17,9 @@ CACHE_DIR = "@cache"
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False):
+           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None):
+    """console_fd: a connected console socket instead of --console-socket (foreground `run`
+    passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
@@ -26,15 +28,23 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup)
     terminal = bool(config["process"].get("terminal"))
-    if terminal and not console_socket:
+    if terminal and not console_socket and console_fd is None:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if console_socket and not terminal:
+    if (console_socket or console_fd is not None) and not terminal:
         raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
-    console_fd = _connect_console(console_socket) if console_socket else None
+    if console_socket:
+        console_fd = _connect_console(console_socket)
+    elif console_fd is not None:
+        console_fd = os.dup(console_fd)  # closed after the fork like a connected socket
     held = store.claim(container_id)  # locked until the record is complete (or removed)
     init_pid = None
     cgroup_made = False
+    notify = os.environ.get("NOTIFY_SOCKET")  # sd_notify passthrough: runtime/notify_socket.py
+    if notify:
+        from . import notify_socket
     try:
+        if notify:
+            notify_socket.setup(config, store.path(container_id))  # mount + env, before the fork
         # limits are in place before anything joins (cpusets, rt budgets need that)
         cgroup_made = True
         cgroup.create()
@@ -73,6 +83,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
             _kill_quietly(init_pid)
         if cgroup_made:
             _destroy_cgroup(cgroup)
+        if notify:
+            notify_socket.remove(store.path(container_id))  # Store.remove removes files only
         store.remove(container_id)
         raise
     finally:
@@ -281,7 +293,7 @@ def _connect_console(path):
 
 def _kill_quietly(pid):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -6,7 +6,8 @@ files, forks stage1 (shim/exec_init.py), writes its pid into the container's cgr
 drives the handshake; stage1 joins the namespaces and forks the process, which prepares
 itself as the init does and execs. Without --detach, pyrunc waits for it as a child
 subreaper, forwards signals to it, and exits with its status (128+N when killed by N).
-A terminal needs --console-socket (with --detach, as runc); runc's own pty proxy is not done.
+A terminal goes to --console-socket (with --detach, as runc) or, in the foreground without one,
+to pyrunc itself, which proxies it as runc does (tty_proxy.py).
 """
 
 import copy
@@ -24,8 +25,6 @@ from .create import (_connect_console, _kill_quietly, _write_pid_file, check_lsm
                      resolve_capabilities)
 from .run import FORWARDED, _is_subreaper, _wait_for
 from .status import PAUSED, STOPPED, status_of
-
-TTY_UNSUPPORTED = "a terminal without --console-socket (a pty proxied by pyrunc) is not implemented yet"
 
 # /proc/PID/ns names in the order stage1 joins them: user first (it owns the others), then
 # runc's order (configs.NamespaceTypes).
@@ -62,7 +61,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
                                   no_new_privs=no_new_privs, apparmor=apparmor,
                                   process_label=process_label, tty=tty)
         source = "exec"
-    _check_terminal(spec, detach, console_socket)
+    own_tty = _check_terminal(spec, detach, console_socket)
     if pid_file:
         pid_file = os.path.abspath(pid_file)
     proc.check_preserved_fds(preserve_fds)
@@ -74,15 +73,25 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     seccomp = compile_seccomp(store, linux.get("seccomp"))
 
     namespaces, root_fd = _open_namespaces(record)
-    console_fd = _connect_console(console_socket) if console_socket else None
+    console_fd, proxy = None, None
     try:
+        if console_socket:
+            console_fd = _connect_console(console_socket)
+        elif own_tty:  # the master comes to us and we proxy it, as runc (tty_proxy.py)
+            from .tty_proxy import TerminalProxy
+            proxy = TerminalProxy()  # no terminal to proxy: runc's "open /dev/tty: ..."
+            size = proxy.window_size()
+            if size:  # the process starts with the host terminal's size (runc resizes after)
+                spec["consoleSize"] = size
         plan = exec_init.Plan(spec, namespaces, root_fd, capabilities, last_cap, seccomp,
                               linux.get("personality"), max(0, preserve_fds))
-        plan.console_fd = console_fd
-        return _run(plan, record, pid_file, detach, warn)
+        plan.console_fd = console_fd if proxy is None else proxy.console_end()
+        return _run(plan, record, pid_file, detach, warn, proxy)
     finally:
         if console_fd is not None:
             os.close(console_fd)
+        if proxy is not None:
+            proxy.close()
         for _, _, fd in namespaces:
             os.close(fd)
         if root_fd is not None:
@@ -185,8 +194,7 @@ def _check_terminal(spec, detach, console_socket):
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if (not detach or not terminal) and console_socket:
         raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
-    if terminal and not console_socket:  # runc would proxy the pty itself in the foreground
-        raise PyruncError(TTY_UNSUPPORTED)
+    return terminal and not console_socket  # foreground: pyrunc proxies the pty itself
 
 
 # ---------------------------------------------------------------- namespaces
@@ -230,7 +238,7 @@ def _open_namespaces(record):
 
 # ---------------------------------------------------------------- fork, handshake, wait
 
-def _run(plan, record, pid_file, detach, warn):
+def _run(plan, record, pid_file, detach, warn, proxy=None):
     forwarder = None
     was_subreaper = None
     if not detach:
@@ -251,8 +259,12 @@ def _run(plan, record, pid_file, detach, warn):
         if detach:
             return 0
         forwarder.target(pid)
+        if proxy is not None:
+            return proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
         return _wait_for(pid)
     finally:
+        if proxy is not None:
+            proxy.close()  # before the forwarder: SIGWINCH goes back to it, then to the caller's
         if forwarder is not None:
             forwarder.restore()
         if was_subreaper is not None:

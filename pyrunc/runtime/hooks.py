@@ -9,10 +9,10 @@ poststop by `delete` once the container is gone. `run_list` is also handed to th
 the fork, so nothing is imported after the init's pivot_root.
 """
 
-import json
 import signal
 import subprocess
 
+from .. import jsonio
 from ..shim.process import ProcessError
 
 # The order of the lists that run while the container is being created.
@@ -40,7 +40,7 @@ def state_json(container_id, status, pid, bundle, annotations):
     state["bundle"] = bundle
     if annotations:
         state["annotations"] = annotations
-    return json.dumps(state)
+    return jsonio.dumps(state)
 
 
 def run_list(hooks, state, cwd=None):

@@ -3,10 +3,10 @@
 import errno
 import os
 import select
-import signal
 import time
 
 from ..errors import InvalidStateError, PyruncError
+from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
 from .cgroup_ops import manager as cgroup_manager
@@ -30,7 +30,10 @@ def list_all(store):
     return out
 
 
-def start(store, container_id, warn=None):
+def start(store, container_id, warn=None, main_pid=None):
+    """With NOTIFY_SOCKET set, returns once the container sent READY= (forwarded with
+    MAINPID=main_pid, default the init's pid) or exited: runtime/notify_socket.py."""
+    notify = None
     with store.lock(container_id):
         record = store.load(container_id)
         status = status_of(store, record)
@@ -40,10 +43,20 @@ def start(store, container_id, warn=None):
             raise InvalidStateError("cannot start an already running container")
         if status != CREATED:
             raise InvalidStateError(f"cannot start a container in the {status} state")
-        _release_barrier(store, record)
+        if os.environ.get("NOTIFY_SOCKET"):
+            from .notify_socket import Proxy, host_address
+            notify = Proxy(store.path(container_id), host_address())  # before the init runs
+        try:
+            _release_barrier(store, record)
+        except BaseException:
+            if notify is not None:
+                notify.close(unlink=True)
+            raise
         if ((record.get("config") or {}).get("hooks") or {}).get("poststart"):
             _wait_exec(record)  # poststart runs after the user's process is executed
             _run_after_hooks(record, "poststart", "running", record["pid"], warn)
+    if notify is not None:  # outside the lock: kill/delete must not wait for READY
+        notify.forward_ready(record["pid"], record["start_time"], main_pid)
 
 
 def _wait_exec(record, timeout=START_TIMEOUT):
@@ -124,7 +137,7 @@ def _signal_init(record, signum):
         if not procfs.is_alive(record["pid"], record["start_time"]):
             raise InvalidStateError("container not running")
         try:
-            signal.pidfd_send_signal(pidfd, signum)
+            sig.pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
             raise InvalidStateError("container not running") from None
         except OSError as e:
@@ -196,7 +209,7 @@ def _kill_and_wait(record, timeout=10.0):
         pids.append(record["pid"])
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig.SIGKILL)
         except ProcessLookupError:
             pass
     if cgroup is not None:
@@ -214,7 +227,15 @@ def _kill_and_wait(record, timeout=10.0):
 def _destroy(store, record):
     if record.get("cgroup"):
         cgroup_manager(record).destroy()
+    _remove_notify_dir(store, record["id"])
     store.remove(record["id"])
+
+
+def _remove_notify_dir(store, container_id):
+    """NOTIFY_SOCKET's directory (runtime/notify_socket.py): Store.remove removes files only."""
+    if os.path.isdir(store.path(container_id, "notify")):
+        from .notify_socket import remove
+        remove(store.path(container_id))
 
 
 def remove_leftover(store, container_id):
@@ -222,6 +243,7 @@ def remove_leftover(store, container_id):
     try:
         with store.lock(container_id):  # a create in progress holds it until state.json exists
             if not os.path.exists(store.path(container_id, "state.json")):
+                _remove_notify_dir(store, container_id)
                 store.remove(container_id)
                 return True
     except PyruncError:  # ContainerNotFound: nothing there

@@ -1,9 +1,11 @@
-"""`run`: create + start, then wait for the init as its subreaper and pass signals on."""
+"""`run`: create + start, then wait for the init as its subreaper and pass signals on; with
+process.terminal and no --console-socket, proxy the pty as runc does (tty_proxy.py)."""
 
 import ctypes
 import os
 import signal
 
+from ..errors import InvalidStateError
 from ..linux.syscalls import PR_SET_CHILD_SUBREAPER, prctl
 
 PR_GET_CHILD_SUBREAPER = 37  # not in linux.syscalls (owned elsewhere); <linux/prctl.h>
@@ -22,14 +24,31 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
             runtime.delete(container_id, force=True)
             raise
         return 0
+    if create_args.get("console_socket"):  # runc's checkTerminal: the socket is for detaching
+        raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
+    # process.terminal in the foreground: as runc, pyrunc takes the pty master itself and
+    # proxies it (runtime/tty_proxy.py). Looked for before anything exists: no terminal to
+    # proxy is runc's error, with nothing to clean up.
+    proxy = None
+    if _wants_terminal(bundle):
+        from .tty_proxy import TerminalProxy
+        proxy = TerminalProxy()
     # The init is a grandchild; as subreaper we inherit it when stage1 exits and can wait for it.
     # The flag is put back afterwards: the API may run inside a long-lived program.
     was_subreaper = _is_subreaper()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
-        init_pid = runtime.create(container_id, bundle, **create_args).pid
+        if proxy is None:
+            init_pid = runtime.create(container_id, bundle, **create_args).pid
+        else:
+            from .create import create
+            init_pid = create(runtime.store, container_id, bundle, warn=runtime.warn,
+                              systemd_cgroup=runtime.systemd_cgroup,
+                              console_fd=proxy.console_end(), **create_args).pid
     except BaseException:
         prctl(PR_SET_CHILD_SUBREAPER, was_subreaper)
+        if proxy is not None:
+            proxy.close()
         raise
     previous = {}
 
@@ -42,13 +61,30 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
     try:
         for sig in FORWARDED:
             previous[sig] = signal.signal(sig, forward)
-        runtime.start(container_id)
-        return _wait_for(init_pid)
+        if proxy is None:
+            runtime.start(container_id, main_pid=os.getpid())  # NOTIFY_SOCKET: MAINPID is us
+            return _wait_for(init_pid)
+        proxy.attach()  # before start: the process starts with the host terminal's size and mode
+        runtime.start(container_id, main_pid=os.getpid())
+        return proxy.run(init_pid)  # SIGWINCH resizes the pty instead of being forwarded
     finally:
+        if proxy is not None:
+            proxy.close()  # the host terminal's mode back, SIGWINCH back to `forward`
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         prctl(PR_SET_CHILD_SUBREAPER, was_subreaper)
         runtime.delete(container_id, force=True)
+
+
+def _wants_terminal(bundle):
+    """process.terminal in the bundle's config.json; any error is create's to report."""
+    import json
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            process = json.load(f).get("process")
+        return isinstance(process, dict) and process.get("terminal") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _is_subreaper():

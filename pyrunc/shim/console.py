@@ -3,7 +3,9 @@
 The host connects to the console socket before forking (its path is a host path, gone after
 pivot_root); the init allocates the pty inside the container, sends the master fd with
 SCM_RIGHTS in one message (payload "/dev/ptmx", as runc), makes the slave its stdio and
-controlling terminal, and binds it over /dev/console.
+controlling terminal, and binds it over /dev/console. The socket is the engine's
+(--console-socket) or, for a foreground `run`/`exec` without one, a socketpair whose other end
+pyrunc keeps to proxy the pty itself (runtime/tty_proxy.py): the shim cannot tell them apart.
 """
 
 import array

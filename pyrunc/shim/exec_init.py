@@ -85,7 +85,6 @@ def _stage2(plan, sock):
         console.setup(plan.console_fd, plan.process.get("consoleSize"), bind_console=False)
     process = dict(plan.process)
     process.pop("rlimits", None)  # applied in stage1
-    process.pop("oomScoreAdj", None)
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)

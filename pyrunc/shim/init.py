@@ -9,8 +9,8 @@ returns into the host's code (os._exit).
 """
 
 import os
-import signal
 
+from ..linux import sig
 from ..linux import syscalls as sc
 from . import process as proc
 from . import rootfs as rfs
@@ -43,6 +43,8 @@ def stage1(plan, sock):
     code = 1
     try:
         sock.expect("proceed")  # the host has placed us in our cgroups
+        # as runc: before the user namespace, where /proc/self/oom_score_adj is not ours to write
+        proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
         linux = plan.config.get("linux") or {}
         namespaces = linux.get("namespaces") or []
         cgroup_paths = rfs.host_cgroup_paths()
@@ -127,8 +129,8 @@ def _run_stage2(plan, sock, cgroup_paths):
 def _stage2(plan, sock, cgroup_paths):
     config = plan.config
     # A pid-namespace init only gets the signals it handles; die on the usual ones until exec.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, _die)
+    for signum in (sig.SIGTERM, sig.SIGINT, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2):
+        sig.signal(signum, _die)
     os.setsid()
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
@@ -182,10 +184,10 @@ def _stage2(plan, sock, cgroup_paths):
             os.write(2, b"pyrunc: the container's state was deleted before it started; init exits\n")
             os._exit(1)
 
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.setitimer(signal.ITIMER_REAL, WATCHDOG_INTERVAL, WATCHDOG_INTERVAL)
+    sig.signal(sig.SIGALRM, watchdog)
+    sig.setitimer(sig.ITIMER_REAL, WATCHDOG_INTERVAL, WATCHDOG_INTERVAL)
     barrier = os.open(fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir)
-    signal.setitimer(signal.ITIMER_REAL, 0)  # before the write: start unlinks the fifo after it
+    sig.setitimer(sig.ITIMER_REAL, 0)  # before the write: start unlinks the fifo after it
     os.write(barrier, b"0")
     os.close(barrier)
     os.close(state_dir)

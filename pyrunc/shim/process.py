@@ -6,10 +6,10 @@ Two halves: prepare() runs before the start barrier so that every error reaches
 
 import os
 import resource
-import signal
 import stat
 
 from ..errors import PyruncError
+from ..linux import sig
 from ..linux.syscalls import close_range
 
 
@@ -153,7 +153,6 @@ def prepare(process, preserve_fds, security_steps):
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
     before exec ("late") belong."""
     apply_rlimits(process.get("rlimits"))
-    apply_oom_score_adj(process.get("oomScoreAdj"))
     env = environment(process)
     args = process.get("args") or []
     if not args:
@@ -172,11 +171,11 @@ def prepare(process, preserve_fds, security_steps):
 
 def execute(prepared):
     """Hand over to the user's program with a clean signal state and only the fds it may have."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+    sig.pthread_sigmask(sig.SIG_SETMASK, ())
+    for signum in sig.valid_signals():
+        if signum not in (sig.SIGKILL, sig.SIGSTOP):
             try:
-                signal.signal(sig, signal.SIG_DFL)
+                sig.signal(signum, sig.SIG_DFL)
             except (OSError, ValueError):
                 pass
     close_range(3 + prepared.preserve_fds)

@@ -6,8 +6,9 @@ once every copy of its write end is closed. The message types are listed in
 docs/ARCHITECTURE.md ("The shim handshake").
 """
 
-import json
 import os
+
+from .. import jsonio
 
 
 class SyncError(Exception):
@@ -24,7 +25,7 @@ class End:
 
     def send(self, kind, **fields):
         fields["type"] = kind
-        data = (json.dumps(fields) + "\n").encode()
+        data = (jsonio.dumps(fields) + "\n").encode()
         while data:
             data = data[os.write(self.wfd, data):]
 
@@ -36,7 +37,7 @@ class End:
                 raise SyncError("peer closed the sync channel")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        return jsonio.loads(line)
 
     def expect(self, kind):
         msg = self.recv()

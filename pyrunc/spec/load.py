@@ -1,8 +1,8 @@
 """Read a bundle's config.json (or an exec process.json) and check it: no side effects."""
 
-import json
 import os
 
+from .. import jsonio
 from ..errors import BundleError, ConfigError
 from . import schema, semantic
 
@@ -16,7 +16,7 @@ def read_json(path, what):
     except OSError as e:
         raise ConfigError(f"{what}: {e.strerror.lower()}: {path}") from None
     try:
-        return json.loads(raw)
+        return jsonio.loads(raw)
     except ValueError as e:
         raise ConfigError(f"{what}: invalid JSON: {e}") from None
 
@@ -43,7 +43,7 @@ def read_resources(source):
     if source == "-":
         raw = sys.stdin.buffer.read()
         try:
-            doc = json.loads(raw)
+            doc = jsonio.loads(raw)
         except ValueError as e:
             raise ConfigError(f"resources (stdin): invalid JSON: {e}") from None
         what = "resources (stdin)"

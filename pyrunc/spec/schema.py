@@ -26,7 +26,24 @@ KEYWORDS = frozenset({
 })
 
 _cache = {}
-_regexes = {}
+def _text(x):
+    """What `^...$` sees under re.search: `$` also matches before one trailing newline."""
+    return x[:-1] if x.endswith("\n") else x
+
+
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DIGITS = frozenset("0123456789")
+
+# The patterns our schemas use, as plain predicates: configs from engines hit all three, and
+# importing `re` costs milliseconds on every create. Any other pattern compiles with `re`.
+# (Each returns a truthy value for a match, None for none, like re.search.)
+_regexes = {
+    "^RLIMIT_[A-Z]+$": lambda x: (t := _text(x)).startswith("RLIMIT_") and len(t) > 7
+    and _UPPER.issuperset(t[7:]) or None,
+    "^[rwm]*$": lambda x: frozenset("rwm").issuperset(_text(x)) or None,
+    "^[1-9][0-9]*[KMG]B$": lambda x: len(t := _text(x)) >= 3 and t[0] in "123456789"
+    and _DIGITS.issuperset(t[1:-2]) and t[-2] in "KMG" and t[-1] == "B" or None,
+}
 
 
 def _load(name):
@@ -38,10 +55,10 @@ def _load(name):
     base, _, fragment = name.partition("#")
     root = _cache.get(base)
     if root is None:
-        import json
+        from .. import jsonio
 
         with open(os.path.join(_SPECS, base + ".schema.json"), "rb") as f:
-            root = json.load(f)
+            root = jsonio.loads(f.read())
         defs = root.get("$defs", {})
         done = {}
 
@@ -194,8 +211,8 @@ def _walk(x, s, path, out, first):
             if rx is None:
                 import re
 
-                rx = _regexes[p] = re.compile(p)
-            if rx.search(x) is None:
+                rx = _regexes[p] = re.compile(p).search
+            if rx(x) is None:
                 out.append((path, f"{_show(x)} does not match {_show(p)}"))
                 if first:
                     return True

@@ -1,14 +1,21 @@
 """process.terminal with --console-socket: the pty master reaches the socket, the slave is the
-process's stdio, controlling terminal and /dev/console; consoleSize is applied."""
+process's stdio, controlling terminal and /dev/console; consoleSize is applied. Without one, in
+the foreground, pyrunc proxies the pty to its own terminal as runc does."""
 
 import array
+import fcntl
+import json
 import os
 import select
+import signal
 import socket
+import struct
+import termios
 import threading
 import time
 
 import pytest
+from helpers import error_of
 
 
 class ConsoleReceiver:
@@ -129,3 +136,279 @@ def test_exec_tty_with_console_socket(pyrunc, make_bundle, cid, tmp_path):
     assert out[0].startswith("/dev/pts/") and int(out[1]) == (136 << 8) + int(out[0].rsplit("/", 1)[1])
     assert "no-console" in out  # /dev/console stays the init's: this container has none
     assert pyrunc("delete", "--force", cid).rc == 0
+
+
+# ---------------------------------------------------------------- pyrunc's own terminal
+# Foreground `run` / `exec -t` without --console-socket: pyrunc receives the master itself and
+# proxies it to its own stdio, as runc does. The runtime runs here with a real pty as its
+# controlling terminal and stdio (stdin optionally a pipe).
+
+
+class Terminal:
+    """argv in a new session whose controlling terminal and stdio are a fresh pty (rows x cols);
+    with stdin_data, stdin is a pipe that gets those bytes and is then closed."""
+
+    def __init__(self, argv, rows=24, cols=80, stdin_data=None):
+        self.master, slave = os.openpty()
+        self.set_size(rows, cols)
+        self.before = termios.tcgetattr(self.master)  # the pty's mode, as the runtime finds it
+        r = w = None
+        if stdin_data is not None:
+            r, w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                os.setsid()
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                os.dup2(slave, 0)
+                os.dup2(slave, 1)
+                os.dup2(slave, 2)
+                if r is not None:
+                    os.dup2(r, 0)
+                os.closerange(3, 1024)
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        os.close(slave)
+        if r is not None:
+            os.close(r)
+            os.write(w, stdin_data)
+            os.close(w)
+        self.output = b""
+        self.status = None
+
+    def set_size(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def mode(self):
+        return termios.tcgetattr(self.master)
+
+    def send(self, data):
+        os.write(self.master, data)
+
+    def _read(self, timeout):
+        if not select.select([self.master], [], [], timeout)[0]:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: nobody holds the slave any more
+            chunk = b""
+        self.output += chunk
+        return bool(chunk)
+
+    def expect(self, text, timeout=15):
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            assert time.monotonic() < deadline, f"no {text!r} in {self.output!r}"
+            if not self._read(0.1):
+                assert text.encode() in self.output, f"no {text!r} in {self.output!r} (EOF)"
+
+    def wait(self, timeout=20):
+        """Read to EOF and reap; returns (exit status, output with "\\r\\n" as "\\n")."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._read(0.1):
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    raise AssertionError(f"still running after {timeout}s: {self.output!r}")
+        finally:
+            _, status = os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(status)
+        return self.status, self.text()
+
+    def text(self):
+        return self.output.decode(errors="replace").replace("\r\n", "\n")
+
+    def close(self):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+        os.close(self.master)
+
+
+@pytest.fixture
+def terminal():
+    """terminal(argv, **Terminal kwargs) runs argv under a pty; closed at teardown."""
+    opened = []
+
+    def start(argv, **kw):
+        t = Terminal(argv, **kw)
+        opened.append(t)
+        return t
+
+    yield start
+    for t in opened:
+        t.close()
+
+
+def cli(runner, *args):
+    """The runtime's command line with its --root."""
+    return [*runner.argv, "--root", runner.root, *args]
+
+
+def is_raw(mode):
+    """The host terminal as runc leaves it while proxying: cfmakeraw, OPOST kept."""
+    iflag, oflag, _, lflag, _, _, cc = mode
+    return (not lflag & (termios.ICANON | termios.ECHO | termios.ISIG | termios.IEXTEN)
+            and not iflag & (termios.ICRNL | termios.IXON) and oflag & termios.OPOST
+            and cc[termios.VMIN] == 1 and cc[termios.VTIME] == 0)
+
+
+def tty_bundle(make_bundle, script):
+    b = make_bundle("sh", "-c", script)
+    b.process["terminal"] = True
+    return b.write()
+
+
+def test_run_proxies_the_pty_to_its_own_terminal(pyrunc, make_bundle, cid, terminal, no_leaks):
+    b = tty_bundle(make_bundle, "tty; stty size; cut -d' ' -f7 /proc/self/stat; "
+                                "stty -a | grep -o -- -onlcr; echo READY; read x; echo \"got $x\"; exit 3")
+    t = terminal(cli(pyrunc, "run", "--bundle", b.path, cid), rows=33, cols=111)
+    t.expect("READY")
+    assert is_raw(t.mode())  # keys go to the container's line discipline untouched
+    t.send(b"hello\r")  # Enter in a raw terminal; the container's pty turns it into "\n"
+    rc, out = t.wait()
+    lines = out.splitlines()
+    assert lines[:5] == ["/dev/pts/0", "33 111", str(136 << 8), "-onlcr", "READY"], out
+    assert lines[5:] == ["hello", "got hello"], out  # the pty's echo, then the process
+    assert rc == 3
+    assert t.mode() == t.before  # the host terminal's mode is restored
+    assert pyrunc.ids() == []
+
+
+def test_run_follows_resizes_and_forwards_other_signals(pyrunc, make_bundle, cid, terminal, no_leaks):
+    b = tty_bundle(make_bundle, "trap 'echo TERM; exit 9' TERM; stty size; echo READY; read x; "
+                                "stty size; echo AGAIN; while :; do sleep 0.05; done")
+    t = terminal(cli(pyrunc, "run", "--bundle", b.path, cid), rows=20, cols=70)
+    t.expect("READY")
+    t.set_size(41, 93)  # the kernel sends the runtime SIGWINCH; it copies the size to the pty
+    t.send(b"\r")
+    t.expect("AGAIN")
+    os.kill(t.pid, signal.SIGTERM)  # forwarded to the container's process, as without a tty
+    rc, out = t.wait()
+    assert out.split() == ["20", "70", "READY", "41", "93", "AGAIN", "TERM"], out
+    assert rc == 9
+    assert t.mode() == t.before
+
+
+def test_run_with_a_pipe_as_stdin(pyrunc, make_bundle, cid, terminal, no_leaks):
+    """stdin is copied until EOF; the EOF is not passed on (no ^D), as in runc: `cat` keeps
+    waiting until `timeout` ends it. The output still reaches the terminal on stdout."""
+    b = tty_bundle(make_bundle, "read x; echo \"got $x\"; tty; timeout 1 cat; echo \"cat $?\"; exit 4")
+    t = terminal(cli(pyrunc, "run", "--bundle", b.path, cid), stdin_data=b"piped\n")
+    rc, out = t.wait()
+    lines = [line for line in out.splitlines() if line != "Terminated"]  # busybox timeout's
+    assert lines == ["piped", "got piped", "/dev/pts/0", "cat 143"], out
+    assert rc == 4
+    assert t.mode() == t.before
+
+
+def test_run_output_is_complete_and_without_cr(pyrunc, make_bundle, cid, terminal, tmp_path, no_leaks):
+    """ONLCR is cleared on the pty: stdout redirected to a file gets the process's bytes as they
+    are; all of a large output arrives before the runtime exits."""
+    b = tty_bundle(make_bundle, "seq 1 50000; printf end")
+    out = tmp_path / "out"
+    cmd = " ".join(f"'{a}'" for a in cli(pyrunc, "run", "--bundle", b.path, cid))
+    t = terminal(["/bin/sh", "-c", f"{cmd} > {out}"])
+    assert t.wait()[0] == 0
+    assert t.mode() == t.before
+    assert out.read_bytes() == "".join(f"{i}\n" for i in range(1, 50001)).encode() + b"end"
+
+
+def test_run_without_any_terminal_fails_as_runc(pyrunc, make_bundle, cid, no_leaks):
+    """No terminal among stderr, stdout, stdin and no controlling terminal (/dev/tty)."""
+    b = tty_bundle(make_bundle, "true")
+    r = pyrunc("run", "--bundle", b.path, cid, start_new_session=True)
+    assert r.rc == 1 and r.out == ""
+    assert error_of(r) == "pyrunc run failed: open /dev/tty: no such device or address"
+    assert pyrunc.ids() == []
+
+
+def test_detached_run_with_a_terminal_needs_a_console_socket(pyrunc, make_bundle, cid, no_leaks):
+    b = tty_bundle(make_bundle, "true")
+    r = pyrunc("run", "-d", "--bundle", b.path, cid)
+    assert r.rc == 1
+    assert error_of(r) == ("pyrunc run failed: cannot allocate tty if pyrunc will detach without "
+                           "setting console socket")
+    assert pyrunc.ids() == []
+
+
+def test_foreground_run_with_a_console_socket_is_refused(pyrunc, make_bundle, cid, tmp_path, no_leaks):
+    b = tty_bundle(make_bundle, "true")
+    r = pyrunc("run", "--console-socket", str(tmp_path / "x.sock"), "--bundle", b.path, cid)
+    assert r.rc == 1
+    assert error_of(r) == ("pyrunc run failed: cannot use console socket if pyrunc will not detach "
+                           "or allocate tty")
+    assert pyrunc.ids() == []
+
+
+@pytest.fixture
+def sleeping(pyrunc, make_bundle, cid):
+    b = make_bundle("sleep", "60")
+    r = pyrunc("run", "-d", "--bundle", b.path, cid)
+    assert r.rc == 0, r.err
+    yield cid
+    pyrunc("delete", "--force", cid)
+
+
+def test_exec_tty_proxies_the_pty(pyrunc, sleeping, terminal, no_leaks):
+    t = terminal(cli(pyrunc, "exec", "-t", sleeping, "sh", "-c",
+                     "tty; stty size; echo READY; read x; echo \"got $x\"; stty size; exit 7"),
+                 rows=31, cols=97)
+    t.expect("READY")
+    assert is_raw(t.mode())
+    t.set_size(50, 120)
+    t.send(b"typed\r")
+    rc, out = t.wait()
+    lines = out.splitlines()
+    assert lines[0].startswith("/dev/pts/") and lines[1:] == ["31 97", "READY", "typed", "got typed",
+                                                              "50 120"], out
+    assert rc == 7
+    assert t.mode() == t.before
+
+
+def test_exec_process_json_with_terminal_and_a_pipe_as_stdin(pyrunc, sleeping, terminal, tmp_path, no_leaks):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"args": ["sh", "-c", "read x; echo \"got $x\"; kill -TERM $$"],
+                                "cwd": "/", "user": {"uid": 0, "gid": 0}, "terminal": True,
+                                "env": ["PATH=/bin"]}))
+    t = terminal(cli(pyrunc, "exec", "--process", str(path), sleeping), stdin_data=b"from a pipe\n")
+    rc, out = t.wait()
+    assert out.splitlines() == ["from a pipe", "got from a pipe"], out
+    assert rc == 128 + signal.SIGTERM  # killed by a signal: 128+N, as without a terminal
+
+
+def test_exec_tty_without_any_terminal_fails_as_runc(pyrunc, sleeping, no_leaks):
+    r = pyrunc("exec", "-t", sleeping, "true", start_new_session=True)
+    assert r.rc == 255 and r.out == ""
+    assert error_of(r) == "exec failed: open /dev/tty: no such device or address"
+
+
+@pytest.mark.differential
+@pytest.mark.parametrize("stdin_data", [None, b"piped\n"], ids=["tty", "pipe"])
+def test_terminal_run_and_exec_match_runc(pyrunc, runc, make_bundle, cid, terminal, stdin_data):
+    """Output, exit status and the restored terminal, runc vs pyrunc, for run and exec -t
+    (a short sleep first: runc sizes the pty only after the process started)."""
+    script = "sleep 0.3; tty; stty size; echo READY; read x; echo \"got $x\"; exit 5"
+    b = tty_bundle(make_bundle, script)
+    results = {}
+    for runner in (runc, pyrunc):
+        t = terminal(cli(runner, "run", "--bundle", b.path, cid), rows=27, cols=101, stdin_data=stdin_data)
+        if stdin_data is None:
+            t.expect("READY")
+            t.send(b"keys\r")
+        results[runner] = [*t.wait(), t.mode() == t.before]
+        assert runner("run", "-d", "--bundle", make_bundle("sleep", "60").path, cid).rc == 0
+        t = terminal(cli(runner, "exec", "-t", cid, "sh", "-c", script), rows=27, cols=101,
+                     stdin_data=stdin_data)
+        if stdin_data is None:
+            t.expect("READY")
+            t.send(b"keys\r")
+        results[runner] += [*t.wait(), t.mode() == t.before]
+        assert runner("delete", "--force", cid).rc == 0
+    assert results[pyrunc] == results[runc]
+    assert results[pyrunc][:3] == [5, "/dev/pts/0\n27 101\nREADY\nkeys\ngot keys\n" if stdin_data is None
+                                   else "piped\n/dev/pts/0\n27 101\nREADY\ngot piped\n", True]

@@ -3,8 +3,8 @@
 What the container sees (stdout, stderr, exit status), the shape of the state JSON, the
 status transitions and the error wording engines parse must agree. Values that differ by
 design (ociVersion, pids, timestamps, "runc" vs "pyrunc" in messages) are normalised.
-Capabilities are not implemented in pyrunc yet, so /proc/self/status Cap* lines are not
-compared.
+(Capabilities, seccomp and the terminal have differential tests of their own in
+test_security.py and test_console.py.)
 """
 
 import json

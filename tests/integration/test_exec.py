@@ -159,7 +159,6 @@ def test_user_without_gid_keeps_the_configs(pyrunc, running, cid):
     (["-u", "1:x"], 'parsing x as int for gid failed: strconv.Atoi: parsing "x": invalid syntax'),
     (["-g", "-1"], "additional-gids must be a positive number -1"),
     (["--cwd", "rel"], "Cwd must be an absolute path"),
-    (["-t"], "a terminal without --console-socket (a pty proxied by pyrunc) is not implemented yet"),
     (["-d", "-t"], "cannot allocate tty if pyrunc will detach without setting console socket"),
     (["--console-socket", "/tmp/x.sock"], "cannot use console socket if pyrunc will not detach or allocate tty"),
     (["--cwd", "/etc/passwd"], "unable to start container process: chdir to cwd ('/etc/passwd') set in "
@@ -206,8 +205,6 @@ def test_process_json_errors(pyrunc, running, cid, tmp_path):
     exec_fails(pyrunc("exec", "-p", path, cid), "Cwd must be an absolute path")
     write_json(path, {"cwd": "/", "user": {"uid": 0, "gid": 0}})
     exec_fails(pyrunc("exec", "-p", path, cid), "args must not be empty")
-    write_json(path, {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "terminal": True})
-    exec_fails(pyrunc("exec", "-p", path, cid), "a terminal without --console-socket (a pty proxied by pyrunc) is not implemented yet")
     with open(path, "w") as f:
         f.write("{not json")
     r = pyrunc("exec", "-p", path, cid)

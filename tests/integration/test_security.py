@@ -103,6 +103,17 @@ def test_userns_everything_else_still_works(pyrunc, make_bundle, cid):
     assert out[10].startswith("sh -c")  # pid 1 is the user's process: pivot and exec happened
 
 
+@pytest.mark.parametrize("adj", [0, 300])
+def test_userns_with_oom_score_adj(pyrunc, make_bundle, cid, adj):
+    """docker --userns-remap sends oomScoreAdj 0: written before the user namespace, as runc does
+    (inside it /proc/self/oom_score_adj belongs to the host's root and cannot be opened)."""
+    b = userns(make_bundle("cat", "/proc/self/oom_score_adj"))
+    b.process["oomScoreAdj"] = adj
+    r = run(pyrunc, b, cid)
+    assert r.rc == 0, r.err
+    assert r.out == f"{adj}\n"
+
+
 def test_userns_join_by_path(pyrunc, make_bundle, cid):
     first = userns(make_bundle("sleep", "30"))
     first.write()

@@ -485,3 +485,15 @@ def test_import_stays_light():
             "print(sorted(m for m in ('jsonschema', 'pathlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", ["RLIMIT_NOFILE", "RLIMIT_NOFILE\n", "RLIMIT_", "RLIMIT_a", "xRLIMIT_A",
+                                  "RLIMIT_A\n\n", "", "\n", "rw", "rwm\n", "rwx", "2MB", "1GB", "0MB",
+                                  "12KB", "2MB\n", "2mB", "MB", "1B", "10MBx", "\uff11MB", "1\uff12MB"])
+def test_pattern_predicates_agree_with_re(text):
+    """The schema's patterns are plain predicates (no `re` import on the hot path): same verdicts."""
+    import re
+
+    from pyrunc.spec.schema import _regexes
+    for pattern, predicate in _regexes.items():
+        assert bool(predicate(text)) == bool(re.search(pattern, text)), (pattern, text)

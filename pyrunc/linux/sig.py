@@ -1,0 +1,19 @@
+"""Signals for the create/start/kill/delete path: the C half of Python's `signal` module.
+
+`import signal` builds IntEnums at import (`enum` and what it pulls in: ~5 ms of every call);
+`_signal`, which it wraps, takes and returns plain ints. Use as `sig.signal(sig.SIGTERM, f)`.
+The foreground verbs (run, exec) may use `signal` itself.
+"""
+
+try:
+    from _signal import (ITIMER_REAL, SIG_DFL, SIG_SETMASK, SIGALRM, SIGHUP, SIGINT, SIGKILL,
+                         SIGQUIT, SIGSTOP, SIGTERM, SIGUSR1, SIGUSR2, pidfd_send_signal, pthread_sigmask,
+                         setitimer, signal, valid_signals)
+except ImportError:  # pragma: no cover - not CPython
+    from signal import (ITIMER_REAL, SIG_DFL, SIG_SETMASK, SIGALRM, SIGHUP, SIGINT, SIGKILL,
+                        SIGQUIT, SIGSTOP, SIGTERM, SIGUSR1, SIGUSR2, pidfd_send_signal, pthread_sigmask,
+                        setitimer, signal, valid_signals)
+
+__all__ = ["ITIMER_REAL", "SIG_DFL", "SIG_SETMASK", "SIGALRM", "SIGHUP", "SIGINT", "SIGKILL", "SIGQUIT",
+           "SIGSTOP", "SIGTERM", "SIGUSR1", "SIGUSR2", "pidfd_send_signal", "pthread_sigmask", "setitimer",
+           "signal", "valid_signals"]
