@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import PYRUNC, STATE, missing_tools, start_all, stop_all
+from harness import PYRUNC, STATE, is_engine_storage, missing_tools, start_all, stop_all
 
 RUNTIMES = os.environ.get("PYRUNC_E2E_RUNTIMES", "pyrunc").split(",")
 ENGINES = ("docker", "podman", "ctr")
@@ -71,7 +71,7 @@ def pyrunc_processes():
 
 def mountpoints():
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        return sorted(p for p in (line.split()[4] for line in f) if not is_engine_storage(p))
 
 
 def state_dirs(engine, runtime):

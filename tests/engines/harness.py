@@ -251,10 +251,6 @@ class Docker(DockerLikeCli):
         if ids:
             self.cli("rm", "-f", *ids)
         _stop_pid(os.path.join(self.dir, "dockerd.pid"))
-        data = os.path.join(self.dir, "data")
-        while os.path.ismount(data):  # dockerd bind-mounts its data root onto itself
-            if subprocess.run(["umount", data]).returncode != 0:
-                break
 
     def run_argv(self, runtime, *args):
         return ["run", "--runtime", runtime, "--network", "none", *args]
@@ -469,10 +465,41 @@ def start_all():
     return docker, podman, ctr
 
 
+# Mounts the engines keep of their own storage (not of a container): dockerd bind-mounts its
+# data root onto itself for its whole life (with --userns-remap, its remapped root
+# data/<uid>.<gid> too); podman mounts its overlay store onto itself while it has containers.
+def is_engine_storage(point):
+    data = os.path.join(STATE, "docker", "data")
+    if point == data or point == os.path.join(STATE, "podman", "root", "overlay"):
+        return True
+    uid, dot, gid = point[len(data) + 1:].partition(".") if point.startswith(data + "/") else ("", "", "")
+    return bool(dot) and uid.isdigit() and gid.isdigit()
+
+
+def subid_range(user, path="/etc/subuid"):
+    """(start, size) of the first range of `user` in /etc/subuid (or subgid)."""
+    with open(path) as f:
+        for line in f:
+            name, start, size = line.strip().split(":")
+            if name == user:
+                return int(start), int(size)
+    raise AssertionError(f"{user} has no range in {path}")
+
+
+def mounts_under(prefix):
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
 def stop_all():
     Podman().down()
     Ctr().down()
     Docker().down()
+    # whatever the engines left mounted under their state (ismount() misses a bind of a
+    # directory onto itself, hence mountinfo), deepest first
+    for point in sorted(set(mounts_under(STATE)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], stderr=subprocess.DEVNULL)
     shutil.rmtree("/run/pyrunc-e2e", ignore_errors=True)
 
 

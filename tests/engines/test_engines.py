@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from harness import STATE, Docker
+from harness import STATE, Docker, subid_range
 
 CAP_NET_BIND_SERVICE = 1 << 10
 
@@ -217,16 +217,19 @@ def docker_userns(engines, leaks, runtime):
 
 
 def test_docker_userns_remap(docker_userns, runtime):
+    # docker made the user dockremap and its ranges (100000:65536 on a machine that had none)
+    uid, size = subid_range("dockremap", "/etc/subuid")
+    gid, gsize = subid_range("dockremap", "/etc/subgid")
     r = ok(docker_userns.run(runtime, "cat", "/proc/self/uid_map", "/proc/self/gid_map"))
     uid_map, gid_map = r.out.splitlines()
-    assert uid_map.split() == ["0", "100000", "65536"]
-    assert gid_map.split() == ["0", "100000", "65536"]
+    assert uid_map.split() == ["0", str(uid), str(size)]
+    assert gid_map.split() == ["0", str(gid), str(gsize)]
     c = name()
     ok(docker_userns.run_detached(runtime, c, *SERVICE))
     pid = docker_userns.host_pid(c)
     host_status = open(f"/proc/{pid}/status").read()
-    assert status_field(host_status, "Uid") == "100000"  # root inside is 100000 on the host
-    assert open(f"/proc/{pid}/uid_map").read().split() == ["0", "100000", "65536"]
+    assert status_field(host_status, "Uid") == str(uid)  # root inside is uid on the host
+    assert open(f"/proc/{pid}/uid_map").read().split() == ["0", str(uid), str(size)]
     assert ok(docker_userns.exec(c, "id", "-u")).out.strip() == "0"
     ok(docker_userns.stop(c))
     ok(docker_userns.rm(c))
