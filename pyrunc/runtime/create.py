@@ -83,9 +83,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
             _kill_quietly(init_pid)
         if cgroup_made:
             _destroy_cgroup(cgroup)
-        if notify:
-            notify_socket.remove(store.path(container_id))  # Store.remove removes files only
-        store.remove(container_id)
+        store.remove(container_id)  # with the notify directory, if any
         raise
     finally:
         held.release()

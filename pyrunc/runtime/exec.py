@@ -23,7 +23,7 @@ from ..shim import process as proc
 from ..state import procfs
 from .create import (_connect_console, _kill_quietly, _write_pid_file, check_lsm, compile_seccomp,
                      resolve_capabilities)
-from .run import FORWARDED, _is_subreaper, _wait_for
+from .run import FORWARDED, _wait_for
 from .status import PAUSED, STOPPED, status_of
 
 # /proc/PID/ns names in the order stage1 joins them: user first (it owns the others), then
@@ -243,7 +243,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
     was_subreaper = None
     if not detach:
         # stage1 exits once it has forked the process: as subreaper we inherit and can wait for it
-        was_subreaper = _is_subreaper()
+        was_subreaper = sc.is_child_subreaper()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         forwarder = _Forwarder(FORWARDED)
     try:

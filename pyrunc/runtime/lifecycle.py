@@ -227,15 +227,7 @@ def _kill_and_wait(record, timeout=10.0):
 def _destroy(store, record):
     if record.get("cgroup"):
         cgroup_manager(record).destroy()
-    _remove_notify_dir(store, record["id"])
     store.remove(record["id"])
-
-
-def _remove_notify_dir(store, container_id):
-    """NOTIFY_SOCKET's directory (runtime/notify_socket.py): Store.remove removes files only."""
-    if os.path.isdir(store.path(container_id, "notify")):
-        from .notify_socket import remove
-        remove(store.path(container_id))
 
 
 def remove_leftover(store, container_id):
@@ -243,7 +235,6 @@ def remove_leftover(store, container_id):
     try:
         with store.lock(container_id):  # a create in progress holds it until state.json exists
             if not os.path.exists(store.path(container_id, "state.json")):
-                _remove_notify_dir(store, container_id)
                 store.remove(container_id)
                 return True
     except PyruncError:  # ContainerNotFound: nothing there

@@ -59,24 +59,6 @@ def setup(config, state_dir):
     process["env"] = [*(process.get("env") or ()), f"{ENV}={CONTAINER_PATH}"]
 
 
-def remove(state_dir):
-    """delete (and a failed create): the notify directory and its socket, if there."""
-    path = os.path.join(state_dir, DIR)
-    try:
-        names = os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
-        try:
-            os.unlink(os.path.join(path, name))
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-
-
 class Proxy:
     """start/run: connected to the host's socket and listening on the container's."""
 

@@ -1,14 +1,11 @@
 """`run`: create + start, then wait for the init as its subreaper and pass signals on; with
 process.terminal and no --console-socket, proxy the pty as runc does (tty_proxy.py)."""
 
-import ctypes
 import os
 import signal
 
 from ..errors import InvalidStateError
-from ..linux.syscalls import PR_SET_CHILD_SUBREAPER, prctl
-
-PR_GET_CHILD_SUBREAPER = 37  # not in linux.syscalls (owned elsewhere); <linux/prctl.h>
+from ..linux.syscalls import PR_SET_CHILD_SUBREAPER, is_child_subreaper, prctl
 
 # Signals `run` relays to the container instead of acting on them itself.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -35,7 +32,7 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
         proxy = TerminalProxy()
     # The init is a grandchild; as subreaper we inherit it when stage1 exits and can wait for it.
     # The flag is put back afterwards: the API may run inside a long-lived program.
-    was_subreaper = _is_subreaper()
+    was_subreaper = is_child_subreaper()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
         if proxy is None:
@@ -78,19 +75,13 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
 
 def _wants_terminal(bundle):
     """process.terminal in the bundle's config.json; any error is create's to report."""
-    import json
+    from .. import jsonio
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            process = json.load(f).get("process")
+            process = jsonio.loads(f.read()).get("process")
         return isinstance(process, dict) and process.get("terminal") is True
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _is_subreaper():
-    flag = ctypes.c_int(0)
-    prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag))
-    return flag.value
 
 
 def _wait_for(init_pid):

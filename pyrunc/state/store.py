@@ -30,6 +30,27 @@ def check_id(container_id):
         raise InvalidIDError("invalid container ID format")  # runc's exact text, no id appended
 
 
+def remove_dir(path):
+    """A directory and what is in it: files, and subdirectories such as NOTIFY_SOCKET's notify/
+    (runtime/notify_socket.py). A missing one, or one removed meanwhile, is fine."""
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                remove_dir(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
 class Store:
     def __init__(self, root):
         self.root = os.path.abspath(root)
@@ -84,20 +105,7 @@ class Store:
 
     def remove(self, container_id):
         """Delete the directory and everything in it; a missing one is fine."""
-        top = self.path(container_id)
-        try:
-            names = os.listdir(top)
-        except FileNotFoundError:
-            return
-        for name in names:
-            try:
-                os.unlink(os.path.join(top, name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(top)
-        except FileNotFoundError:
-            pass
+        remove_dir(self.path(container_id))
 
     def ids(self):
         try:

@@ -155,6 +155,23 @@ def test_remove(store):
     store.remove("never")
 
 
+def test_remove_with_the_notify_directory(store):
+    """NOTIFY_SOCKET's notify/ (a socket inside) goes with the state; a symlink is not followed."""
+    import socket
+    store.claim("c1").release()
+    store.save("c1", {"id": "c1"})
+    os.mkdir(store.path("c1", "notify"))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(store.path("c1", "notify/notify.sock"))
+    outside = os.path.dirname(store.root) + "/outside"
+    os.mkdir(outside)
+    open(outside + "/keep", "w").close()
+    os.symlink(outside, store.path("c1", "link"))
+    store.remove("c1")
+    assert not os.path.exists(store.path("c1"))
+    assert os.path.exists(outside + "/keep")
+
+
 def test_ids_sorted_bytewise_and_only_with_state(store):
     for cid in ["b", "a", "A", "_a", ".a", "a.b", "a,b"]:
         store.claim(cid).release()
