@@ -190,6 +190,42 @@ def test_timeout_kills_the_hook_and_fails_create(pyrunc, make_bundle, tmp_path, 
         open(f"/proc/{marker.read_text().strip()}/stat").read().split()[2] == "Z"
 
 
+def test_hook_gets_only_stdio_and_default_signals(pyrunc, make_bundle, tmp_path, cid):
+    """Engines hand the runtime stray fds: the hook sees 0-2 only; SIGPIPE is not left ignored
+    (Python ignores it, and exec would keep that); a hook that ignores a big stdin is fine."""
+    log = tmp_path / "log"
+    b = make_bundle("true")
+    b.config["annotations"] = {"big": "x" * 200_000}  # more than a pipe holds
+    b.config["hooks"] = {"prestart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", f"ls /proc/$$/fd | sort -n | tr '\\n' ' ' > {log}; "
+                             f"grep SigIgn /proc/$$/status >> {log}"]}]}
+    b.write()
+    stray = os.open("/dev/null", os.O_RDONLY)  # inheritable, at a high number, as a shim's socket
+    os.dup2(stray, 50, inheritable=True)
+    try:
+        r = pyrunc("create", "--bundle", b.path, cid, pass_fds=(50,))
+    finally:
+        os.close(50)
+        os.close(stray)
+    assert pyrunc("delete", "--force", cid).rc == 0
+    assert r.rc == 0, r.err
+    fds, sigign = log.read_text().split("SigIgn:")
+    assert fds.split() in (["0", "1", "2"], ["0", "1", "2", "3"]), fds  # (3: ls's own directory fd)
+    assert int(sigign, 16) & (1 << 12) == 0, sigign  # SIGPIPE (13) not ignored
+
+
+def test_timeout_covers_a_hook_that_closed_its_stdio(pyrunc, make_bundle, cid, no_leaks):
+    b = make_bundle("true")
+    b.config["hooks"] = {"prestart": [{
+        "path": "/bin/sh", "args": ["sh", "-c", "exec <&- >&- 2>&-; exec sleep 30"], "timeout": 1}]}
+    b.write()
+    r = pyrunc("create", "--bundle", b.path, cid, timeout=20)
+    assert r.rc == 1
+    assert error_of(r).endswith("error running hook #0: hook ran past specified timeout of 1.0s")
+    assert pyrunc.ids() == []
+
+
 def test_failing_start_container_hook_stops_the_container(pyrunc, hooked, cid, no_leaks):
     b, log = hooked
     b.process["args"] = ["sh", "-c", "echo ran > /hooklog/ran"]
