@@ -33,11 +33,13 @@ $(VENV)/.installed: pyproject.toml
 
 # The launcher: -I ignores PYTHON* variables (PYTHONDONTWRITEBYTECODE would make every call
 # recompile); -S skips `site` (~4 ms of every call), so the launcher names the two directories
-# pyrunc imports from: this checkout and the venv's site-packages. Byte code is compiled here once.
+# pyrunc imports from: this checkout and the venv's site-packages, after the standard library (as
+# site would order them: stdlib imports then find their module at the first place they look).
+# Byte code is compiled here once.
 SITE_PACKAGES = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
-bin/pyrunc: $(VENV)/.installed $(shell find pyrunc -name '*.py')
+bin/pyrunc: Makefile $(VENV)/.installed $(shell find pyrunc -name '*.py')
 	@mkdir -p bin
-	@printf '#!%s -IS\nimport sys\nsys.path[:0] = ["%s", "%s"]\nfrom pyrunc.cli.main import entry\nentry()\n' \
+	@printf '#!%s -IS\nimport sys\nsys.path += ["%s", "%s"]\nfrom pyrunc.cli.main import entry\nentry()\n' \
 		"$(abspath $(PY))" "$(CURDIR)" "$(SITE_PACKAGES)" > $@
 	@chmod +x $@
 	@$(PY) -m compileall -q pyrunc

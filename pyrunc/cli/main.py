@@ -144,4 +144,12 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(main())
+    code = main()
+    # Skip the interpreter's teardown (~2.5 ms of every call): nothing of ours is left to
+    # flush or close but the standard streams (no atexit handlers, files are closed by `with`).
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a reader that went away: as Python would, exit 120
+        code = code or 120
+    os._exit(code)

@@ -8,9 +8,9 @@ pyseccomp.
 
 import errno
 import hashlib
-import json
 import os
 
+from .. import jsonio
 from ..errors import ConfigError
 from ..linux.seccomp import FLAG_NEW_LISTENER, FLAGS
 
@@ -72,8 +72,8 @@ def program_for(seccomp, cache_dir):
 
 def _cached_bpf(seccomp, cache_dir):
     rules = {k: seccomp.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures", "syscalls")}
-    key = hashlib.sha256((CACHE_FORMAT + os.uname().machine + json.dumps(
-        rules, sort_keys=True, separators=(",", ":"))).encode()).hexdigest()
+    key = hashlib.sha256((CACHE_FORMAT + os.uname().machine + jsonio.dumps(
+        rules, sort_keys=True)).encode()).hexdigest()
     path = os.path.join(cache_dir, key + ".bpf")
     try:
         with open(path, "rb") as f:
