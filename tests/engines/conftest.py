@@ -123,8 +123,9 @@ def pytest_runtest_logreport(report):
     name = report.nodeid.split("::")[-1]
     scenario, _, params = name.partition("[")
     parts = params.rstrip("]").split("-")
-    # a docker-only scenario has no engine parameter
-    engine = next((p for p in parts if p in ENGINES), "docker" if scenario.startswith("test_docker_") else "?")
+    # a one-engine scenario (test_docker_..., test_podman_...) has no engine parameter
+    only = scenario.removeprefix("test_").split("_")[0]
+    engine = next((p for p in parts if p in ENGINES), only if only in ENGINES else "?")
     runtime = next((p for p in parts if p in RUNTIMES), "?")
     key = (scenario.removeprefix("test_"), f"{engine} / {runtime}")
     outcome = "skipped" if report.skipped else ("passed" if report.passed else "FAILED")

@@ -164,6 +164,18 @@ class DockerLikeCli:
     def run_tty(self, runtime, *cmd):
         return self.cli_pty("run", "--rm", "-t", "--runtime", runtime, "--network", "none", self.image, *cmd)
 
+    def run_stdin(self, runtime, data, *cmd):
+        return self.cli("run", "--rm", "-i", "--runtime", runtime, "--network", "none", self.image, *cmd,
+                        input=data, timeout=30)
+
+    def process_opts(self, user, workdir, hostname, env):
+        return ("--user", user, "--workdir", workdir, "--hostname", hostname, "--env", env)
+
+    read_only_opts = ("--read-only",)
+
+    def exec_as(self, name, user, *cmd):
+        return self.cli("exec", "--user", user, name, *cmd)
+
     def run_detached(self, runtime, name, *cmd, opts=()):
         return self.cli("run", "-d", "--name", name, "--runtime", runtime, "--network", "none", *opts,
                         self.image, *cmd)
@@ -350,6 +362,17 @@ class Ctr:
     def run_tty(self, runtime, *cmd):
         return self.cli_pty("run", "--rm", "-t", "--runc-binary", RUNTIMES[runtime], self.image,
                             self._next_id("tty"), *cmd)
+
+    def run_stdin(self, runtime, data, *cmd):
+        return self.cli("run", "--rm", "--runc-binary", RUNTIMES[runtime], self.image, self._next_id("in"),
+                        *cmd, input=data, timeout=30)
+
+    process_opts = None  # ctr 1.6's run has no --user or --hostname
+
+    read_only_opts = ("--read-only",)
+
+    def exec_as(self, name, user, *cmd):
+        return self.cli("task", "exec", "--user", user, "--exec-id", self._next_id("exec"), name, *cmd)
 
     def run_detached(self, runtime, name, *cmd, opts=()):
         return self.cli("run", "-d", "--runc-binary", RUNTIMES[runtime], *opts, self.image, name, *cmd)

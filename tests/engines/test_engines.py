@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from harness import STATE, Docker, subid_range
+from harness import STATE, Docker, execute, subid_range
 
 CAP_NET_BIND_SERVICE = 1 << 10
 
@@ -66,6 +66,34 @@ def test_run_tty(engine, runtime):
     lines = r.out.replace("\r", "").split("\n")
     assert re.fullmatch(r"/dev/pts/\d+", lines[0]), r
     assert lines[1] == "stdout-is-a-tty", r
+
+
+def test_stdin(engine, runtime):
+    """The engine's stdin fifo/pipe becomes the process's stdin (docker/podman -i; ctr always)."""
+    # two reads, not a read to EOF: ctr keeps the stdin fifo open after the data (with runc too)
+    r = ok(engine.run_stdin(runtime, "line one\nline two\n", "sh", "-c", 'read a; read b; echo "$b|$a"'))
+    assert r.out == "line two|line one\n", r
+
+
+def test_user_workdir_hostname_env(engine, runtime):
+    if engine.process_opts is None:
+        pytest.skip(f"{engine.name} has no user/hostname options")
+    opts = engine.process_opts("1000:1000", "/tmp", "e2e-host", "GREETING=hello there")
+    r = ok(engine.run(runtime, "sh", "-c", 'id -u; id -g; pwd; hostname; echo "$GREETING"', opts=opts))
+    assert r.out.splitlines() == ["1000", "1000", "/tmp", "e2e-host", "hello there"]
+    c = name()
+    ok(engine.run_detached(runtime, c, *SERVICE))
+    assert ok(engine.exec_as(c, "1000", "id", "-u")).out.strip() == "1000"
+    ok(engine.stop(c))
+    ok(engine.rm(c))
+
+
+def test_read_only_root(engine, runtime):
+    r = engine.run(runtime, "sh", "-c", "touch /new-file; echo rc=$?; grep ' / ' /proc/self/mounts",
+                   opts=engine.read_only_opts)
+    assert r.rc == 0, r
+    assert "rc=1" in r.out and "Read-only file system" in r.err + r.out, r
+    assert " ro," in r.out.splitlines()[-1] or " ro " in r.out.splitlines()[-1], r
 
 
 def test_detached_exec_stop_rm(engine, runtime):
@@ -201,6 +229,31 @@ def test_update(engine, runtime):
     assert quota * 2 == period, r.out
     ok(engine.stop(c))
     ok(engine.rm(c))
+
+
+def test_podman_preserve_fds(engines, leaks, runtime, tmp_path):
+    """podman run --preserve-fds N: conmon passes `--preserve-fds N` and fds 3.. to the runtime."""
+    podman = engines["podman"]
+    leaks(podman, runtime)
+    secret = tmp_path / "secret"
+    secret.write_text("passed through\n")
+    # fd 3 opened by a shell in front of podman (not in this process: pytest holds its fd 3)
+    r = execute(["/bin/sh", "-c", 'exec 3< "$0"; exec "$@"', str(secret), *podman.base(),
+                 "run", "--rm", "--runtime", runtime, "--network", "none", "--preserve-fds", "1", "tiny",
+                 "sh", "-c", "cat /proc/self/fd/3; ls /proc/self/fd | sort -n | tr '\\n' ' '"],
+                env=podman.env())
+    assert r.rc == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] == "passed through"
+    assert lines[1].split()[:4] == ["0", "1", "2", "3"], r  # (and ls's own fd)
+
+
+def test_podman_uidmap(engines, leaks, runtime):
+    podman = engines["podman"]
+    leaks(podman, runtime)
+    r = ok(podman.run(runtime, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+                      opts=("--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536")))
+    assert [line.split() for line in r.out.splitlines()] == [["0", "200000", "65536"]] * 2 + [["0"]]
 
 
 @pytest.fixture
