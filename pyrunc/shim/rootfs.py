@@ -158,7 +158,8 @@ def _tmpfs_copyup(target, flags, data):
 def _mount_cgroup(target, opts, cgroup_paths):
     """cgroup mount: cgroup2 as is; on v1 hosts a tmpfs with one bind per hierarchy."""
     flags = opts.flags
-    if cgroup_paths.get("") is not None and len(cgroup_paths) == 1:
+    hierarchies = [k for k in cgroup_paths if not k.startswith("@mount:")]
+    if hierarchies == [""]:  # a cgroup v2 host: the container's own cgroup
         host = os.path.join(cgroup_paths["@mount:"], cgroup_paths[""].lstrip("/"))
         mount(host, target, None, mf.MS_BIND | mf.MS_REC)
         if flags & mf.BIND_REMOUNT_FLAGS:
