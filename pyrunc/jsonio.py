@@ -39,7 +39,9 @@ def loads(text):
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _json.make_scanner(_ScanContext)(text, start)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # SystemError: to raise its JSONDecodeError the C scanner looks json.decoder up in
+        # sys.modules, and fails bare when it is not there (that is the point of this module)
         end = None
     if end is None or text[end:].strip(_WHITESPACE):
         import json  # only to raise json's own error, with its position and wording

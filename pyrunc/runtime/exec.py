@@ -11,12 +11,12 @@ to pyrunc itself, which proxies it as runc does (tty_proxy.py).
 """
 
 import copy
-import json
 import os
-import re
-import signal
 
+from .. import jsonio
 from ..errors import ConfigError, ContainerInitError, InvalidStateError, PyruncError
+from ..goparse import is_atoi
+from ..linux import sig
 from ..linux import syscalls as sc
 from ..shim import exec_init, sync
 from ..shim import process as proc
@@ -31,10 +31,6 @@ from .status import PAUSED, STOPPED, status_of
 JOIN_ORDER = (("user", sc.CLONE_NEWUSER), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS),
               ("net", sc.CLONE_NEWNET), ("pid", sc.CLONE_NEWPID), ("time", sc.CLONE_NEWTIME),
               ("mnt", sc.CLONE_NEWNS), ("cgroup", sc.CLONE_NEWCGROUP))
-
-# Go's strconv.Atoi (runc parses --user with it)
-_ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
-
 
 def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
                  additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
@@ -113,7 +109,7 @@ def process_from_file(path_or_doc, container_process):
         except OSError as e:
             raise ConfigError(f"open {path_or_doc}: {e.strerror.lower()}") from None
         try:
-            doc = json.loads(raw)
+            doc = jsonio.loads(raw)
         except ValueError as e:
             raise ConfigError(f"{source}: invalid JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -172,7 +168,8 @@ def process_from_flags(base, args, *, cwd=None, env=(), user=None, additional_gi
 
 
 def _atoi(text, what):
-    if not _ATOI.fullmatch(text):
+    """Go's strconv.Atoi (runc parses --user with it), then uint32."""
+    if not is_atoi(text):
         raise ConfigError(f'parsing {text} as int for {what} failed: strconv.Atoi: parsing '
                           f'"{text}": invalid syntax')
     return int(text) % 2**32  # Go's uint32(int)
@@ -277,8 +274,8 @@ def _spawn(plan, record, warn, reap):
     host_end, shim_end = sync.channel()
     child = os.fork()
     if child == 0:
-        for sig in FORWARDED:  # not our forwarder (nor KeyboardInterrupt) until the execve
-            signal.signal(sig, signal.SIG_DFL)
+        for signum in FORWARDED:  # not our forwarder (nor KeyboardInterrupt) until the execve
+            sig.signal(signum, sig.SIG_DFL)
         host_end.close()
         exec_init.stage1(plan, shim_end)  # never returns
     shim_end.close()
@@ -351,8 +348,8 @@ class _Forwarder:
         self.pid = None
         self.pending = []
         self.previous = {}
-        for sig in signals:
-            self.previous[sig] = signal.signal(sig, self._handle)
+        for signum in signals:
+            self.previous[signum] = sig.signal(signum, self._handle)
 
     def _handle(self, signum, _frame):
         if self.pid is None:
@@ -370,5 +367,5 @@ class _Forwarder:
         self.pending = []
 
     def restore(self):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in self.previous.items():
+            sig.signal(signum, handler)

@@ -2,14 +2,14 @@
 process.terminal and no --console-socket, proxy the pty as runc does (tty_proxy.py)."""
 
 import os
-import signal
 
 from ..errors import InvalidStateError
+from ..linux import sig
 from ..linux.syscalls import PR_SET_CHILD_SUBREAPER, is_child_subreaper, prctl
 
 # Signals `run` relays to the container instead of acting on them itself.
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM)
+FORWARDED = (sig.SIGINT, sig.SIGTERM, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2, sig.SIGWINCH,
+             sig.SIGCONT, sig.SIGALRM)
 
 
 def run(runtime, container_id, bundle, *, detach, **create_args):
@@ -56,8 +56,8 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
             pass
 
     try:
-        for sig in FORWARDED:
-            previous[sig] = signal.signal(sig, forward)
+        for signum in FORWARDED:
+            previous[signum] = sig.signal(signum, forward)
         if proxy is None:
             runtime.start(container_id, main_pid=os.getpid())  # NOTIFY_SOCKET: MAINPID is us
             return _wait_for(init_pid)
@@ -67,8 +67,8 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
     finally:
         if proxy is not None:
             proxy.close()  # the host terminal's mode back, SIGWINCH back to `forward`
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            sig.signal(signum, handler)
         prctl(PR_SET_CHILD_SUBREAPER, was_subreaper)
         runtime.delete(container_id, force=True)
 

@@ -5,16 +5,12 @@ module is imported only to look up a name.
 """
 
 from ..errors import SignalError
-
-_DIGITS = frozenset("0123456789")
+from ..goparse import is_atoi
 
 
 def parse(raw):
     raw = str(raw)
-    # Go's strconv.Atoi: an optional sign and ASCII digits ("+9" is 9; str.isdigit() would also
-    # take "²" and then int() would raise).
-    digits = raw[1:] if raw[:1] in ("+", "-") else raw
-    if digits and _DIGITS.issuperset(digits):
+    if is_atoi(raw):
         return int(raw)  # runc passes numbers through; the kernel judges them
     import signal
     name = raw.upper()

@@ -13,6 +13,7 @@ the oracle. Semantics follow draft 2020-12 for those keywords.
 import os
 
 from ..errors import ConfigError
+from ..goparse import DIGITS
 
 # Same place as Path(__file__).resolve().parents[2] / "specs"; os.path because pathlib
 # is not imported at interpreter start and would cost more than this whole module.
@@ -32,7 +33,6 @@ def _text(x):
 
 
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_DIGITS = frozenset("0123456789")
 
 # The patterns our schemas use, as plain predicates: configs from engines hit all three, and
 # importing `re` costs milliseconds on every create. Any other pattern compiles with `re`.
@@ -42,7 +42,7 @@ _regexes = {
     and _UPPER.issuperset(t[7:]) or None,
     "^[rwm]*$": lambda x: frozenset("rwm").issuperset(_text(x)) or None,
     "^[1-9][0-9]*[KMG]B$": lambda x: len(t := _text(x)) >= 3 and t[0] in "123456789"
-    and _DIGITS.issuperset(t[1:-2]) and t[-2] in "KMG" and t[-1] == "B" or None,
+    and DIGITS.issuperset(t[1:-2]) and t[-2] in "KMG" and t[-1] == "B" or None,
 }
 
 

@@ -3,10 +3,10 @@
 import os
 
 from ..errors import ConfigError
+from ..goparse import is_digits
 
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR_MAX = 3
-_DIGITS = frozenset("0123456789")
 _SEMVER_TAG = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
 
@@ -19,7 +19,7 @@ def _semver(version):
             (dash and not (pre and _SEMVER_TAG.issuperset(pre))):
         return None
     parts = core.split(".")
-    if len(parts) != 3 or not all(p and _DIGITS.issuperset(p) for p in parts):
+    if len(parts) != 3 or not all(is_digits(p) for p in parts):
         return None
     return tuple(int(p) for p in parts)
 

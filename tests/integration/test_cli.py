@@ -384,3 +384,18 @@ def test_delete_force_during_create(pyrunc, make_bundle, cid, tmp_path):
                 assert pyrunc("delete", "-f", cid).rc == 0
         assert pyrunc.ids() == []
         wait_for(lambda: not (live_inits(pyrunc.root) - before), 2.0, "no init left")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"ociVersion": ', "Expecting value: line 1 column 16 (char 15)"),
+    ("{} trailing", "Extra data: line 1 column 4 (char 3)"),
+])
+def test_invalid_config_json_is_named(pyrunc, make_bundle, cid, text, message, no_leaks):
+    """The CLI never imports json (pyrunc/jsonio.py): its parse errors still read as json's."""
+    b = make_bundle("true")
+    with open(os.path.join(b.path, "config.json"), "w") as f:
+        f.write(text)
+    r = pyrunc("create", "--bundle", b.path, cid)
+    assert r.rc == 1
+    assert error_of(r) == f"pyrunc create failed: config.json: invalid JSON: {message}"
+    assert pyrunc.ids() == []

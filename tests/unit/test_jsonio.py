@@ -67,3 +67,16 @@ def test_imports_neither_json_nor_re():
             "jsonio.loads(jsonio.dumps({'a': [1]})); print(sorted({'json', 're', 'enum'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1,", '{"a": 1} x', ""])
+def test_errors_without_json_imported(text):
+    """The C scanner needs json.decoder in sys.modules to raise its error: a process that never
+    imported json (the CLI) must still get json's JSONDecodeError, with json's message."""
+    root = __file__.rsplit("/tests/", 1)[0]
+    code = (f"import sys; sys.path.insert(0, {root!r}); from pyrunc import jsonio\n"
+            f"try:\n    jsonio.loads({text!r})\nexcept ValueError as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(text)
+    assert out.stdout.strip() == f"JSONDecodeError {theirs.value}", out.stderr
