@@ -85,8 +85,8 @@ integration: setup
 engines: setup-engines
 	$(PY) -m pytest -q -p no:cacheprovider tests/engines
 
-bench: setup $(BUNDLE)/config.json
-	$(PY) conformance/bench.py $(BUNDLE)
+bench: setup
+	$(PY) conformance/bench.py build/bench-bundle
 
 bench-engines: setup-engines
 	$(PY) conformance/engines_bench.py

@@ -45,8 +45,7 @@ class TerminalProxy:
 
     def __init__(self):
         # the shim imports it after pivot_root / setns(mnt), where imports fail: load it now
-        import importlib
-        importlib.import_module("..shim.console", __package__)
+        from ..shim import console  # noqa: F401
         self.host, self._own_host = _host_console()
         self._parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._child = child.detach()
