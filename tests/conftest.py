@@ -7,9 +7,7 @@ and the test fails if a container process survived.
 import copy
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
@@ -19,7 +17,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from bundle import make_rootfs  # noqa: E402
-from helpers import live_inits  # noqa: E402
+from helpers import Runner, live_inits  # noqa: E402
 from pyrunc.spec.default import default_config  # noqa: E402
 
 PYRUNC = [os.path.join(ROOT, "bin", "pyrunc")]
@@ -77,44 +75,6 @@ def make_bundle(tmp_path, rootfs):
         return Bundle(path, rootfs, list(args) or ["true"]).write()
 
     return factory
-
-
-class Runner:
-    """Runs a runtime binary with its own --root; result has .rc .out .err."""
-
-    def __init__(self, argv, root):
-        self.argv = argv
-        self.root = root
-
-    def __call__(self, *args, input=None, timeout=30, global_args=(), check=False, **kw):
-        """Output goes to files, not pipes: a created container keeps the caller's stdio open."""
-        cmd = [*self.argv, "--root", self.root, *global_args, *args]
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(cmd, input=input.encode() if isinstance(input, str) else input,
-                               stdin=None if input is not None else subprocess.DEVNULL,
-                               stdout=out, stderr=err, timeout=timeout, **kw)
-            out.seek(0)
-            err.seek(0)
-            p.rc, p.out, p.err = p.returncode, out.read().decode(), err.read().decode()
-        if check and p.rc != 0:
-            raise AssertionError(f"{cmd} exited {p.rc}: {p.err}")
-        return p
-
-    def ids(self):
-        """Entries under --root that are containers (not the runtime's own @cache)."""
-        try:
-            return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
-        except FileNotFoundError:
-            return []
-
-    def cleanup(self):
-        leftovers = []
-        for cid in self.ids():
-            state = self("state", cid)
-            if state.rc == 0 and json.loads(state.out)["status"] != "stopped":
-                leftovers.append(cid)
-            self("delete", "--force", cid)
-        return leftovers
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 """Assertion helpers shared by the integration tests (the fixtures are in conftest.py)."""
 
 import json
+import os
 import re
+import subprocess
+import tempfile
 import time
 
 # runc's text-format error line (logrus), as pyrunc writes it too
@@ -122,3 +125,41 @@ class CgroupHarness:
 
     def cleanup(self):
         destroy_cgroup(self.m, self.procs)
+
+
+class Runner:
+    """Runs a runtime binary with its own --root; result has .rc .out .err."""
+
+    def __init__(self, argv, root):
+        self.argv = argv
+        self.root = root
+
+    def __call__(self, *args, input=None, timeout=30, global_args=(), check=False, **kw):
+        """Output goes to files, not pipes: a created container keeps the caller's stdio open."""
+        cmd = [*self.argv, "--root", self.root, *global_args, *args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(cmd, input=input.encode() if isinstance(input, str) else input,
+                               stdin=None if input is not None else subprocess.DEVNULL,
+                               stdout=out, stderr=err, timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.rc, p.out, p.err = p.returncode, out.read().decode(), err.read().decode()
+        if check and p.rc != 0:
+            raise AssertionError(f"{cmd} exited {p.rc}: {p.err}")
+        return p
+
+    def ids(self):
+        """Entries under --root that are containers (not the runtime's own @cache)."""
+        try:
+            return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
+        except FileNotFoundError:
+            return []
+
+    def cleanup(self):
+        leftovers = []
+        for cid in self.ids():
+            state = self("state", cid)
+            if state.rc == 0 and json.loads(state.out)["status"] != "stopped":
+                leftovers.append(cid)
+            self("delete", "--force", cid)
+        return leftovers

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, Runner
+from helpers import Runner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # ~13 ms together (json pulls in re, re and signal pull in enum), subprocess ~16 ms more,
 # pyseccomp ~26 ms (a seccomp cache hit must not load it), socket ~4 ms
