@@ -172,6 +172,7 @@ class DockerLikeCli:
         return ("--user", user, "--workdir", workdir, "--hostname", hostname, "--env", env)
 
     read_only_opts = ("--read-only",)
+    init_opts = ("--init",)  # docker: tini as /sbin/docker-init; podman: catatonit as /run/podman-init
 
     def exec_as(self, name, user, *cmd):
         return self.cli("exec", "--user", user, name, *cmd)
@@ -368,6 +369,7 @@ class Ctr:
                         *cmd, input=data, timeout=30)
 
     process_opts = None  # ctr 1.6's run has no --user or --hostname
+    init_opts = None  # nor an --init
 
     read_only_opts = ("--read-only",)
 

@@ -88,6 +88,17 @@ def test_user_workdir_hostname_env(engine, runtime):
     ok(engine.rm(c))
 
 
+def test_init(engine, runtime):
+    """--init: the engine bind-mounts its init (tini, catatonit) and makes it PID 1."""
+    if engine.init_opts is None:
+        pytest.skip(f"{engine.name} has no --init")
+    r = ok(engine.run(runtime, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$",
+                      opts=engine.init_opts))
+    pid1, me = r.out.splitlines()
+    assert pid1.split()[0] in ("/sbin/docker-init", "/run/podman-init"), r
+    assert me != "1"  # the shell is the init's child
+
+
 def test_read_only_root(engine, runtime):
     r = engine.run(runtime, "sh", "-c", "touch /new-file; echo rc=$?; grep ' / ' /proc/self/mounts",
                    opts=engine.read_only_opts)
