@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from bundle import make_rootfs  # noqa: E402
-from helpers import Runner, live_inits  # noqa: E402
+from helpers import Runner, live_inits, mountpoints  # noqa: E402
 from pyrunc.spec.default import default_config  # noqa: E402
 
 PYRUNC = [os.path.join(ROOT, "bin", "pyrunc")]
@@ -107,9 +107,7 @@ ENGINE_MOUNT_PREFIXES = ("/var/lib/pyrunc-e2e/", "/run/pyrunc-e2e/", "/run/conta
 
 
 def host_mounts():
-    with open("/proc/self/mountinfo") as f:
-        points = (line.split()[4] for line in f)
-        return sorted(p for p in points if not p.startswith(ENGINE_MOUNT_PREFIXES))
+    return [p for p in mountpoints() if not p.startswith(ENGINE_MOUNT_PREFIXES)]
 
 
 @pytest.fixture

@@ -29,12 +29,16 @@ def state(runner, cid):
     return json.loads(r.out)
 
 
-def wait_for(predicate, timeout=5.0, what="condition"):
+def wait_for(predicate, timeout=10.0, what="condition", step=0.02):
+    """The predicate's first truthy value, polled every `step` s; AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        value = predicate()
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(step)
 
 
 def sh(pyrunc, bundle, cid, script, *run_args, **kw):
@@ -82,20 +86,46 @@ def destroy_cgroup(manager, procs=()):
     assert not any(os.path.exists(d) for d in manager.paths().values())
 
 
+def mountpoints():
+    """The mount points of this process's mount namespace, sorted (one per mount: repeats kept)."""
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split()[4] for line in f)
+
+
+def proc_stat(pid):
+    """(comm, state letter, ppid) of a host process from /proc/PID/stat, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    rest = raw[raw.rindex(b")") + 2:].split()
+    return raw[raw.index(b"(") + 1:raw.rindex(b")")].decode(errors="replace"), rest[0].decode(), int(rest[1])
+
+
+def alive(pid):
+    """Running and not a zombie (this host's PID 1 does not reap, so zombies linger)."""
+    st = proc_stat(pid)
+    return st is not None and st[1] not in ("Z", "X")
+
+
+def children(pid):
+    """Host pids whose parent is pid."""
+    return sorted(int(n) for n in os.listdir("/proc")
+                  if n.isdigit() and (proc_stat(n) or (None, None, None))[2] == pid)
+
+
 def live_inits(root):
     """Waiting container inits (comm pyrunc:init, not zombies) holding a file under root:
     a created container's init keeps its state directory open until exec."""
-    import os
     out = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        st = proc_stat(name)
+        if st is None or st[0] != "pyrunc:init" or st[1] in ("Z", "X"):
+            continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                raw = f.read()
-            comm = raw[raw.index(b"(") + 1:raw.rindex(b")")]
-            if comm != b"pyrunc:init" or raw[raw.rindex(b")") + 2:].split()[0] in (b"Z", b"X"):
-                continue
             for fd in os.listdir(f"/proc/{name}/fd"):
                 if os.readlink(f"/proc/{name}/fd/{fd}").startswith(root + "/"):
                     out.add(int(name))

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from helpers import mountpoints, proc_stat
 from harness import PYRUNC, STATE, is_engine_storage, missing_tools, start_all, stop_all
 
 RUNTIMES = os.environ.get("PYRUNC_E2E_RUNTIMES", "pyrunc").split(",")
@@ -59,19 +60,18 @@ def pyrunc_processes():
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if PYRUNC.encode() not in f.read():
                         continue
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = f.read().rsplit(")", 1)[1].split()[1]
-                with open(f"/proc/{ppid}/comm") as f:
-                    if f.read().strip() in ENGINE_COMMS:
-                        found.add(int(pid))
-            except (OSError, IndexError):
-                pass
+            except OSError:
+                continue
+            me, parent = proc_stat(pid), None
+            if me is not None:
+                parent = proc_stat(me[2])
+            if parent is not None and parent[0] in ENGINE_COMMS:
+                found.add(int(pid))
     return found
 
 
-def mountpoints():
-    with open("/proc/self/mountinfo") as f:
-        return sorted(p for p in (line.split()[4] for line in f) if not is_engine_storage(p))
+def container_mounts():
+    return [p for p in mountpoints() if not is_engine_storage(p)]
 
 
 def state_dirs(engine, runtime):
@@ -83,7 +83,7 @@ def state_dirs(engine, runtime):
 
 
 def snapshot(engine, runtime):
-    return {"cgroups": container_cgroups(), "processes": pyrunc_processes(), "mounts": mountpoints(),
+    return {"cgroups": container_cgroups(), "processes": pyrunc_processes(), "mounts": container_mounts(),
             "state": state_dirs(engine, runtime)}
 
 

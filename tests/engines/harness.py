@@ -18,6 +18,7 @@ import time
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 from bundle import make_rootfs  # noqa: E402
+from helpers import mountpoints  # noqa: E402
 
 STATE = os.environ.get("PYRUNC_E2E_STATE", "/var/lib/pyrunc-e2e")
 PYRUNC = os.path.join(os.path.dirname(TESTS), "bin", "pyrunc")
@@ -84,12 +85,16 @@ def in_pty(argv, timeout=60, env=None):
 
 
 def build_image_tar(path):
-    """A tarball of the busybox rootfs (uid/gid numeric), as `docker import` / `podman import` take."""
+    """A tarball of the busybox rootfs (uid/gid numeric), as `docker import` / `podman import` take;
+    made once."""
+    if os.path.exists(path):
+        return path
     rootfs = make_rootfs(os.path.join(STATE, "image", "rootfs"))
-    with tarfile.open(path, "w") as tar:
+    with tarfile.open(path + ".tmp", "w") as tar:
         for name in sorted(os.listdir(rootfs)):
             if name != ".pyrunc-rootfs":
                 tar.add(os.path.join(rootfs, name), arcname=name)
+    os.rename(path + ".tmp", path)
     return path
 
 
@@ -512,9 +517,7 @@ def subid_range(user, path="/etc/subuid"):
 
 
 def mounts_under(prefix):
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+    return [p for p in mountpoints() if p == prefix or p.startswith(prefix + "/")]
 
 
 def stop_all():

@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 
+from helpers import alive, children, wait_for  # noqa: E402
+
 ENGINE_CONFIGS = os.environ.get("PYRUNC_ENGINE_CONFIGS") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
     "shared", "engine-configs")
@@ -100,24 +102,6 @@ def ctr_file(expected, controller, name):
         return f.read().strip()
 
 
-def alive(pid):
-    """Running (a zombie has exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 def read_when(path, timeout=10.0):
@@ -130,20 +114,6 @@ def read_when(path, timeout=10.0):
             return None
         return text if text.endswith("\n") else None
     return wait_for(ready, timeout, what=path)
-
-
-def children(pid):
-    """Host pids whose parent is pid."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return sorted(out)
 
 
 def state(rt, cid):

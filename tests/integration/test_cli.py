@@ -14,16 +14,7 @@ import pytest
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli.commands import COMMANDS
-from helpers import live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return False
-    return raw[raw.rindex(b")") + 2:].split()[0] not in (b"Z", b"X")
+from helpers import alive, live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
 
 
 class Spawned:

@@ -10,9 +10,10 @@ test_security.py and test_console.py.)
 import json
 import os
 import re
-import time
 
 import pytest
+
+from helpers import alive, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.differential
 
@@ -25,13 +26,6 @@ def message(r):
     assert m, f"not exactly one error line: {r.err!r}"
     # runc names itself by argv[0] in some messages ("/usr/sbin/runc: ...")
     return re.sub(r"(/\S*/)?\b(py)?runc\b", "RUNTIME", m[1])
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def both(runc, pyrunc, *args, **kw):
@@ -298,7 +292,7 @@ def test_delete_of_a_created_container(runc, pyrunc, make_bundle, cid):
         pids.append(json.loads(runner("state", cid).out)["pid"])
     same_error(*both(runc, pyrunc, "delete", cid))
     for pid in pids:
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z")
+        wait_for(lambda: not alive(pid))
 
 
 def test_run_exit_status_after_kill(runc, pyrunc, make_bundle, cid, tmp_path):

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
+from helpers import alive, live_inits, error_of, fails, proc_stat, state, wait_for  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- helpers
 
@@ -26,23 +26,6 @@ TRAP_TERM = ["sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done']
 def wait_status(runner, cid, status, timeout=5.0):
     wait_for(lambda: state(runner, cid)["status"] == status, timeout, f"{cid} to be {status}")
     return state(runner, cid)
-
-
-def proc_stat(pid):
-    """(comm, state letter, ppid) of a host process, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    rest = raw[raw.rindex(b")") + 2:].split()
-    return raw[raw.index(b"(") + 1:raw.rindex(b")")].decode(), rest[0].decode(), int(rest[1])
-
-
-def alive(pid):
-    """Running and not a zombie (this host's PID 1 does not reap, so zombies linger)."""
-    st = proc_stat(pid)
-    return st is not None and st[1] not in ("Z", "X")
 
 
 def ns_pids(pid):
