@@ -12,9 +12,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # x86_64 / aarch64 numbers of syscalls without a libc wrapper in glibc 2.36.
 _SYS = {
     "x86_64": {"pivot_root": 155, "close_range": 436, "setns": 308, "ioprio_set": 251,
-               "sched_setattr": 314},
+               "sched_setattr": 314, "openat2": 437},
     "aarch64": {"pivot_root": 41, "close_range": 436, "setns": 268, "ioprio_set": 30,
-                "sched_setattr": 274},
+                "sched_setattr": 274, "openat2": 437},
 }[os.uname().machine]
 
 CLONE_NEWNS = 0x00020000
@@ -149,3 +149,30 @@ def sched_setattr(policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, pe
     attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime,
                       deadline, period)
     _check(_libc.syscall(_SYS["sched_setattr"], 0, ctypes.byref(attr), 0), "sched_setattr")
+
+
+# openat2(2) resolve flags (linux/openat2.h)
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    """openat2(2): open `path` relative to `dirfd` under the `resolve` rules (RESOLVE_IN_ROOT:
+    absolute symlinks and ".." stay below dirfd). Returns the fd; OSError(errno, "path: reason")."""
+    how = _OpenHow(flags, mode, resolve)
+    while True:
+        fd = _libc.syscall(_SYS["openat2"], dirfd, _b(path), ctypes.byref(how),
+                           ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err != 4 and err != 11:  # EINTR; EAGAIN: a rename raced the lookup, try again
+            raise OSError(err, f"{path}: {os.strerror(err).lower()}")
