@@ -171,7 +171,9 @@ def _stage2(plan, sock, cgroup_paths, step):
         step.now = "running the createContainer hooks"
         sock.send(sync.CREATE_RUNTIME)
         host_pid = sock.expect(sync.PROCEED)["pid"]
+        _exit_if_host_gone(sock)
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
+        sig.setitimer(sig.ITIMER_REAL, 0)
     step.now = "entering the rootfs"
     if "mount" in namespaces:
         rfs.pivot(plan.rootfs, plan.no_pivot)
@@ -208,6 +210,24 @@ def _stage2(plan, sock, cgroup_paths, step):
         step.now = "running the startContainer hooks"
         plan.hooks.run(plan.hooks.start_container, "created", host_pid)
     proc.execute_or_exit(prepared)
+
+
+def _exit_if_host_gone(sock):
+    """While our createContainer hooks run we read nothing from the host, so a `create` killed
+    meanwhile would leave us (and a hook that never ends) behind, with no state for `delete`
+    to find. Once a second, until the timer is cleared: the channel hung up -> exit (as PID 1
+    of a new pid namespace, the hooks die with us). Only around the hooks: their waits retry
+    after the signal (PEP 475), a ctypes mount(2) would fail with EINTR."""
+    poller = select.poll()
+    poller.register(sock.rfd, select.POLLIN)
+
+    def check(_signum, _frame):
+        for _, events in poller.poll(0):
+            if events & (select.POLLHUP | select.POLLERR):
+                os._exit(1)
+
+    sig.signal(sig.SIGALRM, check)
+    sig.setitimer(sig.ITIMER_REAL, WATCHDOG_INTERVAL_MS / 1000, WATCHDOG_INTERVAL_MS / 1000)
 
 
 def _wait_for_start(barrier):
