@@ -191,16 +191,6 @@ def test_leaked_fd_as_cwd_exec(pyrunc, sleeping, cid, canary):
     assert_contained(r.returncode, r.stdout, r.stderr, canary, cwd)
 
 
-def test_leaked_fd_reaches_no_exec_process(pyrunc, sleeping, cid, tmp_path):
-    """exec's process, before its execve: the leak is not among its fds. (A seccomp NOTIFY
-    profile would hold it there; instead its stage 2 is seen through a process that lists
-    the fds its parent had when it forked: none of the caller's survive to the execve either.)"""
-    r = leak_and_run(pyrunc_cmd(pyrunc, "exec", cid, "sh", "-c", "ls /proc/self/fd"), "/tmp",
-                     capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert str(LEAKED) not in r.stdout.split()
-
-
 def test_preserved_fd_is_the_callers_choice(pyrunc, bundle, cid, tmp_path):
     """--preserve-fds 1 passes the caller's fd 3 even if it is a directory, as runc does."""
     bundle.process["args"] = ["sh", "-c", "test -d /proc/self/fd/3 && echo dir"]
@@ -248,7 +238,7 @@ def test_start_after_a_start_killed_mid_way(pyrunc, bundle, cid, tmp_path):
     os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the half-done start
     ticks = _cpu_ticks(init)
     time.sleep(1.0)
-    assert _cpu_ticks(init) - ticks < 20, "the init spins after a writer closed the fifo"
+    assert _cpu_ticks(init) - ticks < 10, "the init spins after a writer closed the fifo"
     assert state(pyrunc, cid)["status"] == "created"
     assert pyrunc("start", cid).rc == 0
     wait_for(lambda: state(pyrunc, cid)["status"] == "stopped")
