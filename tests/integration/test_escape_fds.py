@@ -82,14 +82,12 @@ def leak_and_run(cmd, directory, fd=LEAKED, **kw):
 
 
 def create_and_start(pyrunc, b, cid, tmp_path, leak=None):
-    """`create` with stdio in files (the init keeps them), then `start`; (rc, out, err)."""
+    """`create` with stdio in files (the init keeps them), then `start`; (rc, out, err).
+    leak: the cwd, to leak the host's tmp dir at its fd number (run_leaking)."""
     out_path, err_path = tmp_path / f"{cid}.out", tmp_path / f"{cid}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         cmd = pyrunc_cmd(pyrunc, "create", "--bundle", b.path, cid)
-        if leak:
-            r = leak_and_run(cmd, leak, stdout=out, stderr=err)
-        else:
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=30)
+        r = run_leaking(cmd, leak or "/", stdout=out, stderr=err)
     if r.returncode != 0:
         return r.returncode, out_path.read_text(), err_path.read_text()
     s = pyrunc("start", cid)
@@ -114,13 +112,28 @@ def host_dirs_among_fds(pid):
 
 
 # ---------------------------------------------------------------- process.cwd through an fd
+# For /proc/self/fd/N the caller also leaks a host directory (the host's tmp dir, where the
+# canary is) at fd N, so each case is a real way out unless pyrunc closes it or refuses the cwd.
+
+def leaked_at(cwd):
+    prefix = "/proc/self/fd/"
+    return int(cwd[len(prefix):]) if cwd.startswith(prefix) else None
+
+
+def run_leaking(cmd, cwd, **kw):
+    n = leaked_at(cwd)
+    if n is None:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=30, **kw)
+    return leak_and_run(cmd, "/tmp", fd=n, **kw)
+
 
 @pytest.mark.parametrize("cwd", CWDS)
 def test_cwd_through_an_fd_create_start(pyrunc, bundle, cid, tmp_path, canary, cwd):
     bundle.process["cwd"] = cwd
     bundle.process["args"] = ["sh", "-c", escape_script(canary[0])]
     bundle.write()
-    assert_contained(*create_and_start(pyrunc, bundle, cid, tmp_path), canary, cwd)
+    rc, out, err = create_and_start(pyrunc, bundle, cid, tmp_path, leak=cwd)
+    assert_contained(rc, out, err, canary, cwd)
 
 
 @pytest.mark.parametrize("cwd", CWDS)
@@ -128,8 +141,9 @@ def test_cwd_through_an_fd_run(pyrunc, bundle, cid, canary, cwd):
     bundle.process["cwd"] = cwd
     bundle.process["args"] = ["sh", "-c", escape_script(canary[0])]
     bundle.write()
-    r = pyrunc("run", "--bundle", bundle.path, cid)
-    assert_contained(r.rc, r.out, r.err, canary, cwd)
+    r = run_leaking(pyrunc_cmd(pyrunc, "run", "--bundle", bundle.path, cid), cwd,
+                    capture_output=True, text=True)
+    assert_contained(r.returncode, r.stdout, r.stderr, canary, cwd)
 
 
 @pytest.fixture
@@ -144,8 +158,9 @@ def sleeping(pyrunc, bundle, cid):
 
 @pytest.mark.parametrize("cwd", CWDS)
 def test_cwd_through_an_fd_exec(pyrunc, sleeping, cid, canary, cwd):
-    r = pyrunc("exec", "--cwd", cwd, cid, "sh", "-c", escape_script(canary[0]))
-    assert_contained(r.rc, r.out, r.err, canary, cwd)
+    r = run_leaking(pyrunc_cmd(pyrunc, "exec", "--cwd", cwd, cid, "sh", "-c",
+                               escape_script(canary[0])), cwd, capture_output=True, text=True)
+    assert_contained(r.returncode, r.stdout, r.stderr, canary, cwd)
 
 
 # ---------------------------------------------------------------- a caller's leaked fd
