@@ -215,6 +215,28 @@ def test_preserved_fd_is_the_callers_choice(pyrunc, bundle, cid, tmp_path):
     assert (r.returncode, r.stdout) == (0, "dir\n"), r.stderr
 
 
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_preserved_directory_cannot_be_the_cwd(pyrunc, bundle, cid, canary, verb):
+    """A preserved fd stays open (the caller's choice), so here only the cwd walk stands
+    between the process and the host: /proc/self/fd/3 is a magic link, refused."""
+    cwd = "/proc/self/fd/3"
+    script = escape_script(canary[0])
+    if verb == "run":
+        bundle.process["cwd"] = cwd
+        bundle.process["args"] = ["sh", "-c", script]
+        bundle.write()
+        cmd = pyrunc_cmd(pyrunc, "run", "--preserve-fds", "1", "--bundle", bundle.path, cid)
+    else:
+        bundle.process["args"] = ["sleep", "1000"]
+        bundle.write()
+        assert pyrunc("run", "-d", "--bundle", bundle.path, cid).rc == 0
+        cmd = pyrunc_cmd(pyrunc, "exec", "--preserve-fds", "1", "--cwd", cwd, cid, "sh", "-c", script)
+    r = leak_and_run(cmd, "/tmp", fd=3, capture_output=True, text=True)
+    assert r.returncode != 0  # refused, not merely contained
+    assert_contained(r.returncode, r.stdout, r.stderr, canary, cwd)
+    pyrunc("delete", "--force", cid)
+
+
 # ---------------------------------------------------------------- a created container's init
 
 def test_created_init_holds_no_directory(pyrunc, bundle, cid, tmp_path, canary):
