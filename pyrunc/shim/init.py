@@ -64,7 +64,7 @@ def stage1(plan, sock):
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
         # By path, in this process only: the host keeps its own cwd and no fd of the bundle
         # reaches the container. pivot_root (or the chroot) makes the new root our cwd.
-        step.now = f"chdir to the bundle {plan.bundle}"
+        step.now = "chdir to the bundle"
         os.chdir(plan.bundle)
         step.now = "setting up namespaces"
         # as runc: before the user namespace, where /proc/self/oom_score_adj is not ours to write
