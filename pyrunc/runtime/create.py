@@ -6,6 +6,7 @@ import time
 
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
+from ..shim.process import check_preserved_fds
 from ..shim import sync
 from ..spec.load import load_bundle
 from ..state import procfs
@@ -23,6 +24,9 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
+    # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
+    # store's lock) could land there and be passed on (the CLI has checked already; the API not)
+    check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     capabilities, last_cap, seccomp = _security(store, config, warn)
