@@ -1,15 +1,18 @@
 """`create`: validate the bundle, fork the shim, drive the handshake, record the container."""
 
 import os
+import stat
 import time
 
-from ..errors import ConfigError, ContainerInitError, InvalidStateError
-from ..linux import sig
+from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
+from ..shim.process import check_preserved_fds
 from ..shim import sync
 from ..spec.load import load_bundle
 from ..state import procfs
 from ..state.store import EXEC_FIFO, check_id
+from . import child
+from .child import write_pid_file
 from .status import describe
 
 # Under --root but never a container: "@" cannot appear in a container id.
@@ -21,6 +24,9 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
+    # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
+    # store's lock) could land there and be passed on (the CLI has checked already; the API not)
+    check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     capabilities, last_cap, seccomp = _security(store, config, warn)
@@ -33,7 +39,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     if (console_socket or console_fd is not None) and not terminal:
         raise InvalidStateError("cannot use console socket if pyrunc will not detach or allocate tty")
     if console_socket:
-        console_fd = _connect_console(console_socket)
+        console_fd = child.connect_console(console_socket)
     elif console_fd is not None:
         console_fd = os.dup(console_fd)  # closed after the fork like a connected socket
     held = store.claim(container_id)  # locked until the record is complete (or removed)
@@ -51,21 +57,21 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         for w in cgroup.warnings:
             (warn or _ignore)(w)
-        fifo = store.path(container_id, EXEC_FIFO)
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # mkfifo applies the umask; a remapped root writes it as "other"
-        state_dir = os.open(store.path(container_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
             init_hooks = None
             if config.get("hooks"):
                 from . import hooks
                 init_hooks = hooks.for_init(config, container_id, bundle)
-            plan = shim.Plan(config, rootfs, fifo, preserve_fds, no_pivot, capabilities, last_cap,
-                             seccomp, state_dir, init_hooks)
+            plan = shim.Plan(config, bundle, rootfs, barrier, preserve_fds, no_pivot,
+                             capabilities, last_cap, seccomp, init_hooks)
             plan.console_fd = console_fd
-            init_pid = _spawn(plan, bundle, _Handshake(config, container_id, bundle, warn, cgroup))
+            init_pid = child.spawn(
+                shim.stage1, plan, _Answers(config, container_id, bundle, warn),
+                join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
+                died="container init exited before it was ready")
         finally:
-            os.close(state_dir)
+            os.close(barrier)  # the init has its own copy: the only fd of <root> it holds
             if console_fd is not None:
                 os.close(console_fd)
                 console_fd = None
@@ -77,10 +83,10 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         }
         store.save(container_id, record)
         if pid_file:
-            _write_pid_file(pid_file, init_pid)
+            write_pid_file(pid_file, init_pid)
     except BaseException:
         if init_pid:
-            _kill_quietly(init_pid)
+            child.kill_quietly(init_pid)
         if cgroup_made:
             _destroy_cgroup(cgroup)
         store.remove(container_id)  # with the notify directory, if any
@@ -155,26 +161,24 @@ def _ignore(_message):
     pass
 
 
-class _Handshake:
+class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
-    def __init__(self, config, container_id, bundle, warn, cgroup):
-        self.cgroup = cgroup
-        self.warn = warn or _ignore
+    def __init__(self, config, container_id, bundle, warn):
+        self.warning = warn or _ignore
         self.config = config
         self.container_id = container_id
         self.bundle = bundle
-        self.init_pid = None
 
     def userns(self, stage1_pid):
         from ..security.idmap import write_maps
         linux = self.config["linux"]
         write_maps(stage1_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
 
-    def create_runtime(self):
+    def create_runtime(self, pid):
         """prestart + createRuntime, on the host, once the init has done its mounts."""
         from . import hooks
-        state = hooks.state_json(self.container_id, "creating", self.init_pid, self.bundle,
+        state = hooks.state_json(self.container_id, "creating", pid, self.bundle,
                                  self.config.get("annotations") or {})
         try:
             hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
@@ -182,82 +186,26 @@ class _Handshake:
         except hooks.HookError as e:
             raise sync.SyncError(str(e)) from None
 
-    def seccomp_listener(self, fd):
+    def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
-        send_listener(self.config, self.container_id, self.bundle, self.init_pid, fd)
+        send_listener(self.config, self.container_id, self.bundle, pid, fd)
 
 
-def _spawn(plan, bundle, handshake):
-    """Fork stage1, let it run, and return the init's host pid once it is ready."""
-    host_end, shim_end = sync.channel()
-    previous_cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.chdir(bundle)  # relative bind-mount sources are relative to the bundle
-    try:
-        child = os.fork()
-        if child == 0:
-            host_end.close()
-            shim.stage1(plan, shim_end)  # never returns
-        shim_end.close()
-    finally:
-        os.fchdir(previous_cwd)
-        os.close(previous_cwd)
-    init_pid = None
-    try:
-        # stage1 joins its cgroups before it unshares anything (the cgroup namespace's root
-        # is then the container's cgroup) and before any of the user's code runs
-        handshake.cgroup.apply(child)
-        host_end.send("proceed")
-        try:
-            ready = False
-            create_runtime = False  # the init asked before stage1's "pid" arrived
-            # stage1's "pid" and the init's "ready" come from two processes: under load the
-            # init can finish first, so wait for both.
-            while not (ready and init_pid):
-                msg = host_end.recv()
-                kind = msg["type"]
-                if kind == "ready":
-                    ready = True
-                    continue
-                if kind == "error":
-                    raise sync.SyncError(msg["msg"])
-                if kind == "pid":
-                    init_pid = handshake.init_pid = msg["pid"]
-                    if create_runtime:
-                        handshake.create_runtime()
-                        host_end.send("proceed", pid=init_pid)
-                    continue
-                if kind == "create-runtime":
-                    # the init's hooks need its host pid: answer once stage1 has sent it
-                    create_runtime = not init_pid
-                    if init_pid:
-                        handshake.create_runtime()
-                        host_end.send("proceed", pid=init_pid)
-                    continue
-                if kind == "warning":
-                    handshake.warn(msg["msg"])
-                    continue
-                if kind == "userns":
-                    handshake.userns(child)
-                elif kind == "seccomp-listener":
-                    handshake.seccomp_listener(msg["fd"])
-                else:
-                    raise sync.SyncError(f"unexpected message {kind!r} from the shim")
-                host_end.send("proceed")
-        except sync.SyncError as e:
-            reason = str(e)
-            if reason == "peer closed the sync channel":
-                reason = "container init exited before it was ready"
-            raise ContainerInitError(f"unable to start container process: {reason}") from None
-        return init_pid
-    except BaseException:
-        # stage1 may be blocked waiting for our answer: it must die too, or waitpid hangs
-        for pid in (init_pid, child):
-            if pid:
-                _kill_quietly(pid)
-        raise
-    finally:
-        os.waitpid(child, 0)
-        host_end.close()
+def _make_barrier(path):
+    """exec.fifo, the start barrier, opened read-write for the init before the fork.
+
+    The init keeps this fd and nothing else of <root>: a fifo cannot be walked (`..` of it is
+    ENOTDIR), and the init never holds the store's lock. Read-write, so the fifo always has a
+    writer: `start` killed between its open and its write cannot leave a POLLHUP the init would
+    spin on. Only root may write to it (`start` runs as root); the init needs no access by
+    path, so a remapped root needs none either."""
+    os.mkfifo(path, 0o600)
+    os.chmod(path, 0o600)  # mkfifo applies the umask
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidStateError(f"{path}: not the fifo pyrunc made")
+    return fd
 
 
 def _destroy_cgroup(cgroup):
@@ -265,43 +213,13 @@ def _destroy_cgroup(cgroup):
     from ..cgroups import CgroupError
     try:
         for pid in cgroup.pids():
-            _kill_quietly(pid)
+            child.kill_quietly(pid)
         deadline = time.monotonic() + 5
         while cgroup.pids() and time.monotonic() < deadline:
             time.sleep(0.005)
         cgroup.destroy()
     except CgroupError:
         pass
-
-
-def _connect_console(path):
-    """Connect to --console-socket now: after pivot_root the init cannot reach a host path."""
-    import socket
-
-    from ..shim import console  # noqa: F401 - the shim uses it after pivot_root, where imports fail
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise InvalidStateError(f"cannot connect to --console-socket {path}: "
-                                f"{(e.strerror or str(e)).lower()}") from None
-    return sock.detach()  # a plain fd (close-on-exec) the shim inherits through the fork
-
-
-def _kill_quietly(pid):
-    try:
-        os.kill(pid, sig.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
 
 
 def _now_rfc3339():

@@ -14,16 +14,15 @@ import copy
 import os
 
 from .. import jsonio
-from ..errors import ConfigError, ContainerInitError, InvalidStateError, PyruncError
+from ..errors import ConfigError, InvalidStateError, PyruncError
 from ..goparse import is_atoi
-from ..linux import sig
 from ..linux import syscalls as sc
-from ..shim import exec_init, sync
+from ..shim import exec_init
 from ..shim import process as proc
 from ..state import procfs
-from .create import (_connect_console, _kill_quietly, _write_pid_file, check_lsm, compile_seccomp,
-                     resolve_capabilities)
-from .run import FORWARDED, _wait_for
+from . import child
+from .child import write_pid_file
+from .create import check_lsm, compile_seccomp, resolve_capabilities
 from .status import PAUSED, STOPPED, status_of
 
 # /proc/PID/ns names in the order stage1 joins them: user first (it owns the others), then
@@ -72,7 +71,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     console_fd, proxy = None, None
     try:
         if console_socket:
-            console_fd = _connect_console(console_socket)
+            console_fd = child.connect_console(console_socket)
         elif own_tty:  # the master comes to us and we proxy it, as runc (tty_proxy.py)
             from .tty_proxy import TerminalProxy
             proxy = TerminalProxy()  # no terminal to proxy: runc's "open /dev/tty: ..."
@@ -237,135 +236,58 @@ def _open_namespaces(record):
 
 def _run(plan, record, pid_file, detach, warn, proxy=None):
     forwarder = None
-    was_subreaper = None
+    subreaper = None
     if not detach:
         # stage1 exits once it has forked the process: as subreaper we inherit and can wait for it
-        was_subreaper = sc.is_child_subreaper()
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        forwarder = _Forwarder(FORWARDED)
+        subreaper = child.Subreaper()
+        forwarder = child.Forwarder()
     try:
         pid = _spawn(plan, record, warn, reap=not detach)
         if pid_file:
             try:
-                _write_pid_file(pid_file, pid)
+                write_pid_file(pid_file, pid)
             except OSError as e:
-                _kill_quietly(pid)
+                child.kill_quietly(pid)
                 if not detach:
-                    _wait_for(pid)
+                    child.wait_for(pid)
                 raise PyruncError(f"open {e.filename}: {e.strerror.lower()}") from None
         if detach:
             return 0
         forwarder.target(pid)
         if proxy is not None:
             return proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
-        return _wait_for(pid)
+        return child.wait_for(pid)
     finally:
         if proxy is not None:
             proxy.close()  # before the forwarder: SIGWINCH goes back to it, then to the caller's
         if forwarder is not None:
             forwarder.restore()
-        if was_subreaper is not None:
-            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, was_subreaper)
+        if subreaper is not None:
+            subreaper.restore()
+
+
+class _Answers(child.Answers):
+    """The host's answers to exec's shim: warnings, and the NOTIFY listener of the
+    container's seccomp profile (the process's own)."""
+
+    def __init__(self, record, warn):
+        self.record = record
+        if warn is not None:
+            self.warning = warn
+
+    def seccomp_listener(self, pid, fd):
+        from ..security.notify import send_listener
+        send_listener(self.record["config"], self.record["id"], self.record["bundle"], pid, fd)
 
 
 def _spawn(plan, record, warn, reap):
     """Fork stage1, put it in the container's cgroups, answer it; returns the process's pid
     once it is ready to exec."""
-    host_end, shim_end = sync.channel()
-    child = os.fork()
-    if child == 0:
-        for signum in FORWARDED:  # not our forwarder (nor KeyboardInterrupt) until the execve
-            sig.signal(signum, sig.SIG_DFL)
-        host_end.close()
-        exec_init.stage1(plan, shim_end)  # never returns
-    shim_end.close()
-    pid = None
-    try:
+    def join_cgroup(pid):
         if record.get("cgroup"):
             from ..cgroups import Manager
-            Manager.from_state(record["cgroup"]).apply(child)
-        host_end.send("proceed")
-        try:
-            ready, listener = False, None
-            # stage1's "pid" and the process's messages come from two processes: either may
-            # arrive first
-            while not (ready and pid):
-                if listener is not None and pid:
-                    _send_listener(record, pid, listener)
-                    listener = None
-                    host_end.send("proceed")
-                    continue
-                msg = host_end.recv()
-                kind = msg["type"]
-                if kind == "ready":
-                    ready = True
-                elif kind == "pid":
-                    pid = msg["pid"]
-                elif kind == "error":
-                    raise sync.SyncError(msg["msg"])
-                elif kind == "warning":
-                    (warn or _ignore)(msg["msg"])
-                elif kind == "seccomp-listener":
-                    listener = msg["fd"]
-                else:
-                    raise sync.SyncError(f"unexpected message {kind!r} from the shim")
-        except sync.SyncError as e:
-            reason = str(e)
-            if reason == "peer closed the sync channel":
-                reason = "the exec'd process ended before it was ready"
-            raise ContainerInitError(f"unable to start container process: {reason}") from None
-    except BaseException:
-        for p in (pid, child):
-            if p:
-                _kill_quietly(p)
-        os.waitpid(child, 0)
-        if reap and pid:  # as subreaper we inherited it when stage1 exited
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-        raise
-    finally:
-        host_end.close()
-    os.waitpid(child, 0)
-    return pid
+            Manager.from_state(record["cgroup"]).apply(pid)
 
-
-def _send_listener(record, pid, fd):
-    from ..security.notify import send_listener
-    send_listener(record["config"], record["id"], record["bundle"], pid, fd)
-
-
-def _ignore(_message):
-    pass
-
-
-class _Forwarder:
-    """Relays signals to the exec'd process; those that come before its pid is known are
-    delivered once it is."""
-
-    def __init__(self, signals):
-        self.pid = None
-        self.pending = []
-        self.previous = {}
-        for signum in signals:
-            self.previous[signum] = sig.signal(signum, self._handle)
-
-    def _handle(self, signum, _frame):
-        if self.pid is None:
-            self.pending.append(signum)
-            return
-        try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def target(self, pid):
-        self.pid = pid
-        for signum in self.pending:
-            self._handle(signum, None)
-        self.pending = []
-
-    def restore(self):
-        for signum, handler in self.previous.items():
-            sig.signal(signum, handler)
+    return child.spawn(exec_init.stage1, plan, _Answers(record, warn), join_cgroup=join_cgroup,
+                       preserve_fds=plan.preserve_fds,
+                       died="the exec'd process ended before it was ready", reap=reap)

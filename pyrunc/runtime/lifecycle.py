@@ -3,6 +3,7 @@
 import errno
 import os
 import select
+import stat
 import time
 
 from ..errors import InvalidStateError, PyruncError
@@ -88,22 +89,27 @@ def _run_after_hooks(record, name, status, pid, warn):
 
 
 def _release_barrier(store, record):
-    """Open the exec fifo for reading: the init's blocked open returns and it execs."""
+    """Write one byte into exec.fifo: the init, polling the read-write end the host opened for
+    it at create, execs. Then unlink the fifo (the container now reads as running).
+
+    Non-blocking: an fifo nobody has open for reading means the init is gone (ENXIO), as
+    runc says. The init holds a writer itself, so dying here (after the open, before the
+    write) leaves it waiting, not spinning."""
     path = store.path(record["id"], EXEC_FIFO)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(50):
-                data = os.read(fd, 1)
-                if data == b"0":
-                    break
-            if not procfs.is_alive(record["pid"], record["start_time"]):
-                raise InvalidStateError("cannot start a container that has stopped")
-            if time.monotonic() > deadline:
-                raise PyruncError("timed out waiting for the container init to start")
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise InvalidStateError("container process is already dead") from None
+        if e.errno == errno.ENOENT:  # started meanwhile (we hold the lock: not by `start`)
+            raise InvalidStateError("cannot start an already running container") from None
+        raise PyruncError(f"open {path}: {e.strerror.lower()}") from None
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            raise PyruncError(f"{path}: not the fifo pyrunc made")
+        os.write(fd, b"0")
+    except BlockingIOError:
+        raise PyruncError(f"{path}: the fifo is full: the init is not reading it") from None
     finally:
         os.close(fd)
     os.unlink(path)

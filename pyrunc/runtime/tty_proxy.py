@@ -105,7 +105,7 @@ class TerminalProxy:
         """Proxy until `pid` (our child: we are its parent or subreaper) exits; its status.
         Attaches first if not yet done (exec: the process already runs); on any failure the
         process is killed and reaped."""
-        from .run import _wait_for
+        from .child import wait_for
         try:
             if self.master is None:
                 self.attach()
@@ -115,9 +115,9 @@ class TerminalProxy:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _wait_for(pid)
+            wait_for(pid)
             raise
-        return _wait_for(pid)
+        return wait_for(pid)
 
     def close(self):
         """Restore the host terminal and SIGWINCH; close every fd we hold. Idempotent."""
@@ -301,7 +301,7 @@ def _unregister(poller, fd):
 
 
 def _has_exited(pid):
-    """Without a pidfd: has our child `pid` exited? (It stays a zombie for _wait_for.)"""
+    """Without a pidfd: has our child `pid` exited? (It stays a zombie for wait_for.)"""
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:

@@ -16,8 +16,8 @@ import os
 
 from ..linux import syscalls as sc
 from . import process as proc
-from . import security
-from .init import _become_root, _report
+from . import security, sync
+from .init import Step, become_root
 
 
 class Plan:
@@ -35,15 +35,32 @@ class Plan:
         self.preserve_fds = preserve_fds
         self.console_fd = None            # connected --console-socket, when process.terminal
 
+    def fds(self):
+        """The host's fds the stages keep (runtime/child.py closes every other one): none is a
+        host directory; root_fd is the container's root, closed before stage2."""
+        fds = [fd for _, _, fd in self.namespaces]
+        return fds + [fd for fd in (self.root_fd, self.console_fd) if fd is not None]
+
+    def renumber(self, moved):
+        self.namespaces = [(name, flag, moved.get(fd, fd)) for name, flag, fd in self.namespaces]
+        if self.root_fd is not None:
+            self.root_fd = moved.get(self.root_fd, self.root_fd)
+        if self.console_fd is not None:
+            self.console_fd = moved.get(self.console_fd, self.console_fd)
+
 
 def stage1(plan, sock):
-    """Runs in the host's child. Never returns."""
+    """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
+    Never returns."""
     code = 1
+    step = Step("joining the container's cgroups")
     try:
-        sock.expect("proceed")  # the host has placed us in the container's cgroups
+        sock.expect(sync.PROCEED)  # the host has placed us in the container's cgroups
+        step.now = "setting up the process"
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace from the container while we hold host fds
         proc.apply_rlimits(plan.process.get("rlimits"))
         proc.apply_oom_score_adj(plan.process.get("oomScoreAdj"))
+        step.now = "joining the container's namespaces"
         for name, flag, fd in plan.namespaces:
             try:
                 sc.setns(fd, flag)
@@ -51,7 +68,7 @@ def stage1(plan, sock):
                 raise proc.ProcessError(f"failed to join the container's {name} namespace: "
                                         f"{os.strerror(e.errno).lower()}") from None
             if name == "user":
-                _become_root()
+                become_root()
             os.close(fd)
         # setns(mnt) made the namespace's root our root and cwd (the container's, after its
         # pivot_root); a container sharing our mount namespace is only chrooted.
@@ -59,35 +76,39 @@ def stage1(plan, sock):
             os.fchdir(plan.root_fd)
             os.chroot(".")
             os.close(plan.root_fd)
+        step.now = "forking the process"
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock)
-        sock.send("pid", pid=pid)
+        sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
-        _report(sock, e)
+        sync.report(sock, e, step.now)
     os._exit(code)
 
 
 def _run_stage2(plan, sock):
+    step = Step("starting the process")
     try:
-        _stage2(plan, sock)
+        _stage2(plan, sock, step)
     except BaseException as e:  # noqa: BLE001
-        _report(sock, e)
+        sync.report(sock, e, step.now)
     os._exit(1)
 
 
-def _stage2(plan, sock):
+def _stage2(plan, sock, step):
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal
-        from . import console  # imported by the host before the fork (_connect_console)
+        step.now = "setting up the console"
+        from . import console  # imported by the host before the fork (child.connect_console)
         console.setup(plan.console_fd, plan.process.get("consoleSize"), bind_console=False)
+    step.now = "preparing the process"
     process = dict(plan.process)
     process.pop("rlimits", None)  # applied in stage1
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
-    sock.send("ready")
+    sock.send(sync.READY)
     sock.close()
     proc.execute_or_exit(prepared)

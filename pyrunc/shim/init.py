@@ -9,40 +9,64 @@ returns into the host's code (os._exit).
 """
 
 import os
+import select
 
 from ..linux import sig
 from ..linux import syscalls as sc
 from . import process as proc
 from . import rootfs as rfs
-from . import scheduling, security, sync
+from . import security, sync
 
 
-WATCHDOG_INTERVAL = 1.0
+WATCHDOG_INTERVAL_MS = 1000
 
 
 class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
-    def __init__(self, config, rootfs, fifo_path, preserve_fds, no_pivot, capabilities=None,
-                 last_cap=0, seccomp=None, state_dir_fd=None, hooks=None):
+    def __init__(self, config, bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
+                 capabilities=None, last_cap=0, seccomp=None, hooks=None):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
-        self.state_dir_fd = state_dir_fd  # O_PATH fd of <root>/<id>, opened by the host
-        self.console_fd = None  # connected --console-socket, when process.terminal
         self.config = config
+        self.bundle = bundle  # stage1's cwd: relative bind-mount sources are relative to it
         self.rootfs = rootfs
-        self.fifo_path = fifo_path
+        self.barrier_fd = barrier_fd  # exec.fifo, opened read-write by the host (the barrier)
+        self.console_fd = None  # connected --console-socket, when process.terminal
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
         self.last_cap = last_cap
         self.seccomp = seccomp            # security.seccomp.Program or None
 
+    def fds(self):
+        """The host's fds the stages keep (runtime/child.py closes every other one)."""
+        return [fd for fd in (self.barrier_fd, self.console_fd) if fd is not None]
+
+    def renumber(self, moved):
+        self.barrier_fd = moved.get(self.barrier_fd, self.barrier_fd)
+        if self.console_fd is not None:
+            self.console_fd = moved.get(self.console_fd, self.console_fd)
+
+
+class Step:
+    """What a stage is doing, for the error message of a failure nobody worded (sync.report)."""
+
+    def __init__(self, now):
+        self.now = now
+
 
 def stage1(plan, sock):
-    """Runs in the host's child. Never returns."""
+    """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
+    Never returns."""
     code = 1
+    step = Step("joining the container's cgroups")
     try:
-        sock.expect("proceed")  # the host has placed us in our cgroups
+        sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
+        # By path, in this process only: the host keeps its own cwd and no fd of the bundle
+        # reaches the container. pivot_root (or the chroot) makes the new root our cwd.
+        step.now = "chdir to the bundle"
+        os.chdir(plan.bundle)
+        step.now = "setting up namespaces"
         # as runc: before the user namespace, where /proc/self/oom_score_adj is not ours to write
         proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
         linux = plan.config.get("linux") or {}
@@ -53,10 +77,10 @@ def stage1(plan, sock):
         _join(user)
         if user and not user[0].get("path"):
             sc.unshare(sc.CLONE_NEWUSER)
-            sock.send("userns")  # the host writes our uid_map/gid_map ...
-            sock.expect("proceed")  # ... and lets us go on
+            sock.send(sync.USERNS)  # the host writes our uid_map/gid_map ...
+            sock.expect(sync.PROCEED)  # ... and lets us go on
         if user:
-            _become_root()
+            become_root()
         _join([ns for ns in namespaces if ns["type"] != "user"])
         flags = 0
         for ns in namespaces:
@@ -66,17 +90,18 @@ def stage1(plan, sock):
             sc.unshare(flags)
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.get("timeOffsets") or {})
+        step.now = "forking the container init"
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock, cgroup_paths)
-        sock.send("pid", pid=pid)
+        sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
-        _report(sock, e)
+        sync.report(sock, e, step.now)
     os._exit(code)
 
 
-def _become_root():
+def become_root():
     """Act as uid/gid 0 of the user namespace we created or joined, when 0 is mapped there;
     otherwise our host ids are unmapped (the overflow id) and mounts would fail."""
     for setter in (os.setresgid, os.setresuid):
@@ -118,15 +143,15 @@ def _join(namespaces):
 
 
 def _run_stage2(plan, sock, cgroup_paths):
-    code = 1
+    step = Step("starting the container init")
     try:
-        _stage2(plan, sock, cgroup_paths)
+        _stage2(plan, sock, cgroup_paths, step)
     except BaseException as e:  # noqa: BLE001
-        _report(sock, e)
-    os._exit(code)
+        sync.report(sock, e, step.now)
+    os._exit(1)
 
 
-def _stage2(plan, sock, cgroup_paths):
+def _stage2(plan, sock, cgroup_paths, step):
     config = plan.config
     # A pid-namespace init only gets the signals it handles; die on the usual ones until exec.
     for signum in (sig.SIGTERM, sig.SIGINT, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2):
@@ -135,65 +160,94 @@ def _stage2(plan, sock, cgroup_paths):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
 
-    # The fifo is opened for writing after the pivot, relative to the state directory that the
-    # host opened for us: no /proc needed, and a remapped root need not be able to walk the
-    # path to --root. Closed before exec.
-    state_dir = plan.state_dir_fd
-
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
+        step.now = "preparing the rootfs"
         rfs.prepare(config, plan.rootfs, cgroup_paths)
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
         # createContainer in our namespaces with the host's paths still visible
-        sock.send("create-runtime")
-        host_pid = sock.expect("proceed")["pid"]
+        step.now = "running the createContainer hooks"
+        sock.send(sync.CREATE_RUNTIME)
+        host_pid = sock.expect(sync.PROCEED)["pid"]
+        _exit_if_host_gone(sock)
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
+        sig.setitimer(sig.ITIMER_REAL, 0)
+    step.now = "entering the rootfs"
     if "mount" in namespaces:
         rfs.pivot(plan.rootfs, plan.no_pivot)
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
+    step.now = "setting the hostname"
     if config.get("hostname") is not None:
         sc.sethostname(config["hostname"])
     if config.get("domainname") is not None:
         sc.setdomainname(config["domainname"])
+    step.now = "writing linux.sysctl"
     _sysctls((config.get("linux") or {}).get("sysctl") or {})
     if "mount" in namespaces:
+        step.now = "masking paths"
         rfs.finish(config)
     if plan.console_fd is not None:
+        step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
 
+    step.now = "preparing the process"
     process = config["process"]
     security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
-    sock.send("ready")
+    sock.send(sync.READY)
     sock.close()
 
-    # The barrier: blocks until `pyrunc start` opens the fifo for reading. Meanwhile a watchdog
-    # ends this init if its state is deleted under it (nobody could ever start or kill it).
-    fifo_name = os.path.basename(plan.fifo_path)
-
-    def watchdog(_signum, _frame):
-        try:
-            os.stat(fifo_name, dir_fd=state_dir)
-        except FileNotFoundError:
-            os.write(2, b"pyrunc: the container's state was deleted before it started; init exits\n")
-            os._exit(1)
-
-    sig.signal(sig.SIGALRM, watchdog)
-    sig.setitimer(sig.ITIMER_REAL, WATCHDOG_INTERVAL, WATCHDOG_INTERVAL)
-    barrier = os.open(fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir)
-    sig.setitimer(sig.ITIMER_REAL, 0)  # before the write: start unlinks the fifo after it
-    os.write(barrier, b"0")
-    os.close(barrier)
-    os.close(state_dir)
+    step.now = "waiting for start"
+    _wait_for_start(plan.barrier_fd)
+    os.close(plan.barrier_fd)
     if plan.hooks:
+        step.now = "running the startContainer hooks"
         plan.hooks.run(plan.hooks.start_container, "created", host_pid)
     proc.execute_or_exit(prepared)
+
+
+def _exit_if_host_gone(sock):
+    """While our createContainer hooks run we read nothing from the host, so a `create` killed
+    meanwhile would leave us (and a hook that never ends) behind, with no state for `delete`
+    to find. Once a second, until the timer is cleared: the channel hung up -> exit (as PID 1
+    of a new pid namespace, the hooks die with us). Only around the hooks: their waits retry
+    after the signal (PEP 475), a ctypes mount(2) would fail with EINTR."""
+    poller = select.poll()
+    poller.register(sock.rfd, select.POLLIN)
+
+    def check(_signum, _frame):
+        for _, events in poller.poll(0):
+            if events & (select.POLLHUP | select.POLLERR):
+                os._exit(1)
+
+    sig.signal(sig.SIGALRM, check)
+    sig.setitimer(sig.ITIMER_REAL, WATCHDOG_INTERVAL_MS / 1000, WATCHDOG_INTERVAL_MS / 1000)
+
+
+def _wait_for_start(barrier):
+    """The start barrier: `pyrunc start` writes one byte into exec.fifo, whose read-write fd
+    the host opened for us; we poll it. Every WATCHDOG_INTERVAL we check that the fifo still
+    has a name: `start` writes before it unlinks, so an unlinked fifo with nothing in it means
+    the state was deleted under us (nobody could ever start or kill us): exit."""
+    poller = select.poll()
+    poller.register(barrier, select.POLLIN)
+    while True:
+        if poller.poll(WATCHDOG_INTERVAL_MS):
+            try:
+                if os.read(barrier, 1):
+                    return
+            except BlockingIOError:
+                pass
+            continue
+        if os.fstat(barrier).st_nlink == 0 and not poller.poll(0):
+            os.write(2, b"pyrunc: the container's state was deleted before it started; init exits\n")
+            os._exit(1)
 
 
 def _sysctls(sysctl):
@@ -208,25 +262,3 @@ def _sysctls(sysctl):
 
 def _die(signum, _frame):
     os._exit(128 + signum)
-
-
-def _report(sock, exc):
-    if isinstance(exc, sync.SyncError):
-        return  # the host is gone or already knows
-    if isinstance(exc, (proc.ProcessError, rfs.RootfsError, security.SecurityError,
-                        scheduling.SchedulingError)):
-        msg = str(exc)
-    elif isinstance(exc, OSError):
-        # pyrunc.linux.syscalls puts the context in strerror; str() would prefix "[Errno N] "
-        msg = (exc.strerror or str(exc)) if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
-    else:
-        # no traceback module here: it may not be importable after pivot_root
-        msg = f"internal error: {type(exc).__name__}: {exc}"
-    try:
-        sock.send("error", msg=msg)
-    except OSError:
-        # after "ready" the host has gone: the container's stderr is the only witness
-        try:
-            os.write(2, f"pyrunc: container init failed: {msg}\n".encode())
-        except OSError:
-            pass

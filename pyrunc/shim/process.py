@@ -4,13 +4,14 @@ Two halves: prepare() runs before the start barrier so that every error reaches
 `pyrunc create`; execute() runs after it and must not fail except in execve.
 """
 
+import errno
 import os
 import resource
 import stat
 
 from ..errors import PyruncError
 from ..linux import sig
-from ..linux.syscalls import close_range
+from ..linux.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, close_range, openat2
 
 
 class ProcessError(PyruncError):
@@ -135,17 +136,47 @@ def enter_cwd(cwd, retry_later):
     """chdir to process.cwd; as root first, so a directory only root can reach works too.
 
     Returns True when it must be tried again after the uid switch (permission denied now).
+    The path is walked by openat2 inside our root (the container's, after pivot_root or
+    setns): `..` and absolute symlinks stay in it, and magic links (/proc/self/fd/N,
+    /proc/1/cwd: a host directory an fd may still name) are refused. Then the kernel's own
+    view of the new cwd is checked: a cwd outside our root reads as "(unreachable)"
+    (runc CVE-2024-21626).
     """
     try:
-        os.chdir(cwd)
-        return False
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = openat2(root, cwd, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                         resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(root)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
     except PermissionError:
         if retry_later:
             return True
         raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: permission denied") from None
     except OSError as e:
-        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
-                           f"{e.strerror.lower()}") from None
+        reason = os.strerror(e.errno).lower()
+        if e.errno == errno.ELOOP:
+            reason += " (magic links such as /proc/self/fd/N are refused)"
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: {reason}") from None
+    check_cwd_inside_root(cwd)
+    return False
+
+
+def check_cwd_inside_root(cwd):
+    """getcwd() fails (glibc: ENOENT for the kernel's "(unreachable)") when the cwd is not
+    below our root: never exec there."""
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = None
+    if not where or not where.startswith("/"):
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: current working "
+                           "directory is outside of container mount namespace root -- possible "
+                           "container breakout detected")
 
 
 def prepare(process, preserve_fds, security_steps):

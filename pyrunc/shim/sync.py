@@ -1,9 +1,10 @@
-"""The handshake between the host (pyrunc create) and the shim.
+"""The handshake between the host (pyrunc create / exec) and the shim.
 
 Newline-delimited JSON over a pair of pipes (cheaper to set up than a socketpair,
 and the socket module costs ~2 ms to import). A peer that dies shows up as EOF
-once every copy of its write end is closed. The message types are listed in
-docs/ARCHITECTURE.md ("The shim handshake").
+once every copy of its write end is closed. The message types are the `Message`
+constants below; their order is in docs/ARCHITECTURE.md ("The shim handshake").
+The host's loop is runtime/child.py `Conversation`.
 """
 
 import os
@@ -15,6 +16,53 @@ class SyncError(Exception):
     """The peer went away or sent something unexpected."""
 
 
+class PeerClosed(SyncError):
+    """EOF: every copy of the peer's write end is closed (it exited, or was killed)."""
+
+    def __init__(self):
+        super().__init__("peer closed the sync channel")
+
+
+class ShimFailed(SyncError):
+    """The shim reported an error before exec; the text is for people."""
+
+
+class Message:
+    """One message type: its name on the wire and what the host must know before answering.
+
+    answered: the sender blocks until the host sends PROCEED.
+    needs_pid: the answer uses the host pid of the process stage1 forks (the init, or exec's
+    process), which stage1 sends in PID; a message from that process can overtake stage1's
+    PID (two processes, one pipe), so the host defers it until PID has arrived."""
+
+    __slots__ = ("name", "answered", "needs_pid")
+
+    def __init__(self, name, answered=False, needs_pid=False):
+        self.name = name
+        self.answered = answered
+        self.needs_pid = needs_pid
+
+    def __repr__(self):
+        return f"<message {self.name}>"
+
+
+PROCEED = Message("proceed")          # host -> shim: go on (after create-runtime: field "pid")
+USERNS = Message("userns", answered=True)  # stage1: unshared the user ns; host writes the maps
+PID = Message("pid")                  # stage1: forked the init / exec's process; field "pid"
+WARNING = Message("warning")          # field "msg": logged by the host
+SECCOMP_LISTENER = Message("seccomp-listener", answered=True, needs_pid=True)  # field "fd"
+CREATE_RUNTIME = Message("create-runtime", answered=True, needs_pid=True)  # prestart hooks
+READY = Message("ready")              # waiting on the barrier (create) / about to exec (exec)
+ERROR = Message("error")              # field "msg": a failure before exec
+
+BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, SECCOMP_LISTENER, CREATE_RUNTIME,
+                               READY, ERROR)}
+
+
+def _name(kind):
+    return kind.name if isinstance(kind, Message) else kind
+
+
 class End:
     """One side of the channel: reads the peer's messages, writes its own."""
 
@@ -23,28 +71,38 @@ class End:
         self.wfd = wfd
         self._buf = b""
 
+    def fds(self):
+        return [self.rfd, self.wfd]
+
+    def renumber(self, moved):
+        """After runtime/child.py moved our fds ({old: new})."""
+        self.rfd = moved.get(self.rfd, self.rfd)
+        self.wfd = moved.get(self.wfd, self.wfd)
+
     def send(self, kind, **fields):
-        fields["type"] = kind
+        """kind: a Message (or its wire name)."""
+        fields["type"] = _name(kind)
         data = (jsonio.dumps(fields) + "\n").encode()
         while data:
             data = data[os.write(self.wfd, data):]
 
     def recv(self):
-        """The next message as a dict; raises SyncError on EOF."""
+        """The next message as a dict; raises PeerClosed on EOF."""
         while b"\n" not in self._buf:
             chunk = os.read(self.rfd, 65536)
             if not chunk:
-                raise SyncError("peer closed the sync channel")
+                raise PeerClosed()
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return jsonio.loads(line)
 
     def expect(self, kind):
         msg = self.recv()
-        if msg["type"] == "error":
-            raise SyncError(msg["msg"])
-        if msg["type"] != kind:
-            raise SyncError(f"expected {kind!r} from the peer, got {msg['type']!r}")
+        name = _name(kind)
+        if msg["type"] == ERROR.name:
+            raise ShimFailed(msg["msg"])
+        if msg["type"] != name:
+            raise SyncError(f"expected {name!r} from the peer, got {msg['type']!r}")
         return msg
 
     def close(self):
@@ -60,3 +118,35 @@ def channel():
     to_shim_r, to_shim_w = os.pipe()
     to_host_r, to_host_w = os.pipe()
     return End(to_host_r, to_shim_w), End(to_shim_r, to_host_w)
+
+
+def report(end, exc, step):
+    """Send a failure of a forked stage to the host as ERROR (container side).
+
+    Errors pyrunc raises carry their own text (the field or file they are about); an OSError
+    gets the step it happened in and its strerror; anything else is a bug and says so with the
+    step, never with a Python exception name (a person reads this, not a developer)."""
+    if isinstance(exc, SyncError):
+        return  # the host is gone or already knows
+    if isinstance(exc, OSError):
+        # pyrunc.linux.syscalls puts its context in strerror; str() would prefix "[Errno N] "
+        reason = exc.strerror or os.strerror(exc.errno or 0)
+        if exc.filename is not None:
+            reason = f"{exc.filename}: {reason.lower()}"
+        msg = f"{step}: {reason}"
+    elif type(exc).__module__.startswith("pyrunc."):
+        msg = str(exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        msg = f"{step}: interrupted"
+    else:
+        # no traceback module here: it may not be importable after pivot_root
+        detail = str(exc)
+        msg = f"{step}: internal error" + (f" ({detail})" if detail else "")
+    try:
+        end.send(ERROR, msg=msg)
+    except OSError:
+        # after "ready" the host has gone: the container's stderr is the only witness
+        try:
+            os.write(2, f"pyrunc: container init failed: {msg}\n".encode())
+        except OSError:
+            pass
