@@ -12,6 +12,7 @@ import os
 
 from ..linux import sig
 from ..linux import syscalls as sc
+from . import masks, procfs
 from . import process as proc
 from . import rootfs as rfs
 from . import scheduling, security, sync
@@ -92,8 +93,8 @@ def _time_offsets(offsets):
                     for clock, o in offsets.items())
     if lines:
         try:
-            with open("/proc/self/timens_offsets", "w") as f:
-                f.write(lines)
+            with procfs.Procfs() as p:
+                procfs.write_file(p.self_path("timens_offsets"), lines, p)
         except OSError as e:
             raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
 
@@ -150,7 +151,10 @@ def _stage2(plan, sock, cgroup_paths):
         sock.send("create-runtime")
         host_pid = sock.expect("proceed")["pid"]
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
+    null_fd = None
     if "mount" in namespaces:
+        if (config.get("linux") or {}).get("maskedPaths"):
+            null_fd = masks.host_null()  # the host's /dev/null: gone after the pivot
         rfs.pivot(plan.rootfs, plan.no_pivot)
     else:
         os.chroot(plan.rootfs)
@@ -161,7 +165,7 @@ def _stage2(plan, sock, cgroup_paths):
         sc.setdomainname(config["domainname"])
     _sysctls((config.get("linux") or {}).get("sysctl") or {})
     if "mount" in namespaces:
-        rfs.finish(config)
+        rfs.finish(config, null_fd)
     if plan.console_fd is not None:
         from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
@@ -197,13 +201,31 @@ def _stage2(plan, sock, cgroup_paths):
 
 
 def _sysctls(sysctl):
-    for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise proc.ProcessError(f"failed to set sysctl {key}={value}: {e.strerror.lower()}") from None
+    """linux.sysctl, written through a verified procfs (shim/procfs.py): a mount or symlink the
+    config or the image put under the container's /proc cannot redirect the writes."""
+    if not sysctl:
+        return
+    paths = {}
+    for key in sysctl:  # every key checked before anything is written
+        paths[key] = procfs.sysctl_relpath(key)
+        if paths[key] is None:
+            raise proc.ProcessError(f"linux.sysctl: {_quote(key)} is not a valid sysctl name")
+    try:
+        p = procfs.Procfs()
+    except OSError as e:
+        raise proc.ProcessError(f"linux.sysctl: {e.strerror.lower()}") from None
+    with p:
+        for key, value in sysctl.items():
+            try:
+                procfs.write_file(paths[key], value, p)
+            except OSError as e:
+                raise proc.ProcessError(f"failed to set sysctl {key}={value}: "
+                                        f"{e.strerror.lower()}") from None
+
+
+def _quote(text):
+    """Go's %q for the printable ASCII a sysctl has; anything else escaped."""
+    return '"' + str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
 def _die(signum, _frame):

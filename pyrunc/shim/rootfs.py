@@ -5,12 +5,13 @@ config mounts in order, device nodes, pivot_root (or MS_MOVE + chroot), then the
 masked and read-only paths and the read-only root.
 """
 
+import errno
 import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import MNT_DETACH, mount, pivot_root, umount2
-from . import devices
+from ..linux.syscalls import MNT_DETACH, UMOUNT_NOFOLLOW, mount, pivot_root, umount2
+from . import devices, masks
 from .paths import mkdir_all_in_root, resolve_in_root
 
 
@@ -213,6 +214,10 @@ def host_cgroup_paths():
 
 def pivot(rootfs, no_pivot):
     if no_pivot:
+        # chroot leaves the rest of the mount namespace in place: first make the host's mounts
+        # outside the rootfs unreachable (runc's msMoveRoot), or a nested mount namespace could
+        # mount a new procfs next to the host's fully visible one.
+        _detach_outside(rootfs)
         os.chdir(rootfs)
         mount(rootfs, "/", None, mf.MS_MOVE)
         os.chroot(".")
@@ -232,33 +237,84 @@ def pivot(rootfs, no_pivot):
         os.close(new)
 
 
-def finish(config):
-    """After the pivot: masked and read-only paths, then the read-only root."""
+def _detach_outside(rootfs):
+    """--no-pivot: detach every mount that is neither the rootfs, below it, nor one of its
+    ancestors (those hold the rootfs up); a mount the kernel will not let go (a locked one in a
+    user namespace) is covered by an empty read-only tmpfs. Slave first: the unmounts must not
+    propagate to the host."""
+    rootfs = os.path.realpath(rootfs)  # mountinfo shows resolved paths
+
+    def keep(mp):
+        return (mp == rootfs or mp.startswith(rootfs + "/") or mp == "/"
+                or rootfs.startswith(mp.rstrip("/") + "/"))
+
+    covered = set()
+    # opened once: the host's /proc is among the mounts that go
+    mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _detach_rounds(mountinfo, keep, covered)
+    finally:
+        os.close(mountinfo)
+
+
+def _detach_rounds(mountinfo, keep, covered):
+    while True:
+        # parents first: a lazy unmount takes the mounts below with it
+        outside = sorted({mp for mp in _mount_points(mountinfo) if not keep(mp)} - covered,
+                         key=lambda p: p.count("/"))
+        progress = False
+        for mp in outside:
+            try:
+                mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+                    continue  # gone with a parent, or hidden under a cover: unreachable already
+                raise
+            try:
+                umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                mount("tmpfs", mp, "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC,
+                      "mode=0")
+                covered.add(mp)
+            progress = True
+        if not progress:
+            return
+
+
+def _mount_points(fd):
+    """Mount points of our namespace (mountinfo field 5, octal escapes undone), read afresh
+    from the start of the open mountinfo file."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return [_unescape(line.split()[4]) for line in b"".join(chunks).splitlines() if line]
+
+
+def _unescape(raw):
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == 0x5C and raw[i + 1:i + 4].isdigit() and len(raw[i + 1:i + 4]) == 3:
+            out.append(int(raw[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return os.fsdecode(bytes(out))
+
+
+def finish(config, null_fd=None):
+    """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
+    null_fd: masks.host_null(), taken before the pivot (apply closes it)."""
     linux = config.get("linux") or {}
-    for path in linux.get("maskedPaths") or []:
-        _mask(path)
-    for path in linux.get("readonlyPaths") or []:
-        _readonly(path)
+    try:
+        masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
+                    linux.get("mountLabel"))
+    except masks.MaskError as e:
+        raise RootfsError(str(e)) from None
     if (config.get("root") or {}).get("readonly"):
         mount(None, "/", None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
               | (os.statvfs("/").f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
-
-
-def _mask(path):
-    real = resolve_in_root("/", path)
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        mount("tmpfs", real, "tmpfs", mf.MS_RDONLY, None)
-    else:
-        mount("/dev/null", real, None, mf.MS_BIND)
-
-
-def _readonly(path):
-    real = resolve_in_root("/", path)
-    if not os.path.exists(real):
-        return
-    mount(real, real, None, mf.MS_BIND | mf.MS_REC)
-    remount_bind(real, mf.MS_RDONLY)
