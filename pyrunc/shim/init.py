@@ -224,8 +224,17 @@ def _sysctls(sysctl):
 
 
 def _quote(text):
-    """Go's %q for the printable ASCII a sysctl has; anything else escaped."""
-    return '"' + str(text).encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    """Go's %q, roughly: printable ASCII as is, the rest escaped (by hand: after the pivot no
+    codec module can be imported)."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return '"' + "".join(out) + '"'
 
 
 def _die(signum, _frame):

@@ -252,6 +252,16 @@ def _detach_outside(rootfs):
     # opened once: the host's /proc is among the mounts that go
     mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
     try:
+        # An unmount propagates through its PARENT's peer group: with rootfsPropagation
+        # (r)shared, "/" is a peer of the host's "/", and detaching our copy of /dev/shm would
+        # detach the host's. So every mount outside the rootfs's subtree (its ancestors too) is
+        # made a slave first; the rootfs's own propagation is left as configured.
+        for mp in sorted(set(_mount_points(mountinfo))):
+            if not (mp == rootfs or mp.startswith(rootfs + "/")):
+                try:
+                    mount(None, mp, None, mf.MS_SLAVE)
+                except OSError:
+                    pass  # hidden under another mount: reached in a round below, if at all
         _detach_rounds(mountinfo, keep, covered)
     finally:
         os.close(mountinfo)
