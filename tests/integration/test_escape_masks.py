@@ -200,6 +200,7 @@ def test_console_is_not_bound_through_a_symlink(pyrunc, make_bundle, cid, tmp_pa
     os.symlink("/etc/canary", vol / "console")
     b = make_bundle("sh", "-c", "stat -c %F /etc/canary; echo DONE")
     b.config["root"]["path"] = rootfs
+    b.linux["maskedPaths"] = []  # the volume has no null: keep this test about the console
     with_dev_volume(b, vol)
     b.process["terminal"] = True
     b.write()
@@ -225,6 +226,7 @@ def test_console_is_bound_on_the_containers_own_dev_console(pyrunc, make_bundle,
     os.symlink("pts/ptmx", vol / "ptmx")
     b = make_bundle("sh", "-c", "[ -c /dev/console ] && echo console-is-a-tty; "
                                 "[ /dev/console -ef $(tty) ] && echo same-pty; echo DONE")
+    b.linux["maskedPaths"] = []
     with_dev_volume(b, vol)
     b.process["terminal"] = True
     b.write()
@@ -256,16 +258,23 @@ def test_no_pivot_leaves_no_host_procfs_to_mount_beside(pyrunc, make_bundle, cid
 
 
 def test_no_pivot_unmounts_do_not_reach_a_shared_host(pyrunc, make_bundle, cid, tmp_path):
-    """rootfsPropagation rshared makes the container's "/" a peer of the host's: detaching
-    our copies of the host's mounts must not detach the host's. The "host" here is a mount
-    namespace of the test's own with every mount shared."""
+    """rootfsPropagation rshared makes the container's mounts peers of the host's: detaching
+    our copies of the host's mounts must not detach the host's. The "host" is a mount
+    namespace of the test's own (util-linux unshare makes it private first) with every mount
+    shared and the rootfs on a mount of its own, so "/" stays shared (pyrunc makes only the
+    rootfs's parent mount private)."""
+    rootfs = private_rootfs(tmp_path)
     b = make_bundle("true")
+    b.config["root"]["path"] = rootfs
     b.config["linux"]["rootfsPropagation"] = "rshared"
     b.write()
-    script = (f"mount --make-rshared /; cut -d' ' -f5 /proc/self/mountinfo | sort > {tmp_path}/before; "
+    script = (f"mount --bind {rootfs} {rootfs} && mount --make-rshared / && "
+              f"cut -d' ' -f5 /proc/self/mountinfo | sort > {tmp_path}/before; "
               f"{' '.join(pyrunc.argv)} --root {pyrunc.root} run --bundle {b.path} --no-pivot {cid}; "
               f"echo rc=$?; cut -d' ' -f5 /proc/self/mountinfo | sort > {tmp_path}/after")
-    p = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60)
     assert "rc=0" in p.stdout, (p.stdout, p.stderr)
-    assert read(tmp_path / "before") == read(tmp_path / "after")
+    before = read(tmp_path / "before")
+    assert "/proc\n" in before and "/dev/shm\n" in before, before
+    assert before == read(tmp_path / "after")
