@@ -30,7 +30,7 @@ _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 _ONTO_FD = sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
 _CLONE = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
 _NULL_DEV = os.makedev(1, 3)
-# A mask is never executed, setuid or (a tmpfs) a device: only nodev must stay off /dev/null.
+# /dev/null is never executed nor setuid (nodev would break it)
 _MASK_ATTRS = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC
 
 
@@ -181,7 +181,7 @@ def _empty_tmpfs(mount_label):
         if mount_label:
             sc.fsconfig(ctx, sc.FSCONFIG_SET_STRING, "context", mount_label)
         sc.fsconfig(ctx, sc.FSCONFIG_CMD_CREATE)
-        return sc.fsmount(ctx, sc.FSMOUNT_CLOEXEC, _MASK_ATTRS | sc.MOUNT_ATTR_NODEV)
+        return sc.fsmount(ctx, sc.FSMOUNT_CLOEXEC, sc.MOUNT_ATTR_RDONLY)  # runc's flags: "ro"
     finally:
         os.close(ctx)
 
