@@ -60,14 +60,14 @@ def host_null():
     return fd
 
 
-class _Mask:
+class Mask:
     """One source mounted many times: the first attach moves the detached mount itself, later
     ones clone the attached copy (a clone of a mount in our namespace works on every kernel
     with open_tree; a clone of a detached one only on recent ones). Clones keep its flags."""
 
-    def __init__(self, make):
-        self.make = make  # () -> fd of a detached, read-only mount
-        self.fd = None
+    def __init__(self, make=None, fd=None):
+        self.make = make  # () -> fd of a detached, read-only mount, when fd is None
+        self.fd = fd
         self.attached = False
 
     def attach(self, target_fd):
@@ -91,9 +91,8 @@ def apply(masked, readonly, null_fd=None, mount_label=None):
     """Mask `masked` and make `readonly` read-only, inside the current root ("/" after the
     pivot). Takes ownership of null_fd (from host_null)."""
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    null = _Mask(lambda: _container_null(root))
-    null.fd = null_fd
-    empty_dir = _Mask(lambda: _empty_tmpfs(mount_label))
+    null = Mask(lambda: _container_null(root), null_fd)
+    empty_dir = Mask(lambda: _empty_tmpfs(mount_label))
     try:
         seen = set()
         for i, path in enumerate(masked):

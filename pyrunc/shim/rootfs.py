@@ -249,8 +249,10 @@ def _detach_outside(rootfs):
                 or rootfs.startswith(mp.rstrip("/") + "/"))
 
     covered = set()
-    # opened once: the host's /proc is among the mounts that go
+    # opened once: the host's /proc is among the mounts that go; and the host's /dev/null,
+    # to cover a file mount that cannot go, before /dev goes
     mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    null = masks.Mask(fd=masks.host_null())
     try:
         # An unmount propagates through its PARENT's peer group: with rootfsPropagation
         # (r)shared, "/" is a peer of the host's "/", and detaching our copy of /dev/shm would
@@ -262,12 +264,13 @@ def _detach_outside(rootfs):
                     mount(None, mp, None, mf.MS_SLAVE)
                 except OSError:
                     pass  # hidden under another mount: reached in a round below, if at all
-        _detach_rounds(mountinfo, keep, covered)
+        _detach_rounds(mountinfo, keep, covered, null)
     finally:
         os.close(mountinfo)
+        null.close()
 
 
-def _detach_rounds(mountinfo, keep, covered):
+def _detach_rounds(mountinfo, keep, covered, null):
     while True:
         # parents first: a lazy unmount takes the mounts below with it
         outside = sorted({mp for mp in _mount_points(mountinfo) if not keep(mp)} - covered,
@@ -285,12 +288,25 @@ def _detach_rounds(mountinfo, keep, covered):
             except OSError as e:
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise
-                mount("tmpfs", mp, "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC,
-                      "mode=0")
+                _cover(mp, null)
                 covered.add(mp)
             progress = True
         if not progress:
             return
+
+
+def _cover(mp, null):
+    """An empty read-only tmpfs over a directory, the host's /dev/null (read-only) over a file."""
+    if os.path.isdir(mp):
+        mount("tmpfs", mp, "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC, "mode=0")
+        return
+    if null.fd is None:
+        raise RootfsError(f"--no-pivot: cannot hide the host's mount at {mp} (no /dev/null to cover it)")
+    target = os.open(mp, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        null.attach(target)
+    finally:
+        os.close(target)
 
 
 def _mount_points(fd):
