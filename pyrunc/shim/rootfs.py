@@ -10,7 +10,8 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import MNT_DETACH, UMOUNT_NOFOLLOW, mount, pivot_root, umount2
+from ..linux.syscalls import (MNT_DETACH, PROC_SUPER_MAGIC, UMOUNT_NOFOLLOW, fstatfs_type, mount,
+                              pivot_root, umount2)
 from . import devices, masks
 from .paths import mkdir_all_in_root, resolve_in_root
 
@@ -295,10 +296,22 @@ def _detach_rounds(mountinfo, keep, covered, null):
             return
 
 
+_EMPTY_RO = ("tmpfs", "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC, "mode=0")
+_PSEUDO_FS = (PROC_SUPER_MAGIC, 0x62656572)  # procfs, sysfs
+
+
 def _cover(mp, null):
-    """An empty read-only tmpfs over a directory, the host's /dev/null (read-only) over a file."""
+    """An empty read-only tmpfs over a directory, the host's /dev/null (read-only) over a file.
+
+    A covered procfs or sysfs still counts as fully visible to the kernel's check for a new
+    procfs/sysfs mount in a nested user namespace (mnt_already_visible looks at the mounts
+    below it, not above). So one of its non-empty directories gets an empty tmpfs first: in a
+    nested namespace that mount is locked, and a locked mount over a non-empty directory makes
+    the whole instance "not fully visible"."""
     if os.path.isdir(mp):
-        mount("tmpfs", mp, "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC, "mode=0")
+        _pin_pseudo_fs(mp)
+        source, fstype, flags, data = _EMPTY_RO
+        mount(source, mp, fstype, flags, data)
         return
     if null.fd is None:
         raise RootfsError(f"--no-pivot: cannot hide the host's mount at {mp} (no /dev/null to cover it)")
@@ -307,6 +320,23 @@ def _cover(mp, null):
         null.attach(target)
     finally:
         os.close(target)
+
+
+def _pin_pseudo_fs(mp):
+    fd = os.open(mp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if fstatfs_type(fd) not in _PSEUDO_FS:
+            return
+    finally:
+        os.close(fd)
+    source, fstype, flags, data = _EMPTY_RO
+    for entry in os.scandir(mp):
+        try:
+            if entry.is_dir(follow_symlinks=False) and any(True for _ in os.scandir(entry.path)):
+                mount(source, entry.path, fstype, flags, data)
+                return
+        except OSError:
+            continue
 
 
 def _mount_points(fd):

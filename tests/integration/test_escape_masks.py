@@ -242,12 +242,18 @@ def test_console_is_bound_on_the_containers_own_dev_console(pyrunc, make_bundle,
 
 # ---------------------------------------------------------------- --no-pivot
 
-def test_no_pivot_leaves_no_host_procfs_to_mount_beside(pyrunc, make_bundle, cid, no_leaks):
+@pytest.mark.parametrize("userns", [False, True])
+def test_no_pivot_leaves_no_host_procfs_to_mount_beside(pyrunc, make_bundle, cid, no_leaks, userns):
     """chroot keeps the host's /proc in the mount namespace; a nested user + mount + pid
     namespace may then mount a new procfs (the kernel allows it only next to a fully visible
     one; the container's own /proc has locked masks in the nested namespace). CAP_SETFCAP
-    (docker grants it) lets the nested namespace map root."""
+    (docker grants it) lets the nested namespace map root. In a user namespace the host's
+    mounts are locked: they cannot be detached, only covered (and pinned)."""
     b = make_bundle()
+    if userns:
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = b.linux["gidMappings"] = [
+            {"containerID": 0, "hostID": 231072, "size": 65536}]
     b.process["capabilities"] = {k: ["CAP_SETFCAP", "CAP_KILL"]
                                  for k in ("bounding", "effective", "permitted")}
     r = sh(pyrunc, b, cid, "unshare -Urmpf sh -c 'echo nested; mount -t proc proc /tmp && "
