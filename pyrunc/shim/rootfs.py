@@ -241,8 +241,8 @@ def pivot(rootfs, no_pivot):
 def _detach_outside(rootfs):
     """--no-pivot: detach every mount that is neither the rootfs, below it, nor one of its
     ancestors (those hold the rootfs up); a mount the kernel will not let go (a locked one in a
-    user namespace) is covered by an empty read-only tmpfs. Slave first: the unmounts must not
-    propagate to the host."""
+    user namespace) is covered (`_cover`). Slaves first: the unmounts must not propagate to
+    the host."""
     rootfs = os.path.realpath(rootfs)  # mountinfo shows resolved paths
 
     def keep(mp):
@@ -330,13 +330,14 @@ def _pin_pseudo_fs(mp):
     finally:
         os.close(fd)
     source, fstype, flags, data = _EMPTY_RO
-    for entry in os.scandir(mp):
-        try:
-            if entry.is_dir(follow_symlinks=False) and any(True for _ in os.scandir(entry.path)):
-                mount(source, entry.path, fstype, flags, data)
-                return
-        except OSError:
-            continue
+    with os.scandir(mp) as entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False) and os.listdir(entry.path):
+                    mount(source, entry.path, fstype, flags, data)
+                    return
+            except OSError:
+                continue
 
 
 def _mount_points(fd):
