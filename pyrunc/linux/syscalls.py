@@ -176,3 +176,75 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
         err = ctypes.get_errno()
         if err != 4 and err != 11:  # EINTR; EAGAIN: a rename raced the lookup, try again
             raise OSError(err, f"{path}: {os.strerror(err).lower()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The new mount API (Linux >= 5.2; mount_setattr >= 5.12) and fstatfs: mounts made onto, and
+# from, verified file descriptors instead of path names (shim/masks.py, shim/procfs.py,
+# shim/console.py). Names and argument order are the kernel's. Syscall numbers are the same on
+# x86_64 and aarch64 (the unified table).
+
+_SYS_MOUNT_API = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+                  "fsmount": 432, "mount_setattr": 442}
+
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_RDONLY = 0x01
+MOUNT_ATTR_NOSUID = 0x02
+MOUNT_ATTR_NODEV = 0x04
+MOUNT_ATTR_NOEXEC = 0x08
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def _mount_api(name, *args):
+    return _check(_libc.syscall(_SYS_MOUNT_API[name], *args), name)
+
+
+def open_tree(dirfd, path, flags):
+    """open_tree(2): with OPEN_TREE_CLONE a detached copy of the mount at dirfd/path."""
+    return _mount_api("open_tree", dirfd, _b(path), ctypes.c_uint(flags))
+
+
+def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
+    _mount_api("move_mount", from_dirfd, _b(from_path), to_dirfd, _b(to_path), ctypes.c_uint(flags))
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd, path, flags, attr_set, attr_clr=0, propagation=0, userns_fd=0):
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    _mount_api("mount_setattr", dirfd, _b(path), ctypes.c_uint(flags), ctypes.byref(attr),
+               ctypes.c_size_t(ctypes.sizeof(attr)))
+
+
+def fsopen(fsname, flags=FSOPEN_CLOEXEC):
+    return _mount_api("fsopen", _b(fsname), ctypes.c_uint(flags))
+
+
+def fsconfig(fd, cmd, key=None, value=None, aux=0):
+    _mount_api("fsconfig", fd, ctypes.c_uint(cmd), _b(key), _b(value), aux)
+
+
+def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
+    return _mount_api("fsmount", fd, ctypes.c_uint(flags), ctypes.c_uint(attr_flags))
+
+
+def fstatfs_type(fd):
+    """f_type of fstatfs(2): the filesystem's magic number (PROC_SUPER_MAGIC, ...)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes; f_type comes first
+    _check(_libc.fstatfs(fd, buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value

@@ -13,6 +13,7 @@ import select
 
 from ..linux import sig
 from ..linux import syscalls as sc
+from . import masks, procfs
 from . import process as proc
 from . import rootfs as rfs
 from . import security, sync
@@ -117,8 +118,8 @@ def _time_offsets(offsets):
                     for clock, o in offsets.items())
     if lines:
         try:
-            with open("/proc/self/timens_offsets", "w") as f:
-                f.write(lines)
+            with procfs.Procfs() as p:
+                procfs.write_file(p.self_path("timens_offsets"), lines, p)
         except OSError as e:
             raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
 
@@ -175,7 +176,10 @@ def _stage2(plan, sock, cgroup_paths, step):
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
         sig.setitimer(sig.ITIMER_REAL, 0)
     step.now = "entering the rootfs"
+    null_fd = None
     if "mount" in namespaces:
+        if (config.get("linux") or {}).get("maskedPaths"):
+            null_fd = masks.host_null()  # the host's /dev/null: gone after the pivot
         rfs.pivot(plan.rootfs, plan.no_pivot)
     else:
         os.chroot(plan.rootfs)
@@ -189,7 +193,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     _sysctls((config.get("linux") or {}).get("sysctl") or {})
     if "mount" in namespaces:
         step.now = "masking paths"
-        rfs.finish(config)
+        rfs.finish(config, null_fd)
     if plan.console_fd is not None:
         step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
@@ -251,13 +255,40 @@ def _wait_for_start(barrier):
 
 
 def _sysctls(sysctl):
-    for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise proc.ProcessError(f"failed to set sysctl {key}={value}: {e.strerror.lower()}") from None
+    """linux.sysctl, written through a verified procfs (shim/procfs.py): a mount or symlink the
+    config or the image put under the container's /proc cannot redirect the writes."""
+    if not sysctl:
+        return
+    paths = {}
+    for key in sysctl:  # every key checked before anything is written
+        paths[key] = procfs.sysctl_relpath(key)
+        if paths[key] is None:
+            raise proc.ProcessError(f"linux.sysctl: {_quote(key)} is not a valid sysctl name")
+    try:
+        p = procfs.Procfs()
+    except OSError as e:
+        raise proc.ProcessError(f"linux.sysctl: {e.strerror.lower()}") from None
+    with p:
+        for key, value in sysctl.items():
+            try:
+                procfs.write_file(paths[key], value, p)
+            except OSError as e:
+                raise proc.ProcessError(f"failed to set sysctl {key}={value}: "
+                                        f"{e.strerror.lower()}") from None
+
+
+def _quote(text):
+    """Go's %q, roughly: printable ASCII as is, the rest escaped (by hand: after the pivot no
+    codec module can be imported)."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return '"' + "".join(out) + '"'
 
 
 def _die(signum, _frame):

@@ -5,12 +5,14 @@ config mounts in order, device nodes, pivot_root (or MS_MOVE + chroot), then the
 masked and read-only paths and the read-only root.
 """
 
+import errno
 import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import MNT_DETACH, mount, pivot_root, umount2
-from . import devices
+from ..linux.syscalls import (MNT_DETACH, PROC_SUPER_MAGIC, UMOUNT_NOFOLLOW, fstatfs_type, mount,
+                              pivot_root, umount2)
+from . import devices, masks
 from .paths import mkdir_all_in_root, resolve_in_root
 
 
@@ -213,6 +215,10 @@ def host_cgroup_paths():
 
 def pivot(rootfs, no_pivot):
     if no_pivot:
+        # chroot leaves the rest of the mount namespace in place: first make the host's mounts
+        # outside the rootfs unreachable (runc's msMoveRoot), or a nested mount namespace could
+        # mount a new procfs next to the host's fully visible one.
+        _detach_outside(rootfs)
         os.chdir(rootfs)
         mount(rootfs, "/", None, mf.MS_MOVE)
         os.chroot(".")
@@ -232,33 +238,140 @@ def pivot(rootfs, no_pivot):
         os.close(new)
 
 
-def finish(config):
-    """After the pivot: masked and read-only paths, then the read-only root."""
+def _detach_outside(rootfs):
+    """--no-pivot: detach every mount that is neither the rootfs, below it, nor one of its
+    ancestors (those hold the rootfs up); a mount the kernel will not let go (a locked one in a
+    user namespace) is covered (`_cover`). Slaves first: the unmounts must not propagate to
+    the host."""
+    rootfs = os.path.realpath(rootfs)  # mountinfo shows resolved paths
+
+    def keep(mp):
+        return (mp == rootfs or mp.startswith(rootfs + "/") or mp == "/"
+                or rootfs.startswith(mp.rstrip("/") + "/"))
+
+    covered = set()
+    # opened once: the host's /proc is among the mounts that go; and the host's /dev/null,
+    # to cover a file mount that cannot go, before /dev goes
+    mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    null = masks.Mask(fd=masks.host_null())
+    try:
+        # An unmount propagates through its PARENT's peer group: with rootfsPropagation
+        # (r)shared, "/" is a peer of the host's "/", and detaching our copy of /dev/shm would
+        # detach the host's. So every mount outside the rootfs's subtree (its ancestors too) is
+        # made a slave first; the rootfs's own propagation is left as configured.
+        for mp in sorted(set(_mount_points(mountinfo))):
+            if not (mp == rootfs or mp.startswith(rootfs + "/")):
+                try:
+                    mount(None, mp, None, mf.MS_SLAVE)
+                except OSError:
+                    pass  # hidden under another mount: reached in a round below, if at all
+        _detach_rounds(mountinfo, keep, covered, null)
+    finally:
+        os.close(mountinfo)
+        null.close()
+
+
+def _detach_rounds(mountinfo, keep, covered, null):
+    while True:
+        # parents first: a lazy unmount takes the mounts below with it
+        outside = sorted({mp for mp in _mount_points(mountinfo) if not keep(mp)} - covered,
+                         key=lambda p: p.count("/"))
+        progress = False
+        for mp in outside:
+            try:
+                mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+                    continue  # gone with a parent, or hidden under a cover: unreachable already
+                raise
+            try:
+                umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                _cover(mp, null)
+                covered.add(mp)
+            progress = True
+        if not progress:
+            return
+
+
+_EMPTY_RO = ("tmpfs", "tmpfs", mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC, "mode=0")
+_PSEUDO_FS = (PROC_SUPER_MAGIC, 0x62656572)  # procfs, sysfs
+
+
+def _cover(mp, null):
+    """An empty read-only tmpfs over a directory, the host's /dev/null (read-only) over a file.
+
+    A covered procfs or sysfs still counts as fully visible to the kernel's check for a new
+    procfs/sysfs mount in a nested user namespace (mnt_already_visible looks at the mounts
+    below it, not above). So one of its non-empty directories gets an empty tmpfs first: in a
+    nested namespace that mount is locked, and a locked mount over a non-empty directory makes
+    the whole instance "not fully visible"."""
+    if os.path.isdir(mp):
+        _pin_pseudo_fs(mp)
+        source, fstype, flags, data = _EMPTY_RO
+        mount(source, mp, fstype, flags, data)
+        return
+    if null.fd is None:
+        raise RootfsError(f"--no-pivot: cannot hide the host's mount at {mp} (no /dev/null to cover it)")
+    target = os.open(mp, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        null.attach(target)
+    finally:
+        os.close(target)
+
+
+def _pin_pseudo_fs(mp):
+    fd = os.open(mp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if fstatfs_type(fd) not in _PSEUDO_FS:
+            return
+    finally:
+        os.close(fd)
+    source, fstype, flags, data = _EMPTY_RO
+    with os.scandir(mp) as entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False) and os.listdir(entry.path):
+                    mount(source, entry.path, fstype, flags, data)
+                    return
+            except OSError:
+                continue
+
+
+def _mount_points(fd):
+    """Mount points of our namespace (mountinfo field 5, octal escapes undone), read afresh
+    from the start of the open mountinfo file."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return [_unescape(line.split()[4]) for line in b"".join(chunks).splitlines() if line]
+
+
+def _unescape(raw):
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == 0x5C and raw[i + 1:i + 4].isdigit() and len(raw[i + 1:i + 4]) == 3:
+            out.append(int(raw[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return os.fsdecode(bytes(out))
+
+
+def finish(config, null_fd=None):
+    """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
+    null_fd: masks.host_null(), taken before the pivot (apply closes it)."""
     linux = config.get("linux") or {}
-    for path in linux.get("maskedPaths") or []:
-        _mask(path)
-    for path in linux.get("readonlyPaths") or []:
-        _readonly(path)
+    try:
+        masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
+                    linux.get("mountLabel"))
+    except masks.MaskError as e:
+        raise RootfsError(str(e)) from None
     if (config.get("root") or {}).get("readonly"):
         mount(None, "/", None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
               | (os.statvfs("/").f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
-
-
-def _mask(path):
-    real = resolve_in_root("/", path)
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        mount("tmpfs", real, "tmpfs", mf.MS_RDONLY, None)
-    else:
-        mount("/dev/null", real, None, mf.MS_BIND)
-
-
-def _readonly(path):
-    real = resolve_in_root("/", path)
-    if not os.path.exists(real):
-        return
-    mount(real, real, None, mf.MS_BIND | mf.MS_REC)
-    remount_bind(real, mf.MS_RDONLY)

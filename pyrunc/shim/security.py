@@ -12,7 +12,7 @@ import os
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
-from . import scheduling
+from . import procfs, scheduling
 
 
 class SecurityError(Exception):
@@ -110,20 +110,26 @@ def apply_lsm_labels(process):
     """Labels for the next execve; the host has already refused them if the LSM is off."""
     profile = process.get("apparmorProfile")
     if profile:
-        _write_attr(("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"), f"exec {profile}",
+        _write_attr(("attr/apparmor/exec", "attr/exec"), f"exec {profile}",
                     "process.apparmorProfile")
     label = process.get("selinuxLabel")
     if label:
-        _write_attr(("/proc/self/attr/exec",), label, "process.selinuxLabel")
+        _write_attr(("attr/exec",), label, "process.selinuxLabel")
 
 
 def _write_attr(paths, value, field):
+    """/proc/self/<path>, through a verified procfs (shim/procfs.py): after the pivot the
+    container's /proc could redirect a write by name (CVE-2025-52881)."""
     error = None
-    for path in paths:
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-            return
-        except OSError as e:
-            error = e
+    try:
+        proc = procfs.Procfs()
+    except OSError as e:
+        raise SecurityError(f"applying {field} {value!r} failed: {e.strerror.lower()}") from None
+    with proc:
+        for path in paths:
+            try:
+                procfs.write_file(proc.self_path(path), value, proc)
+                return
+            except OSError as e:
+                error = e
     raise SecurityError(f"applying {field} {value!r} failed: {error.strerror.lower()}")

@@ -67,10 +67,11 @@ def _check_linux(config, linux):
     if config.get("domainname") is not None and "uts" not in seen:
         _fail("domainname", "setting the domainname needs a uts namespace (linux.namespaces)")
     for key in linux.get("sysctl") or {}:
-        if key.startswith("net.") and "network" not in seen:
+        name = _sysctl_dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
+        if name.startswith("net.") and "network" not in seen:
             _fail(f"linux.sysctl.{key}", "a net.* sysctl needs a network namespace")
-        if (key.startswith("kernel.msg") or key.startswith("kernel.sem") or key.startswith("kernel.shm")
-                or key.startswith("fs.mqueue.")) and "ipc" not in seen:
+        if (name.startswith("kernel.msg") or name.startswith("kernel.sem") or name.startswith("kernel.shm")
+                or name.startswith("fs.mqueue.")) and "ipc" not in seen:
             _fail(f"linux.sysctl.{key}", "an ipc sysctl needs an ipc namespace")
         if ".." in key.split("/") or key.startswith("/"):
             _fail(f"linux.sysctl.{key}", "is not a valid sysctl name")
@@ -83,6 +84,14 @@ def _check_linux(config, linux):
     for i, d in enumerate(linux.get("devices") or []):
         if not os.path.isabs(d["path"]) or not os.path.normpath(d["path"]).startswith("/dev/"):
             _fail(f"linux.devices[{i}].path", f"{d['path']!r} must be an absolute path under /dev")
+
+
+def _sysctl_dotted(key):
+    """runc's convertSysctlVariableToDotsSeparator: sysctl(8) also spells keys with "/"."""
+    seps = [i for i in (key.find("."), key.find("/")) if i >= 0]
+    if not seps or key[min(seps)] == ".":
+        return key
+    return key.translate(str.maketrans("./", "/."))
 
 
 def _check_user_namespace(linux, seen, new_ns):
