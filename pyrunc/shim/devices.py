@@ -58,16 +58,25 @@ def create_configured(root_fd, devices):
 
 
 def make_node(root_fd, path, kind, major, minor, mode, uid, gid):
+    """mknod `path` inside the root (after removing what had the name), owner and mode set."""
+    try:
+        _make_node(root_fd, path, kind, os.makedev(major, minor), mode, uid, gid)
+    except OSError as e:
+        # the container's path, not a host path or a bare name relative to a directory fd
+        raise OSError(e.errno, f"error creating device {path}: "
+                               f"{(e.strerror or os.strerror(e.errno)).lower()}") from None
+
+
+def _make_node(root_fd, path, kind, rdev, mode, uid, gid):
     directory, name = os.path.split(os.path.normpath("/" + path))
     if not name:
-        raise OSError(errno.EINVAL, f"{path}: not a device path")
+        raise OSError(errno.EINVAL, "not a device path")
     parent = paths.mkdir_all(root_fd, directory)
     try:
         try:
             os.unlink(name, dir_fd=parent)  # the name itself, never what a symlink points to
         except FileNotFoundError:
             pass
-        rdev = os.makedev(major, minor)
         try:
             os.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
         except PermissionError:
@@ -78,7 +87,7 @@ def make_node(root_fd, path, kind, major, minor, mode, uid, gid):
         try:
             st = os.fstat(node)
             if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != rdev):
-                raise OSError(errno.EEXIST, f"{path}: replaced while being created")
+                raise OSError(errno.EEXIST, "replaced while being created")
             os.chmod(paths.fd_path(node), mode & 0o7777)
             os.chown(paths.fd_path(node), uid, gid)
         finally:
@@ -95,7 +104,8 @@ def _bind_host_node(parent, name, path, kind, rdev):
     try:
         st = os.fstat(source) if source is not None else None
         if st is None or stat.S_IFMT(st.st_mode) != kind or st.st_rdev != rdev:
-            raise OSError(errno.EPERM, f"cannot create device {path} in a user namespace")
+            raise OSError(errno.EPERM, "mknod is refused in a user namespace and the host has no "
+                                       "such node to bind")
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644, dir_fd=parent)
         try:

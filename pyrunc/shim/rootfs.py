@@ -143,8 +143,6 @@ def _mounted(node):
     one node.fd is on: if the mount point was renamed away or swapped for a symlink meanwhile
     we refuse rather than apply flags or propagation to something else.
     """
-    if node.parent is None:
-        raise OSError(errno.EINVAL, "cannot mount over the root of the container")
     try:
         fd = openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
                      RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
@@ -159,10 +157,12 @@ def _mounted(node):
 def _target(root_fd, dest, kind, make):
     """The verified mount point; procfs and sysfs only on a real directory (runc's rule, against
     /proc or /sys swapped for a symlink: CVE-2019-16884, -19921, CVE-2023-27561, -28642)."""
-    if kind not in ("proc", "sysfs"):
-        return paths.walk(root_fd, dest, make)
-    node = paths.walk(root_fd, dest, make, follow_last=False)
-    if not stat.S_ISDIR(os.fstat(node.fd).st_mode):
+    ordinary = kind in ("proc", "sysfs")
+    node = paths.walk(root_fd, dest, make, follow_last=not ordinary)
+    if node.parent is None:
+        node.close()
+        raise OSError(errno.EINVAL, "cannot mount over the root of the container")
+    if ordinary and not stat.S_ISDIR(os.fstat(node.fd).st_mode):
         node.close()
         raise OSError(errno.ENOTDIR, f'filesystem "{kind}" must be mounted on ordinary directory')
     return node
@@ -218,7 +218,7 @@ def _bind(root_fd, m, opts, source_fd):
     """runc's rules: a directory source gets a directory target, anything else a file."""
     is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
     make = paths.make_dir() if is_dir else paths.make_file()
-    with paths.walk(root_fd, m["destination"], make) as node:
+    with _target(root_fd, m["destination"], "bind", make) as node:
         _mount(fd_path(source_fd), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
         mnt = _mounted(node)
     try:

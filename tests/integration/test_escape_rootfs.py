@@ -14,7 +14,6 @@ are unchanged (no_leaks), nothing is left under --root.
 """
 
 import ctypes
-import json
 import os
 import stat
 import threading
