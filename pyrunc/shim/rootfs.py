@@ -196,12 +196,12 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None):
             except BaseException:
                 os.close(mnt)
                 raise
-            if opts.flags & mf.MS_RDONLY:
-                late_ro.append((mnt, opts.flags))
         else:
             _mount(m.get("source") or kind, node.fd, kind, opts.flags, opts.data or None)
             mnt = _mounted(node)
     _propagate(mnt, opts)
+    if kind == "tmpfs" and opts.flags & mf.MS_RDONLY:
+        late_ro.append((mnt, opts.flags))
     return mnt
 
 
@@ -223,7 +223,7 @@ def _bind(root_fd, m, opts, source_fd):
         mnt = _mounted(node)
     try:
         if opts.flags & mf.BIND_REMOUNT_FLAGS:
-            remount_bind(fd_path(mnt), opts.flags)
+            _remount_bind(mnt, opts.flags)
     except BaseException:
         os.close(mnt)
         raise
@@ -237,6 +237,13 @@ def remount_bind(target, flags):
     mount(None, target, None, mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS))
 
 
+def _remount_bind(mnt, flags):
+    try:
+        remount_bind(fd_path(mnt), flags)
+    except OSError as e:
+        raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+
+
 def _mount_cgroup(node, opts, cgroup_paths):
     """cgroup mount: cgroup2 as is; on v1 hosts a tmpfs with one bind per hierarchy."""
     flags = opts.flags
@@ -245,11 +252,25 @@ def _mount_cgroup(node, opts, cgroup_paths):
         host = os.path.join(cgroup_paths["@mount:"], cgroup_paths[""].lstrip("/"))
         _bind_host(host, node.fd, mf.MS_BIND | mf.MS_REC)
         mnt = _mounted(node)
-        if flags & mf.BIND_REMOUNT_FLAGS:
-            remount_bind(fd_path(mnt), flags)
+        try:
+            if flags & mf.BIND_REMOUNT_FLAGS:
+                _remount_bind(mnt, flags)
+        except BaseException:
+            os.close(mnt)
+            raise
         return mnt
     _mount("tmpfs", node.fd, "tmpfs", flags & ~mf.MS_RDONLY, "mode=755")
     mnt = _mounted(node)  # our fresh tmpfs: nothing of the image's is below it
+    try:
+        _bind_hierarchies(mnt, flags, cgroup_paths)
+    except BaseException:
+        os.close(mnt)
+        raise
+    # runc leaves the tmpfs itself writable; the hierarchies below carry the read-only flag.
+    return mnt
+
+
+def _bind_hierarchies(mnt, flags, cgroup_paths):
     for controllers, path in cgroup_paths.items():
         if controllers.startswith("@mount:") or controllers == "":
             continue
@@ -262,7 +283,7 @@ def _mount_cgroup(node, opts, cgroup_paths):
             _bind_host(os.path.join(host_mount, path.lstrip("/")), sub.fd, mf.MS_BIND | mf.MS_REC)
             bound = _mounted(sub)
         try:
-            remount_bind(fd_path(bound), flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+            _remount_bind(bound, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         finally:
             os.close(bound)
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
@@ -272,8 +293,6 @@ def _mount_cgroup(node, opts, cgroup_paths):
                     os.symlink(name, alias, dir_fd=mnt)
                 except FileExistsError:
                     pass
-    # runc leaves the tmpfs itself writable; the hierarchies below carry the read-only flag.
-    return mnt
 
 
 def _bind_host(host_path, target_fd, flags):
