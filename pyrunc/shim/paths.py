@@ -13,9 +13,10 @@ API (all fds O_CLOEXEC; the caller closes what it gets):
         Also usable after the pivot with root_fd = an fd of "/".
   walk(root_fd, path, make=None, follow_last=True) -> Node(fd, parent, name, created)
         component by component; missing directories on the way are created with mkdirat in
-        their parent's fd, a missing last component by make(parent_fd, name). Symlinks are
-        read and resolved by us with root_fd as "/", so an absolute or "../.." target stays
-        inside. With follow_last=False a final symlink is returned as itself (O_PATH).
+        their parent's fd, a missing last component by make(parent_fd, name) (make=None: a
+        lookup, nothing is created, ENOENT). Symlinks are read and resolved by us with root_fd
+        as "/", so an absolute or "../.." target stays inside. With follow_last=False a final
+        symlink is returned as itself (O_PATH).
   mkdir_all(root_fd, path, mode=0o755) -> fd   `mkdir -p` inside the root.
 """
 
@@ -88,11 +89,13 @@ def _error(code, shown):
 
 
 def walk(root_fd, path, make=None, follow_last=True):
+    """Node of `path` inside root_fd, creating what is missing (see the module's docstring)."""
     pending = _parts(path)
     pending.reverse()
     stack = []  # fds of the directories below root_fd we are in; [] = at the root
     shown = []  # the same as names, for messages only
     links = 0
+    races = 0  # names that appeared between our lookup and our create
     created = False
     try:
         while pending:
@@ -107,19 +110,18 @@ def walk(root_fd, path, make=None, follow_last=True):
             try:
                 fd = openat2(cur, name, _O_NODE, 0, _STEP)
             except FileNotFoundError:
-                if last and make is None:
+                if make is None:  # a lookup: create nothing
                     raise _error(errno.ENOENT, shown + [name]) from None
                 try:
                     (make if last else make_dir())(cur, name)
                     created = last
                 except FileExistsError:
-                    pass  # someone made it meanwhile: look again
+                    races += 1  # someone made it meanwhile: look again, a bounded number of times
+                    if races > _MAX_LINKS:
+                        raise _error(errno.ELOOP, shown + [name]) from None
                 except OSError as e:
                     raise _error(e.errno, shown + [name]) from None
                 pending.append(name)
-                links += 1  # bounds the retries an attacker could force
-                if links > _MAX_LINKS:
-                    raise _error(errno.ELOOP, shown + [name]) from None
                 continue
             except OSError as e:
                 raise _error(e.errno, shown + [name]) from None
@@ -132,6 +134,8 @@ def walk(root_fd, path, make=None, follow_last=True):
                 links += 1
                 if links > _MAX_LINKS:
                     raise _error(errno.ELOOP, shown + [name])
+                if not target:
+                    raise _error(errno.ENOENT, shown + [name])
                 if target.startswith("/"):
                     while stack:
                         os.close(stack.pop())
