@@ -28,15 +28,15 @@ _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_I
 def create_defaults(root_fd, config):
     # A default device listed again in linux.devices is made once, from the config.
     configured = {os.path.normpath(d["path"]) for d in (config.get("linux") or {}).get("devices") or []}
-    for path, major, minor in DEFAULT_DEVICES:
-        if path not in configured:
-            make_node(root_fd, path, stat.S_IFCHR, major, minor, 0o666, 0, 0)
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "core"))
     links.append(("pts/ptmx", "ptmx"))  # the container's own devpts instance
     dev = paths.mkdir_all(root_fd, "/dev")
     try:
+        for path, major, minor in DEFAULT_DEVICES:
+            if path not in configured:
+                make_node(dev, path, stat.S_IFCHR, major, minor, 0o666, 0, 0, name=path[5:])
         for target, name in links:
             try:
                 os.stat(name, dir_fd=dev, follow_symlinks=False)
@@ -57,21 +57,26 @@ def create_configured(root_fd, devices):
                   d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
 
 
-def make_node(root_fd, path, kind, major, minor, mode, uid, gid):
-    """mknod `path` inside the root (after removing what had the name), owner and mode set."""
+def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):
+    """mknod `path` (after removing what had the name), owner and mode set. dir_fd is the
+    rootfs, where path is walked; or, with `name`, the fd of the node's directory."""
     try:
-        _make_node(root_fd, path, kind, os.makedev(major, minor), mode, uid, gid)
+        if name is None:
+            directory, name = os.path.split(os.path.normpath("/" + path))
+            if not name:
+                raise OSError(errno.EINVAL, "not a device path")
+            parent = paths.mkdir_all(dir_fd, directory)
+        else:
+            parent = os.dup(dir_fd)
+        _make_node(parent, name, path, kind, os.makedev(major, minor), mode, uid, gid)
     except OSError as e:
         # the container's path, not a host path or a bare name relative to a directory fd
         raise OSError(e.errno, f"error creating device {path}: "
                                f"{(e.strerror or os.strerror(e.errno)).lower()}") from None
 
 
-def _make_node(root_fd, path, kind, rdev, mode, uid, gid):
-    directory, name = os.path.split(os.path.normpath("/" + path))
-    if not name:
-        raise OSError(errno.EINVAL, "not a device path")
-    parent = paths.mkdir_all(root_fd, directory)
+def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
+    """In the directory fd `parent` (closed here)."""
     try:
         try:
             os.unlink(name, dir_fd=parent)  # the name itself, never what a symlink points to

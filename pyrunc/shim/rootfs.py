@@ -129,11 +129,13 @@ def _mount(source, target_fd, fstype, flags, data=None):
 
 
 def _mnt_id(fd):
-    with open(f"/proc/self/fdinfo/{fd}") as f:
-        for line in f:
-            if line.startswith("mnt_id:"):
-                return int(line.split()[1])
-    return None
+    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        text = os.read(info, 4096)  # raw: a text-mode open() costs ~4x more, twice per mount
+    finally:
+        os.close(info)
+    start = text.index(b"mnt_id:") + 7
+    return int(text[start:text.index(b"\n", start)])
 
 
 def _mounted(node):
@@ -279,13 +281,14 @@ def _bind_hierarchies(mnt, flags, cgroup_paths):
             continue
         name = os.path.basename(host_mount)
         os.mkdir(name, 0o755, dir_fd=mnt)
-        with paths.walk(mnt, name) as sub:
-            _bind_host(os.path.join(host_mount, path.lstrip("/")), sub.fd, mf.MS_BIND | mf.MS_REC)
-            bound = _mounted(sub)
+        # By name below our verified fd: the tmpfs is the one we just made, in a mount namespace
+        # no container process has entered yet, so nobody can swap its names.
+        sub = f"{fd_path(mnt)}/{name}"
         try:
-            _remount_bind(bound, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
-        finally:
-            os.close(bound)
+            mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
+            remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        except OSError as e:
+            raise OSError(e.errno, f"{name}: {os.strerror(e.errno).lower()}") from None
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
         for alias in name.split(","):
             if alias != name:
