@@ -115,6 +115,7 @@ def test_exchange_race_never_creates_or_mounts_on_the_host(pyrunc, make_bundle, 
     # the volume under /dev (after the /dev tmpfs), so linux.devices can go through it too
     base_mounts = b.config["mounts"] + [bind(vol, "/dev/vol", "rbind")]
     outcomes = {"ok": 0, "refused": 0}
+    reasons = set()
     started = time.monotonic()
     with Exchanger(vol / "a", vol / "b") as swapper:
         for i in range(RACE_CREATES):
@@ -140,6 +141,7 @@ def test_exchange_race_never_creates_or_mounts_on_the_host(pyrunc, make_bundle, 
             else:
                 outcomes["refused"] += 1
                 msg = error_of(r)
+                reasons.add(msg.split("): ")[-1].replace(str(i), "I"))
                 # the error names what failed: a mount, process.cwd (made, or entered after the
                 # pivot, through the link as it was then) or the device
                 assert any(w in msg for w in ("(mounts[", "process.cwd", "chdir to cwd", f"/n{i}/null")), msg
@@ -150,7 +152,7 @@ def test_exchange_race_never_creates_or_mounts_on_the_host(pyrunc, make_bundle, 
     assert swapper.swaps > RACE_CREATES, "the exchanger hardly ran: the test proves nothing"
     assert os.listdir(host) == []
     assert outcomes["ok"] > 0, outcomes  # not refused wholesale
-    print(f"exchange race: {outcomes}, {swapper.swaps} swaps, {elapsed:.1f}s")
+    print(f"exchange race: {outcomes}, {swapper.swaps} swaps, {elapsed:.1f}s; refusals: {sorted(reasons)}")
 
 
 # ---------------------------------------------------------------- deterministic symlinks
