@@ -1,4 +1,9 @@
-"""Device nodes in the container's /dev: runc's default set plus linux.devices."""
+"""Device nodes in the container's /dev: runc's default set plus linux.devices.
+
+Everything is created through the fd of the node's directory, walked inside the rootfs
+(shim/paths.py): a /dev that the image or a volume makes a symlink, or symlinks under it,
+resolve with the rootfs as "/", never to the host's /dev.
+"""
 
 import errno
 import os
@@ -6,7 +11,7 @@ import stat
 
 from ..linux import mountflags as mf
 from ..linux.syscalls import mount
-from .paths import resolve_in_root
+from . import paths
 
 # path, major, minor: every container gets these, as with runc.
 DEFAULT_DEVICES = (
@@ -14,60 +19,104 @@ DEFAULT_DEVICES = (
     ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
 )
 DEFAULT_LINKS = (
-    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
-    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+    ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
 )
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_defaults(rootfs, config):
-    configured = {d["path"] for d in (config.get("linux") or {}).get("devices") or []}
-    for path, major, minor in DEFAULT_DEVICES:
-        if path not in configured:
-            make_node(rootfs, path, stat.S_IFCHR, major, minor, 0o666, 0, 0)
+def create_defaults(root_fd, config):
+    # A default device listed again in linux.devices is made once, from the config.
+    configured = {os.path.normpath(d["path"]) for d in (config.get("linux") or {}).get("devices") or []}
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
-        links.append(("/proc/kcore", "/dev/core"))
-    links.append(("pts/ptmx", "/dev/ptmx"))  # the container's own devpts instance
-    for target, name in links:
-        host = resolve_in_root(rootfs, name)
-        if os.path.lexists(host):
-            if name != "/dev/ptmx":
-                continue
-            os.unlink(host)
-        os.symlink(target, host)
+        links.append(("/proc/kcore", "core"))
+    links.append(("pts/ptmx", "ptmx"))  # the container's own devpts instance
+    dev = paths.mkdir_all(root_fd, "/dev")
+    try:
+        for path, major, minor in DEFAULT_DEVICES:
+            if path not in configured:
+                make_node(dev, path, stat.S_IFCHR, major, minor, 0o666, 0, 0, name=path[5:])
+        for target, name in links:
+            try:
+                os.stat(name, dir_fd=dev, follow_symlinks=False)
+                if name != "ptmx":
+                    continue  # the image's own stays
+                os.unlink(name, dir_fd=dev)
+            except FileNotFoundError:
+                pass
+            os.symlink(target, name, dir_fd=dev)
+    finally:
+        os.close(dev)
 
 
-def create_configured(rootfs, devices):
+def create_configured(root_fd, devices):
     for d in devices:
         kind = _TYPES[d["type"]]
-        make_node(rootfs, d["path"], kind, d.get("major", 0), d.get("minor", 0),
+        make_node(root_fd, d["path"], kind, d.get("major", 0), d.get("minor", 0),
                   d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
 
 
-def make_node(rootfs, path, kind, major, minor, mode, uid, gid):
-    host = resolve_in_root(rootfs, path)
-    os.makedirs(os.path.dirname(host), mode=0o755, exist_ok=True)
-    if os.path.lexists(host):
-        os.unlink(host)
+def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):
+    """mknod `path` (after removing what had the name), owner and mode set. dir_fd is the
+    rootfs, where path is walked; or, with `name`, the fd of the node's directory."""
     try:
-        os.mknod(host, kind | (mode & 0o7777), os.makedev(major, minor))
-    except PermissionError:
-        # In a user namespace mknod is refused: bind the host's node instead.
-        _bind_host_node(host, path, kind, major, minor)
-        return
-    os.chmod(host, mode & 0o7777)
-    os.chown(host, uid, gid)
+        if name is None:
+            directory, name = os.path.split(os.path.normpath("/" + path))
+            if not name:
+                raise OSError(errno.EINVAL, "not a device path")
+            parent = paths.mkdir_all(dir_fd, directory)
+        else:
+            parent = os.dup(dir_fd)
+        _make_node(parent, name, path, kind, os.makedev(major, minor), mode, uid, gid)
+    except OSError as e:
+        # the container's path, not a host path or a bare name relative to a directory fd
+        raise OSError(e.errno, f"error creating device {path}: "
+                               f"{(e.strerror or os.strerror(e.errno)).lower()}") from None
 
 
-def _bind_host_node(host, path, kind, major, minor):
-    source = path
+def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
+    """In the directory fd `parent` (closed here)."""
     try:
-        st = os.stat(source)
-        same = stat.S_IFMT(st.st_mode) == kind and st.st_rdev == os.makedev(major, minor)
+        try:
+            os.unlink(name, dir_fd=parent)  # the name itself, never what a symlink points to
+        except FileNotFoundError:
+            pass
+        try:
+            os.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
+        except PermissionError:
+            # In a user namespace mknod is refused: bind the host's node instead.
+            _bind_host_node(parent, name, path, kind, rdev)
+            return
+        node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            st = os.fstat(node)
+            if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != rdev):
+                raise OSError(errno.EEXIST, "replaced while being created")
+            os.chmod(paths.fd_path(node), mode & 0o7777)
+            os.chown(paths.fd_path(node), uid, gid)
+        finally:
+            os.close(node)
+    finally:
+        os.close(parent)
+
+
+def _bind_host_node(parent, name, path, kind, rdev):
+    try:
+        source = os.open(path, os.O_PATH | os.O_CLOEXEC)  # the host's node of that name
     except FileNotFoundError:
-        same = False
-    if not same:
-        raise OSError(errno.EPERM, f"cannot create device {path} in a user namespace")
-    os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    mount(source, host, None, mf.MS_BIND)
+        source = None
+    try:
+        st = os.fstat(source) if source is not None else None
+        if st is None or stat.S_IFMT(st.st_mode) != kind or st.st_rdev != rdev:
+            raise OSError(errno.EPERM, "mknod is refused in a user namespace and the host has no "
+                                       "such node to bind")
+        target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=parent)
+        try:
+            mount(paths.fd_path(source), paths.fd_path(target), None, mf.MS_BIND)
+        finally:
+            os.close(target)
+    finally:
+        if source is not None:
+            os.close(source)

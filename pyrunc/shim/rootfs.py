@@ -10,10 +10,10 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import (MNT_DETACH, PROC_SUPER_MAGIC, UMOUNT_NOFOLLOW, fstatfs_type, mount,
-                              pivot_root, umount2)
-from . import devices, masks
-from .paths import mkdir_all_in_root, resolve_in_root
+from ..linux.syscalls import (MNT_DETACH, PROC_SUPER_MAGIC, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS,
+                              UMOUNT_NOFOLLOW, fstatfs_type, mount, openat2, pivot_root, umount2)
+from . import copyup, devices, masks, paths
+from .paths import fd_path
 
 
 class RootfsError(Exception):
@@ -21,36 +21,83 @@ class RootfsError(Exception):
 
 
 def prepare(config, rootfs, cgroup_paths):
-    """Everything up to (not including) the pivot."""
+    """Everything up to (not including) the pivot.
+
+    Every path from the config or the image is walked by fd from the rootfs (shim/paths.py)
+    and mounted onto the verified fd; bind sources (host paths the caller chose) are opened
+    once, first, and mounted from their fd.
+    """
     linux = config.get("linux") or {}
-    prop = linux.get("rootfsPropagation")
-    # Slave by default so the container sees host unmounts but its mounts never leak out.
-    mount(None, "/", None, mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC)
-    _make_parent_private(rootfs)
-    mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
-
-    late_ro = []  # tmpfs mounts asked read-only, remounted once devices are in place
-    for index, m in enumerate(config.get("mounts") or []):
+    mounts = config.get("mounts") or []
+    sources = _open_bind_sources(mounts)
+    try:
+        prop = linux.get("rootfsPropagation")
+        # Slave by default so the container sees host unmounts but its mounts never leak out.
+        mount(None, "/", None, mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC)
+        _make_parent_private(rootfs)
+        mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _mount_one(rootfs, m, cgroup_paths, late_ro, linux.get("mountLabel"))
-        except OSError as e:
-            raise RootfsError(f"error mounting {m.get('source', m.get('type'))!r} to rootfs at "
-                              f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}") from None
+            _build(config, linux, mounts, sources, root_fd, cgroup_paths)
+        finally:
+            os.close(root_fd)
+    finally:
+        for fd in sources.values():
+            os.close(fd)
 
-    if not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev"
-               for m in config.get("mounts") or []):
-        devices.create_defaults(rootfs, config)
-    devices.create_configured(rootfs, linux.get("devices") or [])
-    cwd = (config.get("process") or {}).get("cwd")
-    if cwd:
-        try:
-            mkdir_all_in_root(rootfs, cwd)
-        except OSError as e:
-            # Name the container's path, not the host's; makedirs says "file exists" for a file.
-            reason = "not a directory" if isinstance(e, FileExistsError) else e.strerror.lower()
-            raise RootfsError(f"mkdir {cwd} (process.cwd in config.json): {reason}") from None
-    for target, flags in late_ro:
-        mount(None, target, None, mf.MS_REMOUNT | flags)
+
+def _open_bind_sources(mounts):
+    """index -> O_PATH fd of each bind mount's source (relative to the bundle: create runs there)."""
+    sources = {}
+    try:
+        for index, m in enumerate(mounts):
+            if _is_bind(m):
+                try:
+                    sources[index] = os.open(os.path.abspath(m.get("source") or ""),
+                                             os.O_PATH | os.O_CLOEXEC)
+                except OSError as e:
+                    raise RootfsError(_mount_error(m, index, e)) from None
+    except BaseException:
+        for fd in sources.values():
+            os.close(fd)
+        raise
+    return sources
+
+
+def _mount_error(m, index, e):
+    return (f"error mounting {m.get('source', m.get('type'))!r} to rootfs at "
+            f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}")
+
+
+def _build(config, linux, mounts, sources, root_fd, cgroup_paths):
+    late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
+    try:
+        for index, m in enumerate(mounts):
+            try:
+                mnt = _mount_one(root_fd, m, sources.get(index), cgroup_paths, late_ro,
+                                 linux.get("mountLabel"))
+            except OSError as e:
+                raise RootfsError(_mount_error(m, index, e)) from None
+            if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
+                os.close(mnt)
+
+        if not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts):
+            devices.create_defaults(root_fd, config)
+        devices.create_configured(root_fd, linux.get("devices") or [])
+        cwd = (config.get("process") or {}).get("cwd")
+        if cwd:
+            try:
+                os.close(paths.mkdir_all(root_fd, cwd))
+            except OSError as e:
+                # Name the container's path, not the host's.
+                reason = ("not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR)
+                          else os.strerror(e.errno).lower())
+                raise RootfsError(f"mkdir {cwd} (process.cwd in config.json): {reason}") from None
+        for mnt, flags in late_ro:
+            _mount(None, mnt, None, mf.MS_REMOUNT | flags)
+    finally:
+        for mnt, _ in late_ro:
+            os.close(mnt)
 
 
 def _is_bind(m):
@@ -73,61 +120,117 @@ def _make_parent_private(rootfs):
         mount(None, best, None, mf.MS_PRIVATE)
 
 
+def _mount(source, target_fd, fstype, flags, data=None):
+    """mount(2) onto the object target_fd was opened on; errors without the /proc/self/fd names."""
+    try:
+        mount(source, fd_path(target_fd), fstype, flags, data)
+    except OSError as e:
+        raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+
+
+def _mnt_id(fd):
+    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        text = os.read(info, 4096)  # raw: a text-mode open() costs ~4x more, twice per mount
+    finally:
+        os.close(info)
+    start = text.index(b"mnt_id:") + 7
+    return int(text[start:text.index(b"\n", start)])
+
+
+def _mounted(node):
+    """An fd of the mount just made on node.fd (node.fd itself stays on the covered object).
+
+    Looked up again as node.name in node.parent, and checked to be a different mount than the
+    one node.fd is on: if the mount point was renamed away or swapped for a symlink meanwhile
+    we refuse rather than apply flags or propagation to something else.
+    """
+    try:
+        fd = openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+    except OSError as e:
+        raise OSError(e.errno, "the mount point was moved while mounting") from None
+    if _mnt_id(fd) == _mnt_id(node.fd) or stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EXDEV, "the mount point was moved while mounting")
+    return fd
+
+
+def _target(root_fd, dest, kind, make):
+    """The verified mount point; procfs and sysfs only on a real directory (runc's rule, against
+    /proc or /sys swapped for a symlink: CVE-2019-16884, -19921, CVE-2023-27561, -28642)."""
+    ordinary = kind in ("proc", "sysfs")
+    node = paths.walk(root_fd, dest, make, follow_last=not ordinary)
+    if node.parent is None:
+        node.close()
+        raise OSError(errno.EINVAL, "cannot mount over the root of the container")
+    if ordinary and not stat.S_ISDIR(os.fstat(node.fd).st_mode):
+        node.close()
+        raise OSError(errno.ENOTDIR, f'filesystem "{kind}" must be mounted on ordinary directory')
+    return node
+
+
 _LABELLED_TYPES = {"tmpfs", "devpts", "mqueue", "shm"}
 
 
-def _mount_one(rootfs, m, cgroup_paths, late_ro, mount_label=None):
+def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None):
+    """Mount m; returns an fd of the new mount (the caller closes it unless kept in late_ro)."""
     opts = mf.parse(m.get("options"))
     if mount_label and m.get("type") in _LABELLED_TYPES:
         # SELinux: files of these filesystems get linux.mountLabel (the host checked it is on)
         opts.data = ",".join(filter(None, (opts.data, f'context="{mount_label}"')))
     kind = m.get("type") or ""
-    dest = m["destination"]
     if _is_bind(m):
-        return _bind(rootfs, m, opts)
-    existing = resolve_in_root(rootfs, dest)
-    try:
-        previous_mode = stat.S_IMODE(os.stat(existing).st_mode)
-    except OSError:
-        previous_mode = None
-    target = mkdir_all_in_root(rootfs, dest)
-    if kind == "cgroup":
-        _mount_cgroup(target, opts, cgroup_paths)
-    elif kind == "tmpfs":
-        flags = opts.flags & ~mf.MS_RDONLY  # devices and copy-up need it writable first
-        if "tmpcopyup" in opts.extensions:
-            _tmpfs_copyup(target, flags, opts.data)
+        return _bind(root_fd, m, opts, source_fd)
+    with _target(root_fd, m["destination"], kind, paths.make_dir()) as node:
+        previous_mode = None if node.created else stat.S_IMODE(os.fstat(node.fd).st_mode)
+        if kind == "cgroup":
+            mnt = _mount_cgroup(node, opts, cgroup_paths)
+        elif kind == "tmpfs":
+            flags = opts.flags & ~mf.MS_RDONLY  # devices and copy-up need it writable first
+            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, opts.data or None)
+            mnt = _mounted(node)
+            try:
+                if "tmpcopyup" in opts.extensions:
+                    copyup.copy_tree(node.fd, mnt)  # podman's: what the image had there
+                if previous_mode is not None:
+                    os.chmod(fd_path(mnt), previous_mode)  # runc keeps the covered directory's mode
+            except BaseException:
+                os.close(mnt)
+                raise
         else:
-            mount(m.get("source") or "tmpfs", target, "tmpfs", flags, opts.data or None)
-        if previous_mode is not None:
-            os.chmod(target, previous_mode)  # runc keeps the covered directory's mode
-        if opts.flags & mf.MS_RDONLY:
-            late_ro.append((target, opts.flags))
-    else:
-        mount(m.get("source") or kind, target, kind, opts.flags, opts.data or None)
-    for p in opts.propagation:
-        mount(None, target, None, p)
-    return target
+            _mount(m.get("source") or kind, node.fd, kind, opts.flags, opts.data or None)
+            mnt = _mounted(node)
+    _propagate(mnt, opts)
+    if kind == "tmpfs" and opts.flags & mf.MS_RDONLY:
+        late_ro.append((mnt, opts.flags))
+    return mnt
 
 
-def _bind(rootfs, m, opts):
-    source = m.get("source") or ""
-    if not os.path.isabs(source):
-        source = os.path.abspath(source)  # relative to the bundle: create runs there
-    st = os.stat(source)
-    target = resolve_in_root(rootfs, m["destination"])
-    if stat.S_ISDIR(st.st_mode):
-        os.makedirs(target, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if not os.path.lexists(target):
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    mount(source, target, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
-    if opts.flags & mf.BIND_REMOUNT_FLAGS:
-        remount_bind(target, opts.flags)
-    for p in opts.propagation:
-        mount(None, target, None, p)
-    return target
+def _propagate(mnt, opts):
+    try:
+        for p in opts.propagation:
+            _mount(None, mnt, None, p)
+    except BaseException:
+        os.close(mnt)
+        raise
+
+
+def _bind(root_fd, m, opts, source_fd):
+    """runc's rules: a directory source gets a directory target, anything else a file."""
+    is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+    make = paths.make_dir() if is_dir else paths.make_file()
+    with _target(root_fd, m["destination"], "bind", make) as node:
+        _mount(fd_path(source_fd), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
+        mnt = _mounted(node)
+    try:
+        if opts.flags & mf.BIND_REMOUNT_FLAGS:
+            _remount_bind(mnt, opts.flags)
+    except BaseException:
+        os.close(mnt)
+        raise
+    _propagate(mnt, opts)
+    return mnt
 
 
 def remount_bind(target, flags):
@@ -136,38 +239,40 @@ def remount_bind(target, flags):
     mount(None, target, None, mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS))
 
 
-def _tmpfs_copyup(target, flags, data):
-    """podman's tmpcopyup: the tmpfs starts with a copy of what the image had there."""
-    import shutil  # only here, and still before pivot_root, so the lazy import is safe
-
-    staging = target + ".pyrunc-copyup"
-    os.mkdir(staging, 0o700)
+def _remount_bind(mnt, flags):
     try:
-        mount("tmpfs", staging, "tmpfs", flags, data or None)
-        for name in os.listdir(target):
-            src = os.path.join(target, name)
-            dst = os.path.join(staging, name)
-            if os.path.isdir(src) and not os.path.islink(src):
-                shutil.copytree(src, dst, symlinks=True)
-            else:
-                shutil.copy2(src, dst, follow_symlinks=False)
-        shutil.copystat(target, staging)
-        mount(staging, target, None, mf.MS_MOVE)
-    finally:
-        os.rmdir(staging)
+        remount_bind(fd_path(mnt), flags)
+    except OSError as e:
+        raise OSError(e.errno, os.strerror(e.errno).lower()) from None
 
 
-def _mount_cgroup(target, opts, cgroup_paths):
+def _mount_cgroup(node, opts, cgroup_paths):
     """cgroup mount: cgroup2 as is; on v1 hosts a tmpfs with one bind per hierarchy."""
     flags = opts.flags
     hierarchies = [k for k in cgroup_paths if not k.startswith("@mount:")]
     if hierarchies == [""]:  # a cgroup v2 host: the container's own cgroup
         host = os.path.join(cgroup_paths["@mount:"], cgroup_paths[""].lstrip("/"))
-        mount(host, target, None, mf.MS_BIND | mf.MS_REC)
-        if flags & mf.BIND_REMOUNT_FLAGS:
-            remount_bind(target, flags)
-        return
-    mount("tmpfs", target, "tmpfs", flags & ~mf.MS_RDONLY, "mode=755")
+        _bind_host(host, node.fd, mf.MS_BIND | mf.MS_REC)
+        mnt = _mounted(node)
+        try:
+            if flags & mf.BIND_REMOUNT_FLAGS:
+                _remount_bind(mnt, flags)
+        except BaseException:
+            os.close(mnt)
+            raise
+        return mnt
+    _mount("tmpfs", node.fd, "tmpfs", flags & ~mf.MS_RDONLY, "mode=755")
+    mnt = _mounted(node)  # our fresh tmpfs: nothing of the image's is below it
+    try:
+        _bind_hierarchies(mnt, flags, cgroup_paths)
+    except BaseException:
+        os.close(mnt)
+        raise
+    # runc leaves the tmpfs itself writable; the hierarchies below carry the read-only flag.
+    return mnt
+
+
+def _bind_hierarchies(mnt, flags, cgroup_paths):
     for controllers, path in cgroup_paths.items():
         if controllers.startswith("@mount:") or controllers == "":
             continue
@@ -175,15 +280,31 @@ def _mount_cgroup(target, opts, cgroup_paths):
         if not host_mount:
             continue
         name = os.path.basename(host_mount)
-        sub = os.path.join(target, name)
-        os.mkdir(sub, 0o755)
-        mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
-        remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        os.mkdir(name, 0o755, dir_fd=mnt)
+        # By name below our verified fd: the tmpfs is the one we just made, in a mount namespace
+        # no container process has entered yet, so nobody can swap its names.
+        sub = f"{fd_path(mnt)}/{name}"
+        try:
+            mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
+            remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        except OSError as e:
+            raise OSError(e.errno, f"{name}: {os.strerror(e.errno).lower()}") from None
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
         for alias in name.split(","):
-            if alias != name and not os.path.exists(os.path.join(target, alias)):
-                os.symlink(name, os.path.join(target, alias))
-    # runc leaves the tmpfs itself writable; the hierarchies below carry the read-only flag.
+            if alias != name:
+                try:
+                    os.symlink(name, alias, dir_fd=mnt)
+                except FileExistsError:
+                    pass
+
+
+def _bind_host(host_path, target_fd, flags):
+    """Bind a host path (ours, not the image's: the cgroup hierarchies) onto target_fd."""
+    src = os.open(host_path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        _mount(fd_path(src), target_fd, None, flags)
+    finally:
+        os.close(src)
 
 
 def host_cgroup_paths():
