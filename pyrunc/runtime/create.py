@@ -9,6 +9,7 @@ from ..shim import init as shim
 from ..shim import sync
 from ..spec.load import load_bundle
 from ..state import procfs
+from ..state.hostfile import write_pid_file
 from ..state.store import EXEC_FIFO, check_id
 from .status import describe
 
@@ -43,6 +44,11 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     if notify:
         from . import notify_socket
     try:
+        # the provisional record: if this process is killed before state.json exists, `delete`
+        # finds the cgroup (every process we fork joins it) and knows we are gone
+        store.save_creating(container_id, {"id": container_id, "creator_pid": os.getpid(),
+                                           "creator_start": procfs.start_time(os.getpid()),
+                                           "cgroup": cgroup.to_state()})
         if notify:
             notify_socket.setup(config, store.path(container_id))  # mount + env, before the fork
         # limits are in place before anything joins (cpusets, rt budgets need that)
@@ -77,7 +83,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         }
         store.save(container_id, record)
         if pid_file:
-            _write_pid_file(pid_file, init_pid)
+            write_pid_file(pid_file, init_pid)
+        store.created(container_id)
     except BaseException:
         if init_pid:
             _kill_quietly(init_pid)
@@ -296,12 +303,7 @@ def _kill_quietly(pid):
         pass
 
 
-def _write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+_write_pid_file = write_pid_file  # exec.py's name for it
 
 
 def _now_rfc3339():
