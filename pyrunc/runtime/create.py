@@ -127,7 +127,8 @@ def compile_seccomp(store, linux_seccomp):
     if linux_seccomp is None:
         return None
     from ..security.seccomp import program_for
-    return program_for(linux_seccomp, os.path.join(store.root, CACHE_DIR, "seccomp"))
+    from ..state.cache import TrustedCache
+    return program_for(linux_seccomp, TrustedCache(store.root, CACHE_DIR, "seccomp"))
 
 
 def _check_namespace_paths(config):

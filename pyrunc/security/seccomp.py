@@ -48,8 +48,9 @@ class Program:
         return bool(self.flags & FLAG_NEW_LISTENER)
 
 
-def program_for(seccomp, cache_dir):
-    """The compiled Program for a linux.seccomp object, from the cache when possible."""
+def program_for(seccomp, cache=None):
+    """The compiled Program for a linux.seccomp object, from the cache when possible (cache:
+    get(name) -> bytes or None, put(name, bytes); state/cache.py TrustedCache)."""
     flags = 0
     for i, name in enumerate(seccomp.get("flags") or ()):
         if name not in FLAGS:
@@ -66,66 +67,24 @@ def program_for(seccomp, cache_dir):
     elif seccomp.get("listenerPath") is None and seccomp.get("listenerMetadata"):
         raise ConfigError("config.json: linux.seccomp.listenerMetadata: needs listenerPath")
     program = Program(None, flags, seccomp.get("listenerPath"), seccomp.get("listenerMetadata", ""))
-    program.bpf = _cached_bpf(seccomp, cache_dir)
+    program.bpf = _cached_bpf(seccomp, cache)
     return program
 
 
-def _cached_bpf(seccomp, cache_dir):
-    """The BPF program from the cache, or compiled (and cached when the cache is ours).
-
-    The cache decides which syscalls a container may make: an entry is used only if it, and
-    each directory from <root>/@cache down, is ours (our euid, not writable by group or others,
-    no symlink). In a --root others can write, anyone could otherwise plant an allow-all
-    program under the predictable key. A foreign entry is ignored (the profile is compiled),
-    never loaded, and never written through."""
-    from ..state import hostfile
-
+def _cached_bpf(seccomp, cache):
+    """The BPF program from the cache (state/cache.py TrustedCache: an entry is used only if
+    pyrunc wrote it, so nobody can plant an allow-all program under the predictable key), or
+    compiled and cached."""
     rules = {k: seccomp.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures", "syscalls")}
     key = hashlib.sha256((CACHE_FORMAT + os.uname().machine + jsonio.dumps(
         rules, sort_keys=True)).encode()).hexdigest()
     name = key + ".bpf"
-    dir_fd = _cache_dir(cache_dir, hostfile)
-    try:
-        if dir_fd is not None:
-            try:
-                return hostfile.read_trusted(dir_fd, name, os.path.join(cache_dir, name))
-            except (OSError, hostfile.HostFileError):
-                pass  # missing, or not ours: compile
+    bpf = cache.get(name) if cache is not None else None
+    if bpf is None:
         bpf = compile_bpf(seccomp)
-        if dir_fd is not None:
-            try:  # replaces a foreign entry too (rename does not follow a symlink)
-                hostfile.write_atomic(dir_fd, name, bpf, 0o600)
-            except hostfile.HostFileError:
-                pass  # a full or read-only root: the program works without the cache
-        return bpf
-    finally:
-        if dir_fd is not None:
-            os.close(dir_fd)
-
-
-def _cache_dir(cache_dir, hostfile):
-    """An fd of the cache directory, made (0700) if missing and checked to be ours all the way
-    from the parent of the root's "@cache"; None if that cannot be had (then no cache)."""
-    top = os.path.dirname(os.path.dirname(cache_dir))  # the --root
-    fd = None
-    try:
-        os.makedirs(top, 0o700, exist_ok=True)  # as the store makes it
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the caller's path
-        path = top
-        for part in (os.path.basename(os.path.dirname(cache_dir)), os.path.basename(cache_dir)):
-            try:
-                os.mkdir(part, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
-            path = os.path.join(path, part)
-            sub = hostfile.open_dir(part, path, dir_fd=fd)
-            os.close(fd)
-            fd = sub
-        return fd
-    except (OSError, hostfile.HostFileError):
-        if fd is not None:
-            os.close(fd)
-        return None
+        if cache is not None:
+            cache.put(name, bpf)
+    return bpf
 
 
 def _action(sc, name, errno_ret, field):

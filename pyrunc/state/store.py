@@ -26,9 +26,13 @@ from .hostfile import HostFileError
 STATE_FILE = "state.json"
 CREATING_FILE = "creating.json"
 EXEC_FIFO = "exec.fifo"
-ROOT_MODE = 0o700  # as runc: nobody else lists the containers or reaches their state
-# as runc: the container directory is searchable (an init as a remapped or non-root user opens
-# exec.fifo relative to it); its files are 0600, so this reveals nothing
+# runc makes its root 0700; here it stays 0711 (not listable, but searchable) because a
+# remapped init bind-mounts <root>/<id>/notify (NOTIFY_SOCKET) by path, from inside its user
+# namespace: runc opens such sources from the host instead. What is secret is protected by the
+# files' own modes: state.json and creating.json are 0600.
+ROOT_MODE = 0o711  # state/cache.py makes it too, the same
+# as runc: searchable, for the same mount and for an init as a remapped or non-root user that
+# opens exec.fifo relative to it
 DIR_MODE = 0o711
 
 # runc's rule: ASCII letters, digits and _ + , - . ; not "." or ".." (they name the root or
