@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import live_inits, state, wait_for
+from helpers import live_inits, proc_stat, state, wait_for
 
 from pyrunc.cgroups import manager_for
 
@@ -134,6 +134,60 @@ def test_delete_without_force_of_a_killed_create(pyrunc, make_bundle, cgroup_par
     r = pyrunc("delete", cid, timeout=DELETE_TIMEOUT)
     assert r.rc == 1 and r.err.endswith('msg="container does not exist"\n'), r.err
     assert_nothing_left(pyrunc, cid, before)
+
+
+def _at_barrier(pid):
+    """Blocked opening exec.fifo for writing (the kernel's fifo open waits there)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read() == "wait_for_partner"
+    except OSError:
+        return False
+
+
+def test_killed_create_whose_init_waits_at_the_barrier(pyrunc, make_bundle, cgroup_parent):
+    """The worst step: the init is built and waits on exec.fifo (holding whatever it inherited
+    from create, the state directory's lock included, until that is fixed in the shim), and
+    create dies before state.json. delete --force must end it rather than wait for the lock.
+    create is stopped as soon as the init exists, then killed once the init waits."""
+    before = mounts()
+    cid = "barrier"
+    b = bundle_for(make_bundle, cid)
+    manager = manager_for(f"{CGROUP_PARENT}/{cid}", cid)
+
+    def init_forked():
+        try:
+            return any((proc_stat(pid) or ("",))[0] == "pyrunc:init" for pid in manager.pids())
+        except OSError:
+            return False
+
+    hits = 0
+    for _attempt in range(10):
+        p = subprocess.Popen([*pyrunc.argv, "--root", pyrunc.root, "create", "--bundle", b.path,
+                              cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            wait_for(init_forked, 10, "the init", step=0.0002)
+            p.send_signal(signal.SIGSTOP)  # create stops; the init goes on to the barrier
+            waiting = False
+            deadline = time.monotonic() + 3
+            while not waiting and time.monotonic() < deadline:
+                waiting = any(_at_barrier(pid) for pid in live_inits(pyrunc.root))
+                time.sleep(0.01)
+            recorded = os.path.exists(os.path.join(pyrunc.root, cid, "state.json"))
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        if waiting and not recorded:
+            hits += 1
+        t = time.monotonic()
+        r = pyrunc("delete", "--force", cid, timeout=DELETE_TIMEOUT)
+        assert r.rc == 0, r.err
+        assert time.monotonic() - t < DELETE_TIMEOUT
+        assert_nothing_left(pyrunc, cid, before)
+        if hits >= 3:
+            break
+    assert hits, "never caught create between the init's barrier and state.json"
 
 
 def test_half_written_state_is_cleaned(pyrunc, make_bundle, cgroup_parent):

@@ -140,13 +140,13 @@ def test_planted_container_directory_is_refused(pyrunc, make_bundle, cid, tmp_pa
     os.chown(forged, NOBODY, NOBODY)
     os.chown(os.path.join(forged, "state.json"), NOBODY, NOBODY)
     try:
-        for victim in ("linked", "forged"):
-            for args in (("state", victim), ("delete", victim), ("delete", "--force", victim),
-                         ("kill", victim, "KILL")):
-                r = pyrunc(*args)
-                assert r.rc == 1, (args, r.err)
-                assert "refusing to use it" in r.err, (args, r.err)
-        assert unchanged(target) and os.path.exists(forged)
+        results = [(args, pyrunc(*args)) for victim in ("linked", "forged")
+                   for args in (("state", victim), ("delete", victim),
+                                ("delete", "--force", victim), ("kill", victim, "KILL"))]
+        assert unchanged(target) and os.path.exists(forged)  # nothing deleted through them
+        for args, r in results:
+            assert r.rc == 1, (args, r.err)
+            assert "refusing to use it" in r.err, (args, r.err)
         assert json.loads(pyrunc("list", "--format", "json").out) is None  # runc's empty list
     finally:
         os.unlink(os.path.join(pyrunc.root, "linked"))
