@@ -19,6 +19,16 @@ def _quote(msg):
     return '"' + msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
+def _open(path):
+    """runc opens the log O_CREATE|O_WRONLY|O_APPEND with mode 0644. A symlink planted at the
+    name (in a directory others can write) would make root append to, or create, whatever it
+    points to: it is not followed (ELOOP). /dev/ paths (/dev/stderr) are the caller's own."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    if not path.startswith("/dev/"):
+        flags |= os.O_NOFOLLOW
+    return os.open(path, flags, 0o644)
+
+
 class Logger:
     def __init__(self, path=None, fmt="text", debug=False):
         self.path = path
@@ -26,7 +36,7 @@ class Logger:
         self.debug_enabled = debug
         if path:
             # runc creates the log file even when nothing goes wrong; engines expect it.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+            os.close(_open(path))
 
     def format(self, level, msg):
         if self.fmt == "json":
@@ -38,11 +48,15 @@ class Logger:
     def emit(self, level, msg):
         line = self.format(level, msg) + "\n"
         if self.path:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
             try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+                fd = _open(self.path)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:  # the file was replaced (by a symlink) or its disk is full
+                sys.stderr.write(f"cannot write log file {self.path}: {e.strerror.lower()}\n"
+                                 + line)
             if level == "error":
                 sys.stderr.write(msg + "\n")
         else:

@@ -208,14 +208,6 @@ def kill_quietly(pid):
         pass
 
 
-def write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
 def wait_for(pid):
     """The exit status of our child (or adopted) `pid`: 128+N if killed by N, 255 if it is not
     ours. Only that pid: waitpid(-1) would also reap the caller's other children (an API user's

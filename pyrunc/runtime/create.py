@@ -10,9 +10,9 @@ from ..shim.process import check_preserved_fds
 from ..shim import sync
 from ..spec.load import load_bundle
 from ..state import procfs
+from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
 from . import child
-from .child import write_pid_file
 from .status import describe
 
 # Under --root but never a container: "@" cannot appear in a container id.
@@ -49,6 +49,11 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     if notify:
         from . import notify_socket
     try:
+        # the provisional record: if this process is killed before state.json exists, `delete`
+        # finds the cgroup (every process we fork joins it) and knows we are gone
+        store.save_creating(container_id, {"id": container_id, "creator_pid": os.getpid(),
+                                           "creator_start": procfs.start_time(os.getpid()),
+                                           "cgroup": cgroup.to_state()})
         if notify:
             notify_socket.setup(config, store.path(container_id))  # mount + env, before the fork
         # limits are in place before anything joins (cpusets, rt budgets need that)
@@ -84,6 +89,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         store.save(container_id, record)
         if pid_file:
             write_pid_file(pid_file, init_pid)
+        store.created(container_id)
     except BaseException:
         if init_pid:
             child.kill_quietly(init_pid)
@@ -126,7 +132,8 @@ def compile_seccomp(store, linux_seccomp):
     if linux_seccomp is None:
         return None
     from ..security.seccomp import program_for
-    return program_for(linux_seccomp, os.path.join(store.root, CACHE_DIR, "seccomp"))
+    from ..state.cache import TrustedCache
+    return program_for(linux_seccomp, TrustedCache(store.root, CACHE_DIR, "seccomp"))
 
 
 def _check_namespace_paths(config):
@@ -199,9 +206,12 @@ def _make_barrier(path):
     writer: `start` killed between its open and its write cannot leave a POLLHUP the init would
     spin on. Only root may write to it (`start` runs as root); the init needs no access by
     path, so a remapped root needs none either."""
-    os.mkfifo(path, 0o600)
-    os.chmod(path, 0o600)  # mkfifo applies the umask
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.mkfifo(path, 0o600)
+        os.chmod(path, 0o600)  # mkfifo applies the umask
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise HostFileError(f"cannot make the start barrier {path}: {reason(e)}") from None
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         os.close(fd)
         raise InvalidStateError(f"{path}: not the fifo pyrunc made")

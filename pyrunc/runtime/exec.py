@@ -21,7 +21,7 @@ from ..shim import exec_init
 from ..shim import process as proc
 from ..state import procfs
 from . import child
-from .child import write_pid_file
+from ..state.hostfile import write_pid_file
 from .create import check_lsm, compile_seccomp, resolve_capabilities
 from .status import PAUSED, STOPPED, status_of
 

@@ -6,7 +6,7 @@ import select
 import stat
 import time
 
-from ..errors import InvalidStateError, PyruncError
+from ..errors import ContainerNotFound, InvalidStateError, PyruncError
 from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
@@ -191,8 +191,15 @@ def container_pids(record):
 
 
 def delete(store, container_id, force=False, warn=None):
-    with store.lock(container_id):
-        record = store.load(container_id)
+    with store.lock(container_id, while_waiting=lambda: _end_orphans(store, container_id)):
+        try:
+            record = store.load(container_id)
+        except ContainerNotFound:
+            # A directory without state.json: a create that was killed (or is being undone).
+            # As runc, delete removes it with or without --force and says the container does
+            # not exist unless forced; here its cgroup and processes go too.
+            _remove_unfinished(store, container_id)
+            raise
         status = status_of(store, record)
         if status in (RUNNING, PAUSED) and not force:
             raise InvalidStateError(
@@ -202,6 +209,46 @@ def delete(store, container_id, force=False, warn=None):
         _kill_and_wait(record)
         _destroy(store, record)
         _run_after_hooks(record, "poststop", "stopped", 0, warn)
+
+
+def _end_orphans(store, container_id):
+    """While delete waits for the lock: if the create that holds it was killed, the holder is
+    a process it forked (stage1 or the init inherited the lock's fd), which nobody will ever
+    end: kill the processes of the recorded cgroup so the lock is released."""
+    creating = store.load_creating(container_id)
+    if not creating or procfs.is_alive(creating.get("creator_pid") or 0,
+                                       creating.get("creator_start")):
+        return
+    if creating.get("cgroup"):
+        cgroup = cgroup_manager(creating)
+        for pid in cgroup.pids():
+            try:
+                os.kill(pid, sig.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _remove_unfinished(store, container_id):
+    """Under the lock: the leftover of a create that did not finish. Its provisional record
+    (creating.json, if it got that far) names the cgroup, which holds every process it made."""
+    creating = store.load_creating(container_id)
+    if creating and creating.get("cgroup"):
+        cgroup = cgroup_manager(creating)
+        deadline = time.monotonic() + 10
+        while True:
+            pids = cgroup.pids()
+            if not pids:
+                break
+            if time.monotonic() > deadline:
+                raise PyruncError(f"container {container_id}: processes did not die after SIGKILL")
+            for pid in pids:
+                try:
+                    os.kill(pid, sig.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002)
+        cgroup.destroy()
+    store.remove(container_id)
 
 
 def _kill_and_wait(record, timeout=10.0):
@@ -237,11 +284,14 @@ def _destroy(store, record):
 
 
 def remove_leftover(store, container_id):
-    """A directory without state.json (an interrupted create): runc removes it too."""
+    """A directory without state.json (an interrupted create): `delete` removes it itself now;
+    kept for callers that only know the id."""
     try:
-        with store.lock(container_id):  # a create in progress holds it until state.json exists
-            if not os.path.exists(store.path(container_id, "state.json")):
-                store.remove(container_id)
+        with store.lock(container_id, while_waiting=lambda: _end_orphans(store, container_id)):
+            try:
+                store.load(container_id)
+            except ContainerNotFound:
+                _remove_unfinished(store, container_id)
                 return True
     except PyruncError:  # ContainerNotFound: nothing there
         pass

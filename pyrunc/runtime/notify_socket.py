@@ -90,21 +90,28 @@ class Proxy:
             raise _error(f"cannot connect to {host}: {_reason(e)}") from None
 
     def _listen(self, state_dir):
+        from ..state import hostfile
         directory = os.path.join(state_dir, DIR)
-        if not os.path.isdir(directory):
+        try:
+            # ours and no symlink: the socket is made, and chmod'ed, in here
+            dir_fd = hostfile.open_dir(directory, directory)
+        except (FileNotFoundError, NotADirectoryError):
             raise _error(f"the container was created without {ENV} (no {directory}): "
-                         f"unset it for start, or set it for create too")
+                         f"unset it for start, or set it for create too") from None
         try:
-            os.unlink(self.path)  # left by an interrupted start: bind would say EADDRINUSE
-        except FileNotFoundError:
-            pass
-        try:
-            with _UnixPath(self.path) as address:
-                self.server.bind(address)
+            try:
+                os.unlink(SOCKET, dir_fd=dir_fd)  # left by an interrupted start: EADDRINUSE
+            except FileNotFoundError:
+                pass
+            try:
+                # bound through the directory fd: the name cannot lead anywhere else
+                self.server.bind(f"/proc/self/fd/{dir_fd}/{SOCKET}")
                 self._bound = True
-                os.chmod(address, 0o777)  # as runc: the container's user may not be root
-        except OSError as e:
-            raise _error(f"cannot listen on {self.path}: {_reason(e)}") from None
+                _chmod_socket(dir_fd, SOCKET, 0o777)  # as runc: the container's user may not be root
+            except OSError as e:
+                raise _error(f"cannot listen on {self.path}: {_reason(e)}") from None
+        finally:
+            os.close(dir_fd)
 
     def close(self, unlink=False):
         """Close both sockets; unlink=True (a failed start) also removes notify.sock."""
@@ -194,6 +201,19 @@ class _UnixPath:
         if self.fd is not None:
             os.close(self.fd)
         return False
+
+
+def _chmod_socket(dir_fd, name, mode):
+    """chmod the socket just bound, never a file a symlink swapped in at its name points to
+    (chmod(2) follows symlinks; Linux has no lchmod): through an O_PATH|O_NOFOLLOW fd."""
+    import stat
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise OSError(0, "replaced by something else than the socket")
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
 
 
 def _reason(e):

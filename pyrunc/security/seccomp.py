@@ -48,8 +48,9 @@ class Program:
         return bool(self.flags & FLAG_NEW_LISTENER)
 
 
-def program_for(seccomp, cache_dir):
-    """The compiled Program for a linux.seccomp object, from the cache when possible."""
+def program_for(seccomp, cache=None):
+    """The compiled Program for a linux.seccomp object, from the cache when possible (cache:
+    get(name) -> bytes or None, put(name, bytes); state/cache.py TrustedCache)."""
     flags = 0
     for i, name in enumerate(seccomp.get("flags") or ()):
         if name not in FLAGS:
@@ -66,26 +67,23 @@ def program_for(seccomp, cache_dir):
     elif seccomp.get("listenerPath") is None and seccomp.get("listenerMetadata"):
         raise ConfigError("config.json: linux.seccomp.listenerMetadata: needs listenerPath")
     program = Program(None, flags, seccomp.get("listenerPath"), seccomp.get("listenerMetadata", ""))
-    program.bpf = _cached_bpf(seccomp, cache_dir)
+    program.bpf = _cached_bpf(seccomp, cache)
     return program
 
 
-def _cached_bpf(seccomp, cache_dir):
+def _cached_bpf(seccomp, cache):
+    """The BPF program from the cache (state/cache.py TrustedCache: an entry is used only if
+    pyrunc wrote it, so nobody can plant an allow-all program under the predictable key), or
+    compiled and cached."""
     rules = {k: seccomp.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures", "syscalls")}
     key = hashlib.sha256((CACHE_FORMAT + os.uname().machine + jsonio.dumps(
         rules, sort_keys=True)).encode()).hexdigest()
-    path = os.path.join(cache_dir, key + ".bpf")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        pass
-    bpf = compile_bpf(seccomp)
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(bpf)
-    os.rename(tmp, path)
+    name = key + ".bpf"
+    bpf = cache.get(name) if cache is not None else None
+    if bpf is None:
+        bpf = compile_bpf(seccomp)
+        if cache is not None:
+            cache.put(name, bpf)
     return bpf
 
 

@@ -1,21 +1,39 @@
 """One directory per container under the root: state.json, the exec fifo, a lock.
 
 Layout (see docs/ARCHITECTURE.md):
-    <root>/<id>/state.json   the record, replaced atomically (temp file + rename)
-    <root>/<id>/exec.fifo    the start barrier; exists only while the container is "created"
+    <root>/<id>/state.json     the record (0600: it holds process.env), replaced atomically
+    <root>/<id>/creating.json  the provisional record of a create in progress: the creator's
+                               pid and the cgroup, so `delete` can clean up a killed create
+    <root>/<id>/exec.fifo      the start barrier; exists only while the container is "created"
 The container directory itself is the lock (flock), so concurrent commands on one
 container serialise while commands on different containers do not.
+
+Everything read back is checked first (state/hostfile.py): the container directory and the
+files in it are opened without following symlinks and must be ours and not writable by
+others, or the command fails naming the file.
 """
 
 import errno
 import fcntl
 import os
+import time
 
 from .. import jsonio
 from ..errors import ContainerExists, ContainerNotFound, InvalidIDError
+from . import hostfile
+from .hostfile import HostFileError
 
 STATE_FILE = "state.json"
+CREATING_FILE = "creating.json"
 EXEC_FIFO = "exec.fifo"
+# runc makes its root 0700; here it stays 0711 (not listable, but searchable) because a
+# remapped init bind-mounts <root>/<id>/notify (NOTIFY_SOCKET) by path, from inside its user
+# namespace: runc opens such sources from the host instead. What is secret is protected by the
+# files' own modes: state.json and creating.json are 0600.
+ROOT_MODE = 0o711  # state/cache.py makes it too, the same
+# as runc: searchable, for the same mount and for an init as a remapped or non-root user that
+# opens exec.fifo relative to it
+DIR_MODE = 0o711
 
 # runc's rule: ASCII letters, digits and _ + , - . ; not "." or ".." (they name the root or
 # its parent); at most 255 bytes, the longest directory name. (A set, not a regex: `re` costs
@@ -31,24 +49,17 @@ def check_id(container_id):
 
 
 def remove_dir(path):
-    """A directory and what is in it: files, and subdirectories such as NOTIFY_SOCKET's notify/
-    (runtime/notify_socket.py). A missing one, or one removed meanwhile, is fine."""
+    """A directory and what is in it, never following a symlink (at path either). Missing is
+    fine."""
+    parent, name = os.path.split(os.path.abspath(path))
     try:
-        entries = list(os.scandir(path))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                remove_dir(entry.path)
-            else:
-                os.unlink(entry.path)
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(path)
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        pass
+        return
+    try:
+        hostfile.remove_tree(parent_fd, name)
+    finally:
+        os.close(parent_fd)
 
 
 class Store:
@@ -66,46 +77,93 @@ class Store:
         directory under create's feet (it would take it for an interrupted create's leftover).
         """
         check_id(container_id)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        path = self.path(container_id)
         try:
-            os.mkdir(self.path(container_id), 0o711)
+            os.makedirs(self.root, mode=ROOT_MODE, exist_ok=True)
+            os.mkdir(path, DIR_MODE)
         except FileExistsError:
             # runc's wording: engines look for "already exists"
             raise ContainerExists("container with given ID already exists") from None
-        lock = _DirLock(self.path(container_id)).__enter__()
+        except OSError as e:
+            raise HostFileError(f"cannot create the container's state directory {path}: "
+                                f"{hostfile.reason(e)}") from None
         try:
-            same = os.path.samestat(os.fstat(lock.fd), os.stat(self.path(container_id)))
-        except FileNotFoundError:
-            same = False
-        if not same:  # removed (and maybe re-made) between our mkdir and our flock
-            lock.release()
-            raise ContainerNotFound("container was deleted while it was being created")
-        # not what the caller's umask left: the init, as a non-root or remapped user, must
-        # still be able to open exec.fifo in here (through the fd: the path may be gone)
-        os.fchmod(lock.fd, 0o711)
+            lock = _DirLock(path).__enter__()
+        except ContainerNotFound:  # removed (and maybe re-made) between our mkdir and our flock
+            raise ContainerNotFound("container was deleted while it was being created") from None
+        # not what the caller's umask left (see DIR_MODE)
+        os.fchmod(lock.fd, DIR_MODE)
         return lock
 
     def exists(self, container_id):
         return os.path.isfile(self.path(container_id, STATE_FILE))
 
+    def _open_dir(self, container_id):
+        """The container directory's fd, checked to be ours; ContainerNotFound if missing."""
+        try:
+            return hostfile.open_dir(self.path(container_id), self.path(container_id))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound("container does not exist") from None
+
+    def _read(self, container_id, name):
+        """A checked JSON file of the container; FileNotFoundError if it is not there."""
+        dir_fd = self._open_dir(container_id)
+        try:
+            data = hostfile.read_trusted(dir_fd, name, self.path(container_id, name))
+        finally:
+            os.close(dir_fd)
+        try:
+            return jsonio.loads(data)
+        except ValueError:
+            # half a file cannot be: it is written to a temp file and renamed
+            raise HostFileError(f"{self.path(container_id, name)}: not valid JSON") from None
+
     def load(self, container_id):
         check_id(container_id)
         try:
-            with open(self.path(container_id, STATE_FILE), "rb") as f:
-                return jsonio.loads(f.read())
+            return self._read(container_id, STATE_FILE)
         except FileNotFoundError:
             raise ContainerNotFound("container does not exist") from None
 
-    def save(self, container_id, record):
-        final = self.path(container_id, STATE_FILE)
-        tmp = final + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(jsonio.dumps(record))
-        os.rename(tmp, final)
+    def load_creating(self, container_id):
+        """The provisional record of an unfinished create, or None."""
+        try:
+            return self._read(container_id, CREATING_FILE)
+        except (FileNotFoundError, ContainerNotFound):
+            return None
+
+    def save(self, container_id, record, name=STATE_FILE):
+        dir_fd = self._open_dir(container_id)
+        try:
+            hostfile.write_atomic(dir_fd, name, jsonio.dumps(record).encode(), 0o600,
+                                  path=self.path(container_id, name), what="state file")
+        finally:
+            os.close(dir_fd)
+
+    def save_creating(self, container_id, record):
+        """What `delete` needs to clean up if this create dies before state.json exists."""
+        self.save(container_id, record, CREATING_FILE)
+
+    def created(self, container_id):
+        """state.json is written: the provisional record is no longer needed."""
+        try:
+            os.unlink(self.path(container_id, CREATING_FILE))
+        except FileNotFoundError:
+            pass
 
     def remove(self, container_id):
         """Delete the directory and everything in it; a missing one is fine."""
-        remove_dir(self.path(container_id))
+        try:
+            root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            hostfile.remove_tree(root_fd, container_id)
+        except OSError as e:
+            raise HostFileError(f"cannot remove {self.path(container_id)}: "
+                                f"{hostfile.reason(e)}") from None
+        finally:
+            os.close(root_fd)
 
     def ids(self):
         try:
@@ -114,24 +172,58 @@ class Store:
             return []
         return [n for n in names if os.path.isfile(os.path.join(self.root, n, STATE_FILE))]
 
-    def lock(self, container_id):
-        return _DirLock(self.path(container_id))
+    def lock(self, container_id, while_waiting=None):
+        """The container directory's flock. while_waiting(): called every ~50 ms while another
+        process holds it (delete uses it to end a killed create's orphans, which may hold it)."""
+        return _DirLock(self.path(container_id), while_waiting)
 
 
 class _DirLock:
     """flock on the container directory, held for the duration of a with-block."""
 
-    def __init__(self, path):
+    def __init__(self, path, while_waiting=None):
         self.path = path
         self.fd = None
+        self.while_waiting = while_waiting
 
     def __enter__(self):
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
+            self.fd = hostfile.open_dir(self.path, self.path)
+        except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound("container does not exist") from None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            if self.while_waiting is None:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            else:
+                self._poll()
+        except BaseException:
+            os.close(self.fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(self.fd), os.lstat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            # removed while we waited (a failed create undoes itself; another delete), and
+            # maybe made again by a new create: what we locked is not the container any more
+            self.release()
+            raise ContainerNotFound("container does not exist")
         return self
+
+    def _poll(self):
+        delay, next_call = 0.001, 0.0
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            now = time.monotonic()
+            if now >= next_call:
+                self.while_waiting()
+                next_call = now + 0.05
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     def __exit__(self, *exc):
         self.release()

@@ -357,3 +357,70 @@ def test_describe_running_keeps_pid(store):
     s = status.describe(store, _record(store, "c1", me, procfs.start_time(me)))
     assert (s.status, s.pid) == ("running", me)
     assert s.to_oci()["owner"] == ""
+
+
+# --------------------------------------------------------------------------- host files
+
+def test_modes_of_what_the_store_writes(store):
+    old = os.umask(0)
+    try:
+        store.claim("c1").release()
+        store.save_creating("c1", {"id": "c1", "creator_pid": 1})
+        store.save("c1", {"id": "c1", "env": ["SECRET=x"]})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o711
+    for name in (STATE_FILE, "creating.json"):
+        assert stat.S_IMODE(os.stat(store.path("c1", name)).st_mode) == 0o600
+    assert store.load_creating("c1") == {"id": "c1", "creator_pid": 1}
+    store.created("c1")
+    assert sorted(os.listdir(store.path("c1"))) == [STATE_FILE]
+    assert store.load_creating("c1") is None
+
+
+def test_save_never_writes_through_a_planted_symlink(store, tmp_path):
+    canary = tmp_path / "canary"
+    canary.write_text("keep")
+    store.claim("c1").release()
+    os.symlink(canary, store.path("c1", STATE_FILE))
+    os.symlink(canary, store.path("c1", STATE_FILE + ".tmp"))
+    store.save("c1", {"id": "c1"})
+    assert canary.read_text() == "keep"
+    assert store.load("c1") == {"id": "c1"}
+
+
+def test_load_refuses_what_is_not_ours(store, tmp_path):
+    from pyrunc.state.hostfile import Untrusted
+    store.claim("c1").release()
+    store.save("c1", {"id": "c1"})
+    os.chmod(store.path("c1", STATE_FILE), 0o620)
+    with pytest.raises(Untrusted, match="writable by group or others"):
+        store.load("c1")
+    os.chmod(store.path("c1", STATE_FILE), 0o600)
+    os.chown(store.path("c1", STATE_FILE), 65534, 65534)
+    with pytest.raises(Untrusted, match="owned by uid 65534"):
+        store.load("c1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / STATE_FILE).write_text('{"id": "x"}')
+    os.symlink(elsewhere, store.path("linked"))
+    with pytest.raises(Untrusted, match="symlink"):
+        store.load("linked")
+    with pytest.raises(Untrusted, match="symlink"):
+        store.lock("linked").__enter__()
+    store.remove("linked")  # the link goes, what it points to stays
+    assert not os.path.lexists(store.path("linked"))
+    assert (elsewhere / STATE_FILE).exists()
+
+
+def test_pid_file_writer(tmp_path):
+    from pyrunc.state.hostfile import HostFileError, write_pid_file
+    canary = tmp_path / "canary"
+    canary.write_text("keep")
+    for name in ("x.pid", ".x.pid", ".x.pid.tmp"):
+        os.symlink(canary, tmp_path / name)
+    write_pid_file(str(tmp_path / "x.pid"), 1234)
+    assert (tmp_path / "x.pid").read_text() == "1234" and canary.read_text() == "keep"
+    assert not os.path.islink(tmp_path / "x.pid")
+    with pytest.raises(HostFileError, match=r"cannot write pid file .*/nope/x.pid: no such file"):
+        write_pid_file(str(tmp_path / "nope" / "x.pid"), 1)
