@@ -44,8 +44,8 @@ sys.path += [{root!r}, {site!r}]
 {disable}from pyrunc.cli.main import entry
 entry()
 """
-# the "defence removed" launcher: the CLI's call to ensure_sealed does nothing
-DISABLE = "import pyrunc.security.exeseal as _e\n_e.ensure_sealed = lambda reexec=True: None\n"
+# the "defence removed" launcher: the CLI seals before no verb
+DISABLE = "import pyrunc.cli.main as _m\n_m.SEALED_VERBS = ()\n"
 
 # Run in the container by the image's python: grabs /proc/PID/exe of the hijacked process and
 # tries to write it. argv: "watch MARKER" (the first other process whose cmdline has MARKER)
@@ -55,7 +55,8 @@ import errno, json, os, sys, time
 
 PAYLOAD = b"\n#written-from-a-container\n"
 mode, arg, out = sys.argv[1:4]
-report = {"pid": None, "link": None, "grab": None, "direct": [], "reopen": [], "wrote": False}
+report = {"pid": None, "link": None, "ino": None, "grab": None, "direct": [], "reopen": [],
+          "wrote": False}
 
 
 def name(e):
@@ -127,6 +128,7 @@ while True:
 report["pid"], report["grab"] = pid, "OK"
 report["link"] = os.readlink(f"/proc/self/fd/{fd}")
 st = os.fstat(fd)
+report["ino"] = [st.st_dev, st.st_ino]
 open("/out/grabbed", "w").close()
 # directly, while it runs (ETXTBSY, or EROFS when sealed)
 while runs(pid, st) and len(report["direct"]) < 3:
@@ -190,18 +192,22 @@ def attack_rootfs(tmp_path_factory):
 
 class Interpreter:
     """A disposable copy of the interpreter and a launcher (bin/pyrunc's shape) that runs
-    pyrunc on it; `runner` calls it with the test's own --root."""
+    pyrunc on it; `runner` calls it with the test's own --root. defence: "sealed" (the copy is
+    named as `make setup`'s: sealed in place), "private" (any other name: a system
+    interpreter's case, sealed by a detached read-only clone and a re-exec per call) or
+    "disabled" (the CLI skips the seal)."""
 
     def __init__(self, tmp, defence):
+        self.defence = defence
         self.dir = os.path.join(tmp, "interp")
         os.makedirs(self.dir)
-        self.path = os.path.join(self.dir, "pyrunc-python")  # the name of `make setup`'s copy
+        self.path = os.path.join(self.dir, "python3.11" if defence == "private" else "pyrunc-python")
         shutil.copy2(REAL_PYTHON, self.path)
         self.sha = sha256(self.path)
         launcher = os.path.join(self.dir, "pyrunc")
         with open(launcher, "w") as f:
             f.write(LAUNCHER.format(python=self.path, root=ROOT, site=SITE,
-                                    disable="" if defence == "sealed" else DISABLE))
+                                    disable=DISABLE if defence == "disabled" else ""))
         os.chmod(launcher, 0o755)
         self.runner = Runner([launcher], os.path.join(tmp, "pyrunc-root"))
 
@@ -218,7 +224,6 @@ class Interpreter:
 def interp(request, tmp_path):
     before = [m for m in mountpoints() if m.startswith(str(tmp_path))]
     it = Interpreter(str(tmp_path), request.param)
-    it.defence = request.param
     yield it
     it.runner.cleanup()
     it.unseal()
@@ -262,17 +267,25 @@ def check(interp, report):
     """The attack reached pyrunc's interpreter; sealed, every write failed and the file is
     intact; with the defence disabled, the write went through (the test can fail)."""
     assert report["grab"] == "OK", report
-    assert report["link"] in (interp.path, interp.path + " (deleted)"), report
-    if interp.defence == "sealed":
+    st = os.stat(interp.path)
+    assert report["ino"] == [st.st_dev, st.st_ino], report
+    if interp.defence != "private":  # a detached mount has no path: its link reads "/"
+        assert report["link"] == interp.path, report
+    if interp.defence != "disabled":
         assert not report["wrote"] and "OK" not in report["direct"] + report["reopen"], report
         assert sha256(interp.path) == interp.sha, "the interpreter was modified"
         assert report["reopen"][-1] == "EROFS", report
         assert set(report["direct"]) <= {"ETXTBSY", "EROFS"}, report
-        assert interp.mounted()  # sealed in place: later launches need no re-exec
+        # sealed in place (later launches need no re-exec), or privately: nothing mounted
+        assert interp.mounted() == (interp.defence == "sealed")
     else:
         assert report["wrote"] and sha256(interp.path) != interp.sha, report
 
 
+ALL = pytest.mark.parametrize("interp", ["sealed", "private", "disabled"], indirect=True)
+
+
+@ALL
 def test_run_entrypoint_hijack(interp, attack_rootfs, tmp_path, out, cid):
     """`run`: the entrypoint is `#!/proc/self/exe`; as PID 1 it starts the attacker, which
     holds /proc/1/exe while PID 1 is pyrunc's interpreter and writes it after PID 1 exec'd."""
@@ -282,6 +295,7 @@ def test_run_entrypoint_hijack(interp, attack_rootfs, tmp_path, out, cid):
     check(interp, report_of(out))
 
 
+@ALL
 def test_exec_detach_hijack(interp, attack_rootfs, tmp_path, out, cid):
     """`exec -d` of a `#!/proc/self/exe` program: the container's attacker, already running,
     waits for it and writes its exe after it exited."""
@@ -322,3 +336,44 @@ def test_created_init_via_ptrace_exec(interp, attack_rootfs, tmp_path, out, cid)
     time.sleep(0.1)
     assert interp.runner("start", cid).rc == 0
     check(interp, report_of(out))
+
+
+# ------------------------------------------------------------------- when sealing is impossible
+
+@pytest.fixture
+def plain(tmp_path):
+    it = Interpreter(str(tmp_path), "sealed")
+    yield it
+    it.unseal()
+    assert not it.mounted()
+
+
+def test_no_cap_sys_admin_refuses(plain, attack_rootfs, tmp_path, cid):
+    """Root without CAP_SYS_ADMIN cannot mount, and root owns (can write) the interpreter: no
+    create/run/exec, one clear error, nothing left behind, nothing mounted."""
+    b = bundle(tmp_path, "b", attack_rootfs, ["true"])
+    runner = Runner(["setpriv", "--bounding-set", "-sys_admin", "--", *plain.runner.argv], plain.runner.root)
+    for verb, rc, prefix in (("create", 1, "pyrunc create failed: "), ("run", 1, "pyrunc run failed: "),
+                             ("exec", 255, "exec failed: ")):
+        args = ["--bundle", b, cid] if verb != "exec" else [cid, "true"]
+        r = runner(verb, *args)
+        assert r.rc == rc and r.out == "", (verb, r.rc, r.err)
+        assert f"{prefix}cannot seal the interpreter {plain.path} against containers overwriting it " \
+               "(CVE-2019-5736): open_tree: operation not permitted; this user can write it" in r.err, r.err
+    assert not plain.mounted() and not plain.runner.ids() and sha256(plain.path) == plain.sha
+
+
+def test_unprivileged_user_and_unwritable_interpreter(plain, tmp_path, cid):
+    """No mount possible (not root) but the interpreter is root's: no process of this user, so
+    no container of this user, can write it; pyrunc goes on (and fails later for its own
+    reasons). Once the user owns the interpreter, it refuses."""
+    for d in (tmp_path.parent.parent, tmp_path.parent, tmp_path, plain.dir):
+        os.chmod(d, 0o711)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    runner = Runner([*nobody, *plain.runner.argv], str(tmp_path / "nobody-root"))
+    r = runner("create", "--bundle", str(tmp_path), cid)
+    assert r.rc == 1 and "cannot seal" not in r.err and "config.json" in r.err, r.err  # got past it
+    os.chown(plain.path, 65534, 65534)
+    r = runner("create", "--bundle", str(tmp_path), cid)
+    assert r.rc == 1 and "cannot seal the interpreter" in r.err and "this user can write it" in r.err, r.err
+    assert not plain.mounted() and sha256(plain.path) == plain.sha
