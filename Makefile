@@ -32,6 +32,7 @@ endef
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_missing,$(APT_PKGS))
+	@$(UNSEAL)
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat

@@ -58,11 +58,6 @@ def ensure_sealed(reexec=True):
     _seal_and_reexec()
 
 
-def is_sealed(pid="self"):
-    """Is the executable of process `pid` reached through a read-only mount?"""
-    return bool(os.statvfs(f"/proc/{pid}/exe").f_flag & os.ST_RDONLY)
-
-
 def _seal_and_reexec():
     from ..linux import newmount
     exe = os.readlink("/proc/self/exe")
