@@ -50,8 +50,10 @@ def _number(value, field):
         return -1
     if isinstance(value, bool) or not isinstance(value, int):
         raise CgroupError(f"{field}: expected an integer, got {value!r}")
-    if not -1 <= value <= 0xFFFFFFFF:  # runc: "invalid major/minor"; -1 is the wildcard
-        raise CgroupError(f"{field}: invalid device number {value} (0 to 4294967295, or -1 "
+    # -1 is the wildcard; the v1 kernel reads 4294967295 (~0) as "*" too, so it is refused
+    # rather than meaning "any" on v1 and "none" in the v2 program
+    if not -1 <= value < 0xFFFFFFFF:
+        raise CgroupError(f"{field}: invalid device number {value} (0 to 4294967294, or -1 "
                           f"for any)")
     return value
 
