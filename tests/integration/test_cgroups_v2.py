@@ -266,3 +266,66 @@ def test_state_survives_a_round_trip(h):
     again.freeze()
     assert m.state() == "paused"
     again.thaw()
+
+
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def _host_kmsg():
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunks.append(os.read(fd, 8192))
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno != errno.EPIPE:  # a record was overwritten while we read
+                    raise
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["filtered", "unfiltered-control"])
+def test_a_real_container_with_cap_mknod_in_a_filtered_cgroup(pyrunc, make_bundle, cid, tmp_path, filtered):
+    """A pyrunc container with docker's capabilities makes /dev/kmsg's node and writes to it.
+    Its device rules allow everything (so on this hybrid host the v1 devices cgroup lets it
+    through); between create and start the program for docker's deny-all list is put on the
+    container's cgroup2 directory. Filtered: EPERM, nothing reaches the host's kernel log.
+    Unfiltered (the control): the write lands in the host's log, so the check can see it."""
+    import json
+    from pyrunc.cgroups import devices as devrules, ebpf_attach, ebpf_devices
+    marker = f"pyrunc-devices-{uuid.uuid4().hex}"
+    out = tmp_path / "out"
+    out.mkdir()
+    b = make_bundle("sh", "-c", f"exec >/out/log 2>&1; mknod /dev/k c 1 11 && echo mknod-ok; "
+                                f"echo {marker} > /dev/k && echo WROTE; echo done")
+    b.process["capabilities"] = {k: list(DOCKER_CAPS) for k in ("bounding", "effective", "permitted")}
+    b.linux["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+    b.linux["cgroupsPath"] = f"/pyrunc-test-{uuid.uuid4().hex[:8]}"
+    b.config["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                               "options": ["rbind", "rw"]})
+    b.write()
+    r = pyrunc("create", "--bundle", b.path, cid)
+    assert r.rc == 0, r.err
+    with open(os.path.join(pyrunc.root, cid, "state.json")) as f:
+        cgroup2 = json.load(f)["cgroup"]["paths"][""]
+    if filtered:
+        policy = devrules.emulate(devrules.all_rules([{"allow": False, "access": "rwm"}]))
+        ebpf_attach.install(cgroup2, ebpf_devices.build(policy))
+    assert pyrunc("start", cid).rc == 0
+    deadline = time.monotonic() + 20
+    while "done" not in (out / "log").read_text() if (out / "log").exists() else True:
+        assert time.monotonic() < deadline, "the container did not finish"
+        time.sleep(0.05)
+    log = (out / "log").read_text()
+    assert pyrunc("delete", "--force", cid).rc == 0
+    if filtered:
+        assert log.split("\n")[0] == "mknod-ok" and "WROTE" not in log, log
+        assert "Operation not permitted" in log and marker not in _host_kmsg()
+    else:
+        assert "WROTE" in log and marker in _host_kmsg(), log
