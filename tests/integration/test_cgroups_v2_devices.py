@@ -138,7 +138,8 @@ def test_update_replaces_the_program_and_delete_removes_it(cgroup_path, pyrunc, 
     assert pyrunc("run", "-d", "--bundle", b.path, cid).rc == 0
     (first, name), = programs(cgroup_path)
     assert name == "pyrunc_devices"
-    assert pyrunc("exec", cid, "mknod", "/dev/k", "c", "1", "11").rc == 0
+    r = pyrunc("exec", cid, "mknod", "/dev/k", "c", "1", "11")
+    assert r.rc == 0, r.err
 
     def write_kmsg(allowed):
         marker = f"pyrunc-devices-{uuid.uuid4().hex}"
