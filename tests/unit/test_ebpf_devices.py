@@ -238,3 +238,34 @@ def test_v1_kernel_keeps_the_exceptions_the_program_is_built_from(name, spec, de
     else:
         assert listed == {devrules.Rule(True, t, ma, mi, acc, "").cgroup_string()
                           for t, ma, mi, acc in policy.entries()}
+
+
+def test_install_errors_name_the_field_unless_nothing_is_restricted(tmp_path, monkeypatch):
+    from pyrunc.cgroups import ebpf_attach
+    from pyrunc.linux import bpf
+
+    def refuse(*_a, **_k):
+        raise OSError(1, "bpf(BPF_PROG_LOAD): Operation not permitted")
+
+    monkeypatch.setattr(bpf, "prog_query", lambda fd, kind: [])
+    monkeypatch.setattr(bpf, "prog_load", refuse)
+    prog = E.build(policy_of([DENY_ALL], True))
+    with pytest.raises(CgroupError, match=r"^linux.resources.devices: installing the eBPF device filter on "
+                                          r".*: bpf\(BPF_PROG_LOAD\): Operation not permitted$"):
+        ebpf_attach.install(str(tmp_path), prog)
+    # privileged (allow all): a context without bpf(2) loses nothing (runc skips it too)
+    ebpf_attach.install(str(tmp_path), E.build(policy_of([ALLOW_ALL], True)), allow_all=True)
+    with pytest.raises(CgroupError, match=r"linux.resources.devices: opening .*/nope: no such file"):
+        ebpf_attach.install(str(tmp_path / "nope"), prog)
+
+
+def test_bpf_errors_name_the_command():
+    bpf = _bpf_or_skip()
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match=r"^\[Errno \d+\] bpf\(BPF_PROG_QUERY\): "):
+            bpf.prog_query(fd, bpf.BPF_CGROUP_DEVICE)  # not a cgroup
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError, match=r"bpf\(BPF_PROG_GET_FD_BY_ID\): No such file"):
+        bpf.prog_get_fd_by_id(0xFFFFFFF0)
