@@ -8,7 +8,7 @@ ENGINE_PKGS := docker.io containerd podman conmon catatonit
 # the cgroup v2 lane: a throw-away VM whose host is cgroup v2 only (scripts in ../shared/vm)
 VM_TOOLS   ?= $(abspath ../shared/vm)
 VM_PKGS    := qemu-system-x86 linux-image-amd64 cpio xz-utils
-V2_TESTS   := tests/integration/test_cgroups_v2_host.py tests/integration/test_cgroups_v2.py
+V2_TESTS   := tests/integration/test_cgroups_v2_host.py tests/integration/test_cgroups_v2.py tests/integration/test_cgroups_v2_devices.py
 BUNDLE     ?= build/bundle
 PREFIX     ?= /usr/local
 

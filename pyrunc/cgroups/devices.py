@@ -1,8 +1,12 @@
-"""linux.resources.devices: rule strings, runc's default allow-list, and the v2 policy.
+"""linux.resources.devices: the rules, runc's default allow-list, and what they add up to.
 
 runc 1.1 appends its default allow-list (libcontainer/specconv AllowedDevices) after the
 spec's rules; an entry whose path is also in linux.devices is dropped (the spec's node wins).
 With no "a" rule the result is an allow-list: runc's device emulator starts from "deny all".
+
+One rule list serves both versions: cgroup v1 gets it written line by line (v1_writes) and
+the kernel keeps the exceptions; cgroup v2 gets an eBPF program (ebpf_devices.py) compiled
+from `emulate()`, which computes the same exceptions the v1 kernel would keep.
 """
 
 from .errors import CgroupError
@@ -46,6 +50,11 @@ def _number(value, field):
         return -1
     if isinstance(value, bool) or not isinstance(value, int):
         raise CgroupError(f"{field}: expected an integer, got {value!r}")
+    # -1 is the wildcard; the v1 kernel reads 4294967295 (~0) as "*" too, so it is refused
+    # rather than meaning "any" on v1 and "none" in the v2 program
+    if not -1 <= value < 0xFFFFFFFF:
+        raise CgroupError(f"{field}: invalid device number {value} (0 to 4294967294, or -1 "
+                          f"for any)")
     return value
 
 
@@ -92,21 +101,101 @@ def v1_writes(rules):
     return writes
 
 
-V2_NOT_ENFORCED = ("linux.resources.devices: not enforced on cgroup v2: it needs an eBPF device "
-                   "program, which pyrunc does not load; the container reaches only the device "
-                   "nodes its /dev and mounts give it")
+ACCESS_ORDER = "rwm"
 
 
-def v2_check(rules):
-    """Without eBPF a v2 cgroup allows every device. Accept allow-lists (the container's /dev is
-    the real limit) with a warning, return None when the policy is "allow all", and refuse any
-    specific deny rule: the caller asked to block a device and nothing would block it."""
+def _access(perms):
+    return "".join(c for c in ACCESS_ORDER if c in perms)
+
+
+def _key_string(key, perms):
+    t, major, minor = key
+    return Rule(True, t, major, minor, _access(perms), "").cgroup_string()
+
+
+class Policy:
+    """What a rule list amounts to: a default verdict and exceptions to it.
+
+    exceptions: {(type, major, minor): frozenset of "r"/"w"/"m"}, -1 = any number. As in the
+    v1 kernel, an access is allowed in deny-by-default mode when ONE exception covers all of
+    it, and denied in allow-by-default mode when ANY exception shares a bit with it.
+    """
+
+    __slots__ = ("default_allow", "exceptions")
+
+    def __init__(self, default_allow, exceptions):
+        self.default_allow = default_allow
+        self.exceptions = exceptions
+
+    def allow_all(self):
+        return self.default_allow and not self.exceptions
+
+    def entries(self):
+        """(type, major, minor, access) sorted, so that one policy always gives one program."""
+        return [(t, ma, mi, _access(p)) for (t, ma, mi), p in
+                sorted(self.exceptions.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))]
+
+    def allows(self, type_, major, minor, access):
+        """The verdict for one access (type "c"/"b", real numbers, access a subset of "rwm")."""
+        want = set(access)
+        for (t, ma, mi), perms in self.exceptions.items():
+            if t == type_ and ma in (-1, major) and mi in (-1, minor):
+                if self.default_allow and want & perms:
+                    return False
+                if not self.default_allow and want <= perms:
+                    return True
+        return self.default_allow
+
+
+def emulate(rules):
+    """The Policy the rules leave behind, applied in order as the v1 kernel (and runc's
+    devices emulator) apply them: "a" resets everything to allow-all or deny-all; a rule of
+    the other verdict adds (merges into) the exception of its exact type:major:minor; a rule
+    of the default's verdict removes access from that exact exception only. Like runc,
+    refuse a removal that a broader exception would silently void (v1 cannot punch a hole
+    in "c 1:* rwm" for "c 1:3")."""
+    default_allow, exceptions = False, {}
+    for rule in rules:
+        if rule.is_all():
+            default_allow, exceptions = rule.allow, {}
+            continue
+        key = (rule.type, rule.major, rule.minor)
+        perms = frozenset(rule.access)
+        if rule.allow != default_allow:
+            exceptions[key] = exceptions.get(key, frozenset()) | perms
+            continue
+        for broader in ((rule.type, -1, rule.minor), (rule.type, rule.major, -1),
+                        (rule.type, -1, -1)):
+            if broader != key and exceptions.get(broader, frozenset()) & perms:
+                verb = "allow" if rule.allow else "deny"
+                raise CgroupError(
+                    f"{rule.field}: cannot {verb} {rule.cgroup_string()!r} after "
+                    f"{_key_string(broader, exceptions[broader])!r}: device rules cannot punch "
+                    f"a hole in a wildcard rule (cgroup v1 would ignore it; runc refuses it too)")
+        left = exceptions.get(key, frozenset()) - perms
+        if left:
+            exceptions[key] = left
+        else:
+            exceptions.pop(key, None)
+    return Policy(default_allow, exceptions)
+
+
+V2_NOT_ENFORCED = ("linux.resources.devices: not enforced: this host has no devices cgroup for "
+                   "the container (no v1 devices hierarchy); the container reaches only the "
+                   "device nodes its /dev and mounts give it")
+
+
+def unenforced_check(rules):
+    """No devices controller to enforce with (a v1/hybrid host without the devices hierarchy):
+    accept allow-lists (the container's /dev is the real limit) with a warning, return None
+    when the policy is "allow all", and refuse any specific deny rule: the caller asked to
+    block a device and nothing would block it."""
     allow_all = False
     for rule in rules:
         if rule.is_all():
             allow_all = rule.allow
             continue
         if not rule.allow:
-            raise CgroupError(f"{rule.field}: cannot deny {rule.cgroup_string()!r} on cgroup v2: "
-                              f"device rules need an eBPF program, which pyrunc does not implement")
+            raise CgroupError(f"{rule.field}: cannot deny {rule.cgroup_string()!r}: this host has "
+                              f"no devices cgroup for the container to enforce it with")
     return None if allow_all else V2_NOT_ENFORCED

@@ -272,7 +272,12 @@ def rdma(d, limits, ctx):
 # --- devices --------------------------------------------------------------------------------
 
 def devices(d, rules, ctx):
-    if ctx.update:
-        return  # runc update leaves device rules alone
-    for name, line, field in devrules.v1_writes(devrules.all_rules(rules, ctx.linux_devices)):
+    if ctx.update:  # runc update leaves device rules alone
+        if rules:
+            ctx.warn("linux.resources.devices: not changed by update on cgroup v1 (the device "
+                     "rules of create stay in force)")
+        return
+    all_rules = devrules.all_rules(rules, ctx.linux_devices)
+    devrules.emulate(all_rules)  # refuse what v1 would silently ignore, as on v2
+    for name, line, field in devrules.v1_writes(all_rules):
         fsio.write(d, name, line, field)

@@ -135,11 +135,20 @@ def network(d, network_, ctx):
 
 
 def devices(d, rules, ctx):
-    if ctx.update:
+    """linux.resources.devices + runc's defaults -> an eBPF program on the cgroup (runc's fs2
+    setDevices). update=True leaves the program alone unless the update brings rules; then
+    the new program replaces the old one (attached first, so there is no gap)."""
+    if ctx.update and not rules:
         return
-    message = devrules.v2_check(devrules.all_rules(rules, ctx.linux_devices))
-    if message:
-        ctx.warn(message)
+    all_rules = devrules.all_rules(rules, ctx.linux_devices)
+    if d is None:  # no devices controller at all (v1/hybrid host without one)
+        message = devrules.unenforced_check(all_rules)
+        if message:
+            ctx.warn(message)
+        return
+    policy = devrules.emulate(all_rules)
+    from . import ebpf_attach, ebpf_devices  # only where a filter is installed
+    ebpf_attach.install(d, ebpf_devices.build(policy), allow_all=policy.allow_all())
 
 
 def unified(d, values, ctx, controllers):

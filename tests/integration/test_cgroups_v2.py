@@ -5,8 +5,11 @@ the Manager gets a Layout that shows only that mount, so every v2 code path runs
 the real kernel. Every test removes its cgroup, killing what is left in it, even on failure.
 """
 
+import errno
 import os
 import signal
+import stat
+import time
 import uuid
 
 import pytest
@@ -128,13 +131,128 @@ def test_unified_map_is_written_verbatim(h):
         m.set({"unified": {"no.such": "1"}})
 
 
-def test_devices_are_refused_or_warned_about(h):
+# --- device rules: an eBPF program on the cgroup, enforced by the real kernel ---------------
+
+PROBE = """
+import errno, os, sys
+sys.stdin.readline()  # wait until the test has moved us into the cgroup
+out = []
+for act in sys.argv[1:]:
+    op, path, arg = act.split(",")
+    try:
+        if op == "mknod":
+            t, major, minor = arg.split(":")
+            os.mknod(path, 0o600 | (0o020000 if t == "c" else 0o060000), os.makedev(int(major), int(minor)))
+        else:
+            flags = {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR}[arg]
+            os.close(os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY))
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+print(" ".join(out))
+"""
+
+
+def _probe(h, *actions):
+    """Run the actions (open,PATH,r|w|rw / mknod,PATH,c:MAJ:MIN) in a process inside h's cgroup."""
+    import subprocess
+    import sys
+    p = h.spawn(sys.executable, "-I", "-c", PROBE, *actions, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True)
+    h.m.apply(p.pid)
+    out, _ = p.communicate("go\n", timeout=20)
+    return out.split()
+
+
+def _a_disk():
+    """(major, minor) of a block device of this machine; loop0's when there is none (a VM
+    on 9p), whose open fails with ENXIO, not EPERM, when nothing filters it."""
+    for name in sorted(os.listdir("/sys/class/block")):
+        with open(f"/sys/class/block/{name}/dev") as f:
+            major, minor = f.read().split(":")
+            return f"{int(major)}:{int(minor)}"
+    return "7:0"
+
+
+def _ours(m):
+    from pyrunc.cgroups.ebpf_attach import attached
+    return attached(m.paths()[""])
+
+
+def _prog_exists(prog_id):
+    from pyrunc.linux import bpf
+    try:
+        os.close(bpf.prog_get_fd_by_id(prog_id))
+        return True
+    except OSError as err:
+        assert err.errno == errno.ENOENT
+        return False
+
+
+def _gone(prog_id, timeout=10):
+    """The kernel frees a cgroup's programs asynchronously (after the last reference)."""
+    deadline = time.monotonic() + timeout
+    while _prog_exists(prog_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_deny_all_blocks_kmsg_and_block_devices_mknod_included(h, tmp_path):
     m = h.m
     m.create()
-    m.set({"devices": [{"allow": False, "access": "rwm"}]})
-    assert any("eBPF" in w for w in m.warnings)
-    with pytest.raises(CgroupError, match=r"devices\[0\]: cannot deny 'c 1:3 rwm'"):
-        m.set({"devices": [{"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    m.set({"devices": [{"allow": False, "access": "rwm"}]})  # docker's list: deny all (+ runc's defaults)
+    (prog_id, name), = _ours(m)
+    assert name == "pyrunc_devices"
+    kmsg, disk = tmp_path / "kmsg", tmp_path / "disk"
+    got = _probe(h, "open,/dev/null,rw", "open,/dev/zero,r", "open,/dev/kmsg,w", "open,/dev/kmsg,r",
+                 f"mknod,{kmsg},c:1:11", f"open,{kmsg},w", f"mknod,{disk},b:{_a_disk()}", f"open,{disk},r")
+    assert got == ["ok", "ok", "EPERM", "EPERM", "ok", "EPERM", "ok", "EPERM"]
+
+
+def test_allow_rules_and_update_replace_the_program(h, tmp_path):
+    m = h.m
+    m.create()
+    major, minor = map(int, _a_disk().split(":"))
+    disk = tmp_path / "disk"
+    os.mknod(disk, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+    m.set({"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "b", "major": major, "minor": minor, "access": "r"}]})
+    (first, _), = _ours(m)
+    got = _probe(h, f"open,{disk},r", f"open,{disk},rw", "open,/dev/kmsg,r")
+    assert got[0] in ("ok", "ENXIO") and got[1:] == ["EPERM", "EPERM"]  # ENXIO: no such disk (VM)
+    m.set({"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]}, update=True)
+    (second, name), = _ours(m)  # exactly one: the new one; the old one detached
+    assert second != first and name == "pyrunc_devices"
+    assert _gone(first)
+    assert _probe(h, f"open,{disk},r", "open,/dev/kmsg,r", "open,/dev/kmsg,w") == ["EPERM", "ok", "EPERM"]
+    m.set({"unified": {"cgroup.max.depth": "3"}}, update=True)  # an update without device rules
+    assert _ours(m) == [(second, "pyrunc_devices")]
+
+
+def test_privileged_allows_everything_and_destroy_leaves_nothing(h, tmp_path):
+    m = h.m
+    m.create()
+    m.set({"devices": [{"allow": True, "access": "rwm"}]})
+    (prog_id, _), = _ours(m)
+    disk = tmp_path / "disk"
+    got = _probe(h, "open,/dev/kmsg,r", f"mknod,{disk},b:{_a_disk()}", f"open,{disk},r")
+    assert got[:2] == ["ok", "ok"] and got[2] in ("ok", "ENXIO")
+    h.cleanup()
+    h.procs.clear()
+    assert _gone(prog_id)
+
+
+def test_refused_rules_install_nothing(h):
+    m = h.m
+    m.create()
+    with pytest.raises(CgroupError, match=r"devices\[2\]: cannot deny 'c 1:3 w' after 'c 1:\* rwm'"):
+        m.set({"devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1,
+                                                               "access": "rwm"},
+                           {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]})
+    assert _ours(m) == []
 
 
 def test_state_survives_a_round_trip(h):
@@ -148,3 +266,66 @@ def test_state_survives_a_round_trip(h):
     again.freeze()
     assert m.state() == "paused"
     again.thaw()
+
+
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def _host_kmsg():
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunks.append(os.read(fd, 8192))
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno != errno.EPIPE:  # a record was overwritten while we read
+                    raise
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["filtered", "unfiltered-control"])
+def test_a_real_container_with_cap_mknod_in_a_filtered_cgroup(pyrunc, make_bundle, cid, tmp_path, filtered):
+    """A pyrunc container with docker's capabilities makes /dev/kmsg's node and writes to it.
+    Its device rules allow everything (so on this hybrid host the v1 devices cgroup lets it
+    through); between create and start the program for docker's deny-all list is put on the
+    container's cgroup2 directory. Filtered: EPERM, nothing reaches the host's kernel log.
+    Unfiltered (the control): the write lands in the host's log, so the check can see it."""
+    import json
+    from pyrunc.cgroups import devices as devrules, ebpf_attach, ebpf_devices
+    marker = f"pyrunc-devices-{uuid.uuid4().hex}"
+    out = tmp_path / "out"
+    out.mkdir()
+    b = make_bundle("sh", "-c", f"exec >/out/log 2>&1; mknod /dev/k c 1 11 && echo mknod-ok; "
+                                f"echo {marker} > /dev/k && echo WROTE; echo done")
+    b.process["capabilities"] = {k: list(DOCKER_CAPS) for k in ("bounding", "effective", "permitted")}
+    b.linux["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+    b.linux["cgroupsPath"] = f"/pyrunc-test-{uuid.uuid4().hex[:8]}"
+    b.config["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                               "options": ["rbind", "rw"]})
+    b.write()
+    r = pyrunc("create", "--bundle", b.path, cid)
+    assert r.rc == 0, r.err
+    with open(os.path.join(pyrunc.root, cid, "state.json")) as f:
+        cgroup2 = json.load(f)["cgroup"]["paths"][""]
+    if filtered:
+        policy = devrules.emulate(devrules.all_rules([{"allow": False, "access": "rwm"}]))
+        ebpf_attach.install(cgroup2, ebpf_devices.build(policy))
+    assert pyrunc("start", cid).rc == 0
+    deadline = time.monotonic() + 20
+    while "done" not in (out / "log").read_text() if (out / "log").exists() else True:
+        assert time.monotonic() < deadline, "the container did not finish"
+        time.sleep(0.05)
+    log = (out / "log").read_text()
+    assert pyrunc("delete", "--force", cid).rc == 0
+    if filtered:
+        assert log.split("\n")[0] == "mknod-ok" and "WROTE" not in log, log
+        assert "Operation not permitted" in log and marker not in _host_kmsg()
+    else:
+        assert "WROTE" in log and marker in _host_kmsg(), log

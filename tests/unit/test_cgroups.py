@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from pyrunc.cgroups import CgroupError, Layout, Manager, convert, fsio, manager_for
+from pyrunc.cgroups import CgroupError, Layout, Manager, convert, ebpf_attach, fsio, manager_for
 from pyrunc.cgroups import layout as layout_mod
 from pyrunc.cgroups.devices import DEFAULT_ALLOW
 from pyrunc.cgroups.paths import clean_path
@@ -86,6 +86,7 @@ class FakeKernel:
         self.root = str(root)
         self.mode = mode
         self.writes = []        # (path relative to root, value)
+        self.bpf = []           # (path relative to root, program bytes, allow_all) installed
         self.fail = {}          # file name -> errno, injected once per write
         self.rmdir_busy = 0     # rmdir refusals (EBUSY) still to play
         self.v1 = {} if mode == "unified" else {c: f"{self.root}/{c}" for c in v1_controllers}
@@ -191,6 +192,9 @@ def _install(monkeypatch, kernel):
     monkeypatch.setattr(fsio, "mkdir", kernel.mkdir)
     monkeypatch.setattr(fsio, "rmdir", kernel.rmdir)
     monkeypatch.setattr(fsio, "write", lambda d, n, v, f: kernel.write(real_write, d, n, v, f))
+    # a plain directory takes no eBPF program: record what would be attached
+    monkeypatch.setattr(ebpf_attach, "install", lambda d, prog, allow_all=False: kernel.bpf.append(
+        (os.path.relpath(d, kernel.root), prog, allow_all)))
     return kernel
 
 
@@ -659,8 +663,9 @@ def test_set_v2_every_field(v2host):
     assert v2host.written("rdma.max") == ["mlx5_1 hca_handle=3 hca_object=10000"]
     warned = " ".join(m.warnings)
     for ignored in ("disableOOMKiller", "swappiness", "realtime", "leafWeight", "network",
-                    "weightDevice", "eBPF"):
+                    "weightDevice"):
         assert ignored in warned
+    assert [(p, a) for p, _, a in v2host.bpf] == [("unified/c1", False)]  # devices: eBPF
 
 
 def test_v2_cpu_quota_forms(v2host):
@@ -691,18 +696,28 @@ def test_v2_swap_conversion_and_update(v2host):
         m.set({"memory": {"swap": 150 << 20}})
 
 
-def test_v2_devices_policy(v2host):
+def test_v2_devices_become_an_ebpf_program(v2host):
     m = created(v2host)
-    m.set({"devices": [{"allow": True, "access": "rwm"}]})  # privileged: exactly what v2 gives
-    assert m.warnings == []
-    with pytest.raises(CgroupError, match=r"devices\[1\]: cannot deny 'c 10:229 rwm' on cgroup v2"):
-        m.set({"devices": [{"allow": True, "access": "rwm"},
-                           {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]})
-    m.set({"devices": [{"allow": False, "access": "rwm"}]})
-    assert any("eBPF" in w for w in m.warnings)
-    m.warnings.clear()
-    m.set({"devices": [{"allow": False, "access": "rwm"}]}, update=True)  # update skips devices
-    assert m.warnings == []
+    m.set({"devices": [{"allow": True, "access": "rwm"}]})  # privileged
+    (path, prog, allow_all), = v2host.bpf
+    assert path == "unified/c1" and allow_all and m.warnings == []
+    m.set({"devices": [{"allow": False, "access": "rwm"}]})  # deny all + runc's defaults
+    assert not v2host.bpf[-1][2] and len(v2host.bpf[-1][1]) > len(prog)
+    with pytest.raises(CgroupError, match=r"devices\[1\]: cannot deny 'c 1:3 rwm' after 'c 1:\* rwm': "
+                                          r"device rules cannot punch a hole"):
+        m.set({"devices": [{"allow": True, "type": "c", "major": 1, "access": "rwm"},
+                           {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    v2host.bpf.clear()
+    m.set({"memory": {"limit": 1 << 30}}, update=True)  # an update without rules keeps the program
+    assert v2host.bpf == []
+    m.set({"devices": [{"allow": False, "access": "rwm"}]}, update=True)  # with rules: replaced
+    assert len(v2host.bpf) == 1 and m.warnings == []
+
+
+def test_v1_update_with_devices_warns(v1host):
+    m = created(v1host)
+    m.set({"devices": [{"allow": False, "access": "rwm"}]}, update=True)
+    assert v1host.written("devices.allow") == [] and any("not changed by update" in w for w in m.warnings)
 
 
 def test_v2_unified_errors(v2host):
