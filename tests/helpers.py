@@ -1,5 +1,6 @@
 """Assertion helpers shared by the integration tests (the fixtures are in conftest.py)."""
 
+import errno
 import json
 import os
 import re
@@ -193,3 +194,38 @@ class Runner:
                 leftovers.append(cid)
             self("delete", "--force", cid)
         return leftovers
+
+
+# docker's default capabilities (CAP_MKNOD among them): what most containers run with
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def host_kmsg():
+    """The host's kernel log (every record still in the ring buffer)."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunks.append(os.read(fd, 8192))
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno != errno.EPIPE:  # a record was overwritten while we read: go on
+                    raise
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def v2_host_marks():
+    """pytestmark of the tests that need a pure cgroup v2 host: they skip on a hybrid one, and
+    under `make test-v2` (PYRUNC_REQUIRE_V2) a host that is not v2 is an error, not a skip."""
+    import pytest
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    if os.environ.get("PYRUNC_REQUIRE_V2") and not v2:
+        raise RuntimeError("PYRUNC_REQUIRE_V2 is set but /sys/fs/cgroup is not a cgroup v2 mount")
+    return [pytest.mark.skipif(not v2, reason="needs a cgroup v2 (unified) host: run `make test-v2`"),
+            pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]

@@ -16,6 +16,7 @@ import pytest
 
 from pyrunc.cgroups import CgroupError, Layout, manager_for, probe
 from pyrunc.cgroups.convert import hugepage_size_name
+from helpers import DOCKER_CAPS, host_kmsg  # noqa: E402
 from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
@@ -268,28 +269,6 @@ def test_state_survives_a_round_trip(h):
     again.thaw()
 
 
-DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-
-
-def _host_kmsg():
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunks.append(os.read(fd, 8192))
-            except BlockingIOError:
-                break
-            except OSError as err:
-                if err.errno != errno.EPIPE:  # a record was overwritten while we read
-                    raise
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
-
-
 @pytest.mark.parametrize("filtered", [True, False], ids=["filtered", "unfiltered-control"])
 def test_a_real_container_with_cap_mknod_in_a_filtered_cgroup(pyrunc, make_bundle, cid, tmp_path, filtered):
     """A pyrunc container with docker's capabilities makes /dev/kmsg's node and writes to it.
@@ -326,6 +305,6 @@ def test_a_real_container_with_cap_mknod_in_a_filtered_cgroup(pyrunc, make_bundl
     assert pyrunc("delete", "--force", cid).rc == 0
     if filtered:
         assert log.split("\n")[0] == "mknod-ok" and "WROTE" not in log, log
-        assert "Operation not permitted" in log and marker not in _host_kmsg()
+        assert "Operation not permitted" in log and marker not in host_kmsg()
     else:
-        assert "WROTE" in log and marker in _host_kmsg(), log
+        assert "WROTE" in log and marker in host_kmsg(), log

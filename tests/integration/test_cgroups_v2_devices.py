@@ -17,14 +17,9 @@ import uuid
 
 import pytest
 
-V2_HOST = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-if os.environ.get("PYRUNC_REQUIRE_V2") and not V2_HOST:  # `make test-v2`: skipping would hide it
-    raise RuntimeError("PYRUNC_REQUIRE_V2 is set but /sys/fs/cgroup is not a cgroup v2 mount")
+from helpers import DOCKER_CAPS, host_kmsg, v2_host_marks  # noqa: E402
 
-pytestmark = [
-    pytest.mark.skipif(not V2_HOST, reason="needs a cgroup v2 (unified) host: run `make test-v2`"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-]
+pytestmark = v2_host_marks()
 
 DENY_ALL = {"allow": False, "access": "rwm"}
 KMSG_WRITE = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}
@@ -47,31 +42,10 @@ def cgroup_path():
 
 def docker_like(b, cgroup_path, devices):
     """docker's capabilities (CAP_MKNOD among them), a cgroupsPath and device rules."""
-    caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-            "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-    b.process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    b.process["capabilities"] = {k: list(DOCKER_CAPS) for k in ("bounding", "effective", "permitted")}
     b.linux["cgroupsPath"] = cgroup_path
     b.linux["resources"] = {"devices": devices}
     return b.write()
-
-
-def host_kmsg():
-    """The host's kernel log (every record still in the ring buffer)."""
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunks.append(os.read(fd, 8192))
-            except BlockingIOError:
-                break
-            except OSError as err:
-                if err.errno != errno.EPIPE:  # a record was overwritten while we read: go on
-                    raise
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
 
 
 def a_disk():

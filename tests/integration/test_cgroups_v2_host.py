@@ -12,14 +12,9 @@ import uuid
 
 import pytest
 
-V2_HOST = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-if os.environ.get("PYRUNC_REQUIRE_V2") and not V2_HOST:  # `make test-v2`: skipping would hide it
-    raise RuntimeError("PYRUNC_REQUIRE_V2 is set but /sys/fs/cgroup is not a cgroup v2 mount")
+from helpers import v2_host_marks  # noqa: E402
 
-pytestmark = [
-    pytest.mark.skipif(not V2_HOST, reason="needs a cgroup v2 (unified) host: run `make test-v2`"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-]
+pytestmark = v2_host_marks()
 
 RESOURCES = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50},
              "cpu": {"quota": 50000, "period": 100000}}
