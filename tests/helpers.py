@@ -229,3 +229,27 @@ def v2_host_marks():
         raise RuntimeError("PYRUNC_REQUIRE_V2 is set but /sys/fs/cgroup is not a cgroup v2 mount")
     return [pytest.mark.skipif(not v2, reason="needs a cgroup v2 (unified) host: run `make test-v2`"),
             pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+
+def a_disk():
+    """(major, minor) of a block device of this machine; loop0's when there is none (a VM on
+    9p), whose open fails with ENXIO, not EPERM, when nothing filters it."""
+    try:
+        for name in sorted(os.listdir("/sys/class/block")):
+            with open(f"/sys/class/block/{name}/dev") as f:
+                major, minor = f.read().split(":")
+                return int(major), int(minor)
+    except OSError:
+        pass
+    return 7, 0
+
+
+def bpf_prog_exists(prog_id):
+    """Whether the kernel still has the BPF program `prog_id` (freed asynchronously)."""
+    from pyrunc.linux import bpf
+    try:
+        os.close(bpf.prog_get_fd_by_id(prog_id))
+        return True
+    except OSError as err:
+        assert err.errno == errno.ENOENT
+        return False

@@ -5,7 +5,6 @@ the Manager gets a Layout that shows only that mount, so every v2 code path runs
 the real kernel. Every test removes its cgroup, killing what is left in it, even on failure.
 """
 
-import errno
 import os
 import signal
 import stat
@@ -16,7 +15,7 @@ import pytest
 
 from pyrunc.cgroups import CgroupError, Layout, manager_for, probe
 from pyrunc.cgroups.convert import hugepage_size_name
-from helpers import DOCKER_CAPS, host_kmsg  # noqa: E402
+from helpers import DOCKER_CAPS, a_disk, bpf_prog_exists, host_kmsg  # noqa: E402
 from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
@@ -165,35 +164,15 @@ def _probe(h, *actions):
     return out.split()
 
 
-def _a_disk():
-    """(major, minor) of a block device of this machine; loop0's when there is none (a VM
-    on 9p), whose open fails with ENXIO, not EPERM, when nothing filters it."""
-    for name in sorted(os.listdir("/sys/class/block")):
-        with open(f"/sys/class/block/{name}/dev") as f:
-            major, minor = f.read().split(":")
-            return f"{int(major)}:{int(minor)}"
-    return "7:0"
-
-
 def _ours(m):
     from pyrunc.cgroups.ebpf_attach import attached
     return attached(m.paths()[""])
 
 
-def _prog_exists(prog_id):
-    from pyrunc.linux import bpf
-    try:
-        os.close(bpf.prog_get_fd_by_id(prog_id))
-        return True
-    except OSError as err:
-        assert err.errno == errno.ENOENT
-        return False
-
-
 def _gone(prog_id, timeout=10):
     """The kernel frees a cgroup's programs asynchronously (after the last reference)."""
     deadline = time.monotonic() + timeout
-    while _prog_exists(prog_id):
+    while bpf_prog_exists(prog_id):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -207,15 +186,16 @@ def test_deny_all_blocks_kmsg_and_block_devices_mknod_included(h, tmp_path):
     (prog_id, name), = _ours(m)
     assert name == "pyrunc_devices"
     kmsg, disk = tmp_path / "kmsg", tmp_path / "disk"
+    disk_numbers = "%d:%d" % a_disk()
     got = _probe(h, "open,/dev/null,rw", "open,/dev/zero,r", "open,/dev/kmsg,w", "open,/dev/kmsg,r",
-                 f"mknod,{kmsg},c:1:11", f"open,{kmsg},w", f"mknod,{disk},b:{_a_disk()}", f"open,{disk},r")
+                 f"mknod,{kmsg},c:1:11", f"open,{kmsg},w", f"mknod,{disk},b:{disk_numbers}", f"open,{disk},r")
     assert got == ["ok", "ok", "EPERM", "EPERM", "ok", "EPERM", "ok", "EPERM"]
 
 
 def test_allow_rules_and_update_replace_the_program(h, tmp_path):
     m = h.m
     m.create()
-    major, minor = map(int, _a_disk().split(":"))
+    major, minor = a_disk()
     disk = tmp_path / "disk"
     os.mknod(disk, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
     m.set({"devices": [{"allow": False, "access": "rwm"},
@@ -239,7 +219,8 @@ def test_privileged_allows_everything_and_destroy_leaves_nothing(h, tmp_path):
     m.set({"devices": [{"allow": True, "access": "rwm"}]})
     (prog_id, _), = _ours(m)
     disk = tmp_path / "disk"
-    got = _probe(h, "open,/dev/kmsg,r", f"mknod,{disk},b:{_a_disk()}", f"open,{disk},r")
+    disk_numbers = "%d:%d" % a_disk()
+    got = _probe(h, "open,/dev/kmsg,r", f"mknod,{disk},b:{disk_numbers}", f"open,{disk},r")
     assert got[:2] == ["ok", "ok"] and got[2] in ("ok", "ENXIO")
     h.cleanup()
     h.procs.clear()

@@ -9,7 +9,6 @@ Skips on this hybrid host; `make test-v2` runs it in the cgroup v2 VM (../shared
 same program against this host's cgroup2 mount: tests/integration/test_cgroups_v2.py.
 """
 
-import errno
 import json
 import os
 import time
@@ -17,7 +16,7 @@ import uuid
 
 import pytest
 
-from helpers import DOCKER_CAPS, host_kmsg, v2_host_marks  # noqa: E402
+from helpers import DOCKER_CAPS, a_disk, bpf_prog_exists, host_kmsg, v2_host_marks  # noqa: E402
 
 pytestmark = v2_host_marks()
 
@@ -48,32 +47,9 @@ def docker_like(b, cgroup_path, devices):
     return b.write()
 
 
-def a_disk():
-    """(major, minor) of a block device of this machine (the VM may have none: then loop0's,
-    whose open fails with ENXIO, not EPERM, when nothing filters it)."""
-    try:
-        for name in sorted(os.listdir("/sys/class/block")):
-            with open(f"/sys/class/block/{name}/dev") as f:
-                major, minor = f.read().split(":")
-                return int(major), int(minor)
-    except OSError:
-        pass
-    return 7, 0
-
-
 def programs(cgroup_path):
     from pyrunc.cgroups.ebpf_attach import attached
     return attached("/sys/fs/cgroup" + cgroup_path)
-
-
-def prog_exists(prog_id):
-    from pyrunc.linux import bpf
-    try:
-        os.close(bpf.prog_get_fd_by_id(prog_id))
-        return True
-    except OSError as err:
-        assert err.errno == errno.ENOENT
-        return False
 
 
 ATTACK = ("mknod /dev/k c 1 11 && echo mknod-c-ok; echo {marker} > /dev/k && echo WROTE; "
@@ -142,6 +118,6 @@ def test_update_replaces_the_program_and_delete_removes_it(cgroup_path, pyrunc, 
 
     assert pyrunc("delete", "--force", cid).rc == 0
     deadline = time.monotonic() + 10  # the kernel frees a dead cgroup's programs asynchronously
-    while any(map(prog_exists, (first, second, third))) and time.monotonic() < deadline:
+    while any(map(bpf_prog_exists, (first, second, third))) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(map(prog_exists, (first, second, third)))
+    assert not any(map(bpf_prog_exists, (first, second, third)))
