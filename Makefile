@@ -44,6 +44,9 @@ $(VENV)/.installed: pyproject.toml
 # CVE-2019-5736). A file of our own: the seal never stands in the way of apt upgrading python.
 # Replacing or removing it detaches the seal first (lazily: running processes keep theirs).
 SEALED_PY := $(VENV)/bin/pyrunc-python
+# The tests run on it too: the Python API (pyrunc.Runtime) creates containers only from a sealed
+# interpreter, and the API tests call it in-process.
+TEST_PY := $(SEALED_PY)
 UNSEAL = while mountpoint -q $(SEALED_PY) 2>/dev/null; do umount -l $(SEALED_PY) || break; done
 
 $(SEALED_PY): $(VENV)/.installed $(realpath $(PYTHON_SYS))
@@ -75,7 +78,7 @@ setup-engines: setup
 	$(call apt_missing,$(ENGINE_PKGS))
 
 test: setup setup-engines
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(TEST_PY) -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-v2
 
 # The same checkout, inside a VM booted on this host's kernel with cgroup v1 disabled (software
@@ -91,14 +94,14 @@ else
 endif
 
 unit: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/unit
 
 integration: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/integration
 
 # docker, podman and ctr running containers on pyrunc (PYRUNC_E2E_RUNTIMES=pyrunc,runc: runc too)
 engines: setup-engines
-	$(PY) -m pytest -q -p no:cacheprovider tests/engines
+	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/engines
 
 bench: setup
 	$(PY) conformance/bench.py build/bench-bundle

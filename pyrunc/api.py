@@ -33,6 +33,7 @@ class Runtime:
     def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
                no_pivot=False, preserve_fds=0):
         """Build the container and leave its init waiting for start(); returns its ContainerState."""
+        _require_sealed()
         from .runtime import create as _create
         return _create.create(self.store, container_id, bundle, pid_file=pid_file,
                               console_socket=console_socket, no_pivot=no_pivot,
@@ -114,6 +115,7 @@ class Runtime:
         overrides (env is appended, caps are added, user is "uid[:gid]"). The caller's fds 0-2
         are its stdio. Detached: returns 0 once it runs (pid_file gets its host pid); else
         waits and returns its exit status (128+N if killed by signal N)."""
+        _require_sealed()
         from .runtime.exec import exec_process
         check_id(container_id)
         return exec_process(self.store, container_id, args, process=process, cwd=cwd, env=env,
@@ -123,3 +125,11 @@ class Runtime:
                             pid_file=pid_file, console_socket=console_socket,
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                             cgroup=cgroup, warn=self.warn)
+
+
+def _require_sealed():
+    """create/run/exec fork processes a container can see: their interpreter must be one no
+    container can overwrite (security/exeseal.py). The CLI seals and re-execs before it gets
+    here; an in-process caller that has not called ensure_sealed() gets ExecutableNotSealed."""
+    from .security.exeseal import ensure_sealed
+    ensure_sealed(reexec=False)

@@ -52,6 +52,8 @@ def ensure_sealed(reexec=True):
     if os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY:
         return
     if not reexec:
+        if _unwritable_by_us():
+            return
         raise ExecutableNotSealed(
             f"the interpreter {os.readlink('/proc/self/exe')} is not sealed against containers "
             f"overwriting it: call pyrunc.security.exeseal.ensure_sealed() when the program starts")
@@ -130,13 +132,20 @@ def _private_seal():
     return _readonly_clone(os.open("/proc/self/exe", os.O_PATH | os.O_CLOEXEC))
 
 
+def _unwritable_by_us():
+    """Neither we nor any process of our uid can write the interpreter: not its owner (an owner
+    can chmod), no group/other write bit, no write access."""
+    st = os.stat("/proc/self/exe")
+    return (st.st_uid != os.geteuid() and not st.st_mode & 0o022
+            and not os.access("/proc/self/exe", os.W_OK))
+
+
 def _refuse_unless_unwritable(exe, error):
     """Sealing needs CAP_SYS_ADMIN over our mount namespace. Without it, run unsealed only if
     no process of this user (hence no container this user can start: its ids map to ours or to
     subordinate ids) can write the interpreter: not its owner (an owner can chmod), no
     group/other write bit, no write access."""
-    st = os.stat("/proc/self/exe")
-    if st.st_uid != os.geteuid() and not st.st_mode & 0o022 and not os.access("/proc/self/exe", os.W_OK):
+    if _unwritable_by_us():
         return
     reason = error.strerror.lower() if error.strerror else "failed"
     raise ExecutableNotSealed(

@@ -44,8 +44,8 @@ sys.path += [{root!r}, {site!r}]
 {disable}from pyrunc.cli.main import entry
 entry()
 """
-# the "defence removed" launcher: the CLI seals before no verb
-DISABLE = "import pyrunc.cli.main as _m\n_m.SEALED_VERBS = ()\n"
+# the "defence removed" launcher: neither the CLI nor the API seals or checks anything
+DISABLE = "import pyrunc.security.exeseal as _s\n_s.ensure_sealed = lambda reexec=True: None\n"
 
 # Run in the container by the image's python: grabs /proc/PID/exe of the hijacked process and
 # tries to write it. argv: "watch MARKER" (the first other process whose cmdline has MARKER)
@@ -377,3 +377,40 @@ def test_unprivileged_user_and_unwritable_interpreter(plain, tmp_path, cid):
     r = runner("create", "--bundle", str(tmp_path), cid)
     assert r.rc == 1 and "cannot seal the interpreter" in r.err and "this user can write it" in r.err, r.err
     assert not plain.mounted() and sha256(plain.path) == plain.sha
+
+
+API_CALLER = """
+import sys
+sys.path += [{root!r}, {site!r}]
+from pyrunc import Runtime
+from pyrunc.errors import PyruncError
+if sys.argv[1] == "seal-first":
+    from pyrunc.security.exeseal import ensure_sealed
+    ensure_sealed()  # re-execs this program through the sealed interpreter
+rt = Runtime(sys.argv[2])
+try:
+    rt.create(sys.argv[3], sys.argv[4])
+except PyruncError as e:
+    print("refused:", e)
+else:
+    print("created")
+    rt.delete(sys.argv[3], force=True)
+"""
+
+
+def test_api_create_needs_a_sealed_interpreter(plain, attack_rootfs, tmp_path, cid):
+    """An in-process caller of pyrunc.Runtime on an unsealed interpreter is refused (the CLI's
+    re-exec cannot help it); after ensure_sealed() the same program creates containers."""
+    (tmp_path / "out").mkdir()
+    b = bundle(tmp_path, "b", attack_rootfs, ["true"])
+    code = API_CALLER.format(root=ROOT, site=SITE)
+    api_root = str(tmp_path / "api-root")
+    r = subprocess.run([plain.path, "-I", "-c", code, "as-is", api_root, cid, b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith("refused: the interpreter ") and "not sealed" in r.stdout, (r.stdout, r.stderr)
+    assert not plain.mounted()
+    assert not os.path.exists(api_root) or not os.listdir(api_root)  # nothing was begun
+    r = subprocess.run([plain.path, "-I", "-c", code, "seal-first", api_root, cid, b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout == "created\n", (r.stdout, r.stderr)
+    assert plain.mounted() and sha256(plain.path) == plain.sha
