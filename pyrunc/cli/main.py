@@ -4,7 +4,7 @@ import os
 import sys
 
 from .. import SPEC_VERSION, __version__
-from ..errors import PyruncError, UsageError
+from ..errors import PyruncError, UsageError, describe
 from . import parser
 from .commands import COMMANDS
 from .log import Logger
@@ -136,15 +136,26 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a traceback is no answer for an engine
+        # Never a Python type name or a traceback (unless --debug): one line saying what
+        # failed, as engines show it to their users.
         if gopts["debug"]:
             import traceback
             traceback.print_exc()
-        logger.error(f"internal error: {type(e).__name__}: {e}")
-        return 1
+        logger.error(f"internal error: {verb}: {describe(e)}")
+        return 255 if verb == "exec" else 1
 
 
 def entry():
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # noqa: BLE001 - outside main's own handler (e.g. the log file broke)
+        try:
+            sys.stderr.write(f"{PROG}: internal error: {describe(e)}\n")
+        except Exception:  # noqa: BLE001
+            pass
+        code = 1
     # Skip the interpreter's teardown (~2.5 ms of every call): nothing of ours is left to
     # flush or close but the standard streams (no atexit handlers, files are closed by `with`).
     try:

@@ -10,6 +10,7 @@ returns into the host's code (os._exit).
 
 import os
 
+from ..errors import describe
 from ..linux import sig
 from ..linux import syscalls as sc
 from . import process as proc
@@ -221,7 +222,7 @@ def _report(sock, exc):
         msg = (exc.strerror or str(exc)) if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
     else:
         # no traceback module here: it may not be importable after pivot_root
-        msg = f"internal error: {type(exc).__name__}: {exc}"
+        msg = f"internal error: {describe(exc)}"
     try:
         sock.send("error", msg=msg)
     except OSError:
