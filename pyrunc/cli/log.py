@@ -44,7 +44,7 @@ class Logger:
             finally:
                 os.close(fd)
             if level == "error":
-                sys.stderr.write(msg + "\n")
+                sys.stderr.write(msg.rstrip("\n") + "\n")  # one line, even for runc's "...\n" texts
         else:
             sys.stderr.write(line)
         sys.stderr.flush()

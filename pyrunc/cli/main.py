@@ -119,12 +119,19 @@ def main(argv=None):
         logger.error(f"{PROG}: {e}")
         return 1
 
+    root = gopts["root"]
+    if not root or os.path.exists(root) and not os.path.isdir(root):
+        logger.error(f"--root {root!r}: not a directory")
+        return 1
+
     from ..api import Runtime
     try:
         return cmd.handler(Runtime(gopts["root"], warn=logger.warning,
                                    systemd_cgroup=gopts["systemd_cgroup"]), opts, positionals, Context(gopts)) or 0
-    except PyruncError as e:
-        message = str(e)
+    except (PyruncError, OSError) as e:
+        # An OSError that got this far names its file (e.filename) and the kernel's reason,
+        # as runc's Go errors do: "open /x: permission denied".
+        message = str(e) if isinstance(e, PyruncError) else describe(e)
         if verb in ("create", "run"):
             message = f"{PROG} {verb} failed: {message}"
         elif verb == "exec":
