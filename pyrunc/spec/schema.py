@@ -124,6 +124,11 @@ def _show(x):
         text = json.dumps(x, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(x)
+    if not text.isprintable():
+        # a hostile config's value goes to an admin's terminal and log: no escape sequences,
+        # no line separators (JSON leaves U+2028, C1 controls and lone surrogates raw)
+        text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else
+                       f"\\U{ord(c):08x}" for c in text)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -55,6 +55,7 @@ RLIMITS = frozenset(("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "R
                      "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
                      "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
                      "RLIMIT_STACK"))
+MAX_ERRNO = 4095
 NO_ID = 4294967295  # (uid_t)-1: setresuid/setgroups read it as "leave unchanged", never an id
 
 
@@ -134,7 +135,14 @@ def _check_linux(config, linux):
         for key in ("uid", "gid"):
             if d.get(key) == NO_ID:
                 _fail(f"linux.devices[{i}].{key}", f"{NO_ID} is -1, not an id")
-    for i, rule in enumerate((linux.get("seccomp") or {}).get("syscalls") or ()):
+    seccomp = linux.get("seccomp") or {}
+    # SECCOMP_RET_ERRNO carries the errno in 16 bits and libseccomp refuses any above
+    # MAX_ERRNO; its error ("invalid argument") would name nothing.
+    if seccomp.get("defaultErrnoRet", 0) > MAX_ERRNO:
+        _fail("linux.seccomp.defaultErrnoRet", f"{seccomp['defaultErrnoRet']} is not an errno (at most {MAX_ERRNO})")
+    for i, rule in enumerate(seccomp.get("syscalls") or ()):
+        if rule.get("errnoRet", 0) > MAX_ERRNO:
+            _fail(f"linux.seccomp.syscalls[{i}].errnoRet", f"{rule['errnoRet']} is not an errno (at most {MAX_ERRNO})")
         for j, arg in enumerate(rule.get("args") or ()):
             if arg["index"] > 5:
                 _fail(f"linux.seccomp.syscalls[{i}].args[{j}].index",

@@ -126,6 +126,11 @@ def test_a_nul_byte_in_json_text_reaches_the_check():
         {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}},
      "config.json: linux.seccomp.syscalls[0].args[0].index: 6 is not a syscall argument"),
     ({"hostname": "h" * 65}, "config.json: hostname: 65 characters is longer than the kernel's 64"),
+    ({"linux__seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 8785}},
+     "config.json: linux.seccomp.defaultErrnoRet: 8785 is not an errno (at most 4095)"),
+    ({"linux__seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 65536}]}},
+     "config.json: linux.seccomp.syscalls[0].errnoRet: 65536 is not an errno"),
 ])
 def test_out_of_range_values_are_named(change, text):
     assert message(config(**change)).startswith(text)
