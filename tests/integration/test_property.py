@@ -214,6 +214,8 @@ ADDITIONS = [
     (("hooks",), {"prestart": [{"path": "relative"}], "poststop": [{"path": "/nonexistent"}]}),
     (("hooks",), {"createRuntime": [{"path": "/bin/true", "timeout": 2**31 - 1, "env": ["\0"]}]}),
     (("hooks",), {"createContainer": [{"path": "/bin/false"}]}),
+    (("hooks",), {"createRuntime": [{"path": "/bin/true", "timeout": 2**31 - 1}],
+                  "poststart": [{"path": "/bin/true", "timeout": 2**31 - 1}]}),
     (("annotations",), {"a" * 300: "b" * 10000, "k": "\0"}),
     (("hostname",), "h" * 100),
     (("domainname",), "d" * 100),
