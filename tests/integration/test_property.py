@@ -60,7 +60,8 @@ TIMEOUT = 30  # seconds for one CLI call: a failing case takes ~0.05 s, a contai
 PYTHON_NAMES = re.compile(r"Traceback|\b[A-Z][A-Za-z]*(Error|Exception|Warning)\b|Error:|\bErrno\b|"
                           r"\bNoneType\b|object has no attribute|not subscriptable|unhashable")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(PYRUNC), reason="needs bin/pyrunc (make setup)")
+pytestmark = [pytest.mark.skipif(not os.path.exists(PYRUNC), reason="needs bin/pyrunc (make setup)"),
+              pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")]
 
 CG = "@CG@"  # replaced in each case by a cgroup name unique to the run and the case
 
