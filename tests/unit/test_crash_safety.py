@@ -222,3 +222,17 @@ def test_root_that_is_a_file(capsys, tmp_path):
     f.write_text("")
     assert main.main(["--root", str(f), "state", "x"]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_log_lines_carry_no_terminal_controls(capsys, tmp_path):
+    """A config's value (a hook path, a mount source) reaches messages: escape what a terminal
+    would act on, as Go's %q does for runc's log lines."""
+    from pyrunc.cli.log import Logger
+    text = "exec \x1b[31m\x05\x9c\u2028\udc80 é: no such file"
+    Logger().error(text)
+    err = capsys.readouterr().err
+    assert err.isprintable() is False and err.count("\n") == 1 and err[:-1].isprintable()
+    assert 'exec \\x1b[31m\\x05\\u009c\\u2028\\udc80 é: no such file' in err
+    Logger(str(tmp_path / "log")).error(text + "\n")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err[:-1].isprintable()
