@@ -404,10 +404,10 @@ def argv_cases(draw, paths):
     else:
         at = rnd.randrange(len(rest) + 1)
         args = rest[:at] + positional + rest[at:]
-    if verb == "events" and "--stats" not in args and "-stats" not in args:
-        args.insert(0, "--stats")  # without it `events` streams until the container ends, by design
     if rnd.randrange(8) == 0 and args:
         del args[rnd.randrange(len(args))]  # a missing argument, wherever it was
+    if verb == "events":  # without --stats `events` streams until the container ends, by design
+        args = ["--stats"] + [a for a in args if not a.lstrip("-").startswith("stats")]
     argv = words + ([verb] if verb else []) + args
     return " ".join(argv), argv, needs, verb
 
