@@ -613,8 +613,11 @@ class Fuzz:
 
     def _judge_error(self, kind, rc, err):
         problems = []
+        # warnings (runc's level=warning lines, e.g. an unknown capability) may come first
+        err = "".join(line for line in err.splitlines(keepends=True)
+                      if 'level=warning msg="' not in line and '"level":"warning"' not in line)
         if err.count("\n") != 1 or not err.endswith("\n"):
-            return [f"exit {rc} with {err.count(chr(10))} lines on stderr (want exactly one)"]
+            return [f"exit {rc} with {err.count(chr(10))} error lines on stderr (want exactly one)"]
         line = err[:-1]
         if not line.isprintable():
             problems.append("unprintable characters (escape sequences, line separators) in the message")
