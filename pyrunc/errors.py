@@ -43,3 +43,21 @@ class ContainerInitError(PyruncError):
 
 class UsageError(PyruncError):
     """Bad command-line usage (unknown flag, missing argument)."""
+
+
+def describe(exc):
+    """One line for an exception that is not a PyruncError, without Python's type names:
+    "<file>: <strerror>" for an OSError (lowercased, as runc's Go errors read), else its
+    message, else a generic phrase. (The caller says what was being done.)"""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror[:1].lower() + exc.strerror[1:]
+        if exc.filename is not None:
+            name = exc.filename if isinstance(exc.filename, str) else repr(exc.filename)
+            return f"{name}: {reason}"
+        return reason
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    text = str(exc).replace("\n", " ").strip()
+    return text or "unexpected failure"

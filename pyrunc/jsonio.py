@@ -7,6 +7,8 @@ two functions drive it directly: the same output as `json.dumps(obj, separators=
 (`state`, `spec`) still uses `json`. Without `_json` (not CPython) they fall back to `json`.
 """
 
+import sys
+
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
@@ -30,19 +32,66 @@ class _ScanContext:
 _WHITESPACE = " \t\n\r"
 
 
-def loads(text):
+class NestingError(ValueError):
+    """The document nests arrays/objects deeper than allowed (or than the stack allows)."""
+
+
+_SLACK = 17
+
+
+def _stack_depth():
+    frame, n = sys._getframe(1), 0
+    while frame is not None:
+        n += 1
+        frame = frame.f_back
+    return n
+
+
+class _IntFloatContext(_ScanContext):
+    """Numbers written as floats that are integral (1000.0, 1e3) parse as ints."""
+
+    @staticmethod
+    def parse_float(text):
+        value = float(text)
+        return int(value) if value.is_integer() else value
+
+
+def loads(text, max_depth=None, int_floats=False):
+    """json.loads; max_depth bounds the nesting of arrays and objects (NestingError beyond it);
+    int_floats turns integral floats into ints.
+
+    The C scanner recurses once per level and, on CPython 3.11, counts against the
+    interpreter's recursion limit: lowering the limit for the call bounds the depth without a
+    second walk over the document. (3.12+ counts C recursion apart; there the scanner's own
+    limit still ends in NestingError, and callers that walk the document bound it themselves.)
+    """
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
     if _json is None:
         import json
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise NestingError("nested too deeply") from None
     start = len(text) - len(text.lstrip(_WHITESPACE))
+    old_limit = None
+    if max_depth is not None:
+        old_limit = sys.getrecursionlimit()
+        # + slack: C calls on the stack (a test runner's) also count; a document within
+        # max_depth always parses, one that fails is surely deeper than max_depth
+        sys.setrecursionlimit(_stack_depth() + max_depth + _SLACK)
     try:
-        value, end = _json.make_scanner(_ScanContext)(text, start)
+        value, end = _json.make_scanner(_IntFloatContext if int_floats else _ScanContext)(text, start)
     except (StopIteration, SystemError):
         # SystemError: to raise its JSONDecodeError the C scanner looks json.decoder up in
         # sys.modules, and fails bare when it is not there (that is the point of this module)
         end = None
+    except RecursionError:
+        raise NestingError("nested too deeply" if max_depth is None else
+                           f"nested too deeply (more than {max_depth} levels)") from None
+    finally:
+        if old_limit is not None:
+            sys.setrecursionlimit(old_limit)
     if end is None or text[end:].strip(_WHITESPACE):
         import json  # only to raise json's own error, with its position and wording
         return json.loads(text)

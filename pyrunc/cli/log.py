@@ -16,7 +16,17 @@ def _timestamp():
 
 
 def _quote(msg):
-    return '"' + msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    return '"' + printable(msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                           .replace("\t", "\\t")) + '"'
+
+
+def printable(msg):
+    """Go's %q escapes for what a terminal would act on (a config's value can carry escape
+    sequences, C1 controls, line separators or a lone surrogate into a message)."""
+    if msg.isprintable():
+        return msg
+    return "".join(c if c.isprintable() else "\\r" if c == "\r" else f"\\x{ord(c):02x}" if ord(c) < 0x80
+                   else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}" for c in msg)
 
 
 def _open(path):
@@ -58,7 +68,8 @@ class Logger:
                 sys.stderr.write(f"cannot write log file {self.path}: {e.strerror.lower()}\n"
                                  + line)
             if level == "error":
-                sys.stderr.write(msg + "\n")
+                # one line, even for runc's "...\n" texts; nothing a terminal would act on
+                sys.stderr.write(printable(msg.rstrip("\n").replace("\n", "\\n")) + "\n")
         else:
             sys.stderr.write(line)
         sys.stderr.flush()

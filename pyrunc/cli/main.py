@@ -4,7 +4,7 @@ import os
 import sys
 
 from .. import SPEC_VERSION, __version__
-from ..errors import PyruncError, UsageError
+from ..errors import PyruncError, UsageError, describe
 from . import parser
 from .commands import COMMANDS
 from .log import Logger
@@ -123,6 +123,11 @@ def main(argv=None):
         logger.error(f"{PROG}: {e}")
         return 1
 
+    root = gopts["root"]
+    if not root or os.path.exists(root) and not os.path.isdir(root):
+        logger.error(f"--root {root!r}: not a directory")
+        return 1
+
     from ..api import Runtime
     try:
         if verb in SEALED_VERBS:
@@ -130,8 +135,10 @@ def main(argv=None):
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
         return cmd.handler(Runtime(gopts["root"], warn=logger.warning,
                                    systemd_cgroup=gopts["systemd_cgroup"]), opts, positionals, Context(gopts)) or 0
-    except PyruncError as e:
-        message = str(e)
+    except (PyruncError, OSError) as e:
+        # An OSError that got this far names its file (e.filename) and the kernel's reason,
+        # as runc's Go errors do: "open /x: permission denied".
+        message = str(e) if isinstance(e, PyruncError) else describe(e)
         if verb in ("create", "run"):
             message = f"{PROG} {verb} failed: {message}"
         elif verb == "exec":
@@ -143,15 +150,26 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a traceback is no answer for an engine
+        # Never a Python type name or a traceback (unless --debug): one line saying what
+        # failed, as engines show it to their users.
         if gopts["debug"]:
             import traceback
             traceback.print_exc()
-        logger.error(f"internal error: {type(e).__name__}: {e}")
-        return 1
+        logger.error(f"internal error: {verb}: {describe(e)}")
+        return 255 if verb == "exec" else 1
 
 
 def entry():
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # noqa: BLE001 - outside main's own handler (e.g. the log file broke)
+        try:
+            sys.stderr.write(f"{PROG}: internal error: {describe(e)}\n")
+        except Exception:  # noqa: BLE001
+            pass
+        code = 1
     # Skip the interpreter's teardown (~2.5 ms of every call): nothing of ours is left to
     # flush or close but the standard streams (no atexit handlers, files are closed by `with`).
     try:

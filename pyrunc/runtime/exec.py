@@ -62,6 +62,8 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     proc.check_preserved_fds(preserve_fds)
     if cgroup:
         raise PyruncError("--cgroup (a sub-cgroup for the process) is not supported yet")
+    from ..spec.semantic import check_process
+    check_process(spec, source)  # --process documents and flags (uid -1, rlimits, umask ...)
     check_lsm(spec, source=source)
     capabilities, last_cap = resolve_capabilities(spec, warn, source)
     linux = config.get("linux") or {}

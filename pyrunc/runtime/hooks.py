@@ -142,7 +142,8 @@ def _communicate(pid, in_w, out_r, err_r, data, timeout):
     try:
         while open_fds:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            events = poller.poll(None if wait is None else wait * 1000)
+            # poll(2) takes an int of ms: a timeout of years waits in ~24-day steps
+            events = poller.poll(None if wait is None else min(wait * 1000, 2**31 - 1))
             if not events and deadline is not None and time.monotonic() >= deadline:
                 os.kill(pid, sig.SIGKILL)
                 os.waitpid(pid, 0)

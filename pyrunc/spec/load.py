@@ -7,6 +7,29 @@ from ..errors import BundleError, ConfigError
 from . import schema, semantic
 
 
+# No OCI document nests deeper than ~7 levels (linux.seccomp.syscalls[].args[].op); the
+# bound keeps every later walk (validation, state.json, messages) far from the stack's end.
+MAX_DEPTH = 64
+
+
+def parse_json(raw, what):
+    """A config-like document from bytes: ConfigError naming `what` for bad UTF-8, bad JSON
+    or nesting deeper than MAX_DEPTH. Integral floats (1000.0) become ints: the schema
+    accepts them as integers, and the syscalls that take them want ints."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{what}: invalid JSON: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                              f"offset {e.start})") from None
+    try:
+        return jsonio.loads(raw, max_depth=MAX_DEPTH, int_floats=True)
+    except jsonio.NestingError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{what}: invalid JSON: {e}") from None
+
+
 def read_json(path, what):
     try:
         with open(path, "rb") as f:
@@ -15,10 +38,7 @@ def read_json(path, what):
         raise ConfigError(f"{what}: no such file or directory: {path}") from None
     except OSError as e:
         raise ConfigError(f"{what}: {e.strerror.lower()}: {path}") from None
-    try:
-        return jsonio.loads(raw)
-    except ValueError as e:
-        raise ConfigError(f"{what}: invalid JSON: {e}") from None
+    return parse_json(raw, what)
 
 
 def load_bundle(bundle):
@@ -41,12 +61,8 @@ def read_resources(source):
     """An `update --resources` document: a file path, or "-" for standard input."""
     import sys
     if source == "-":
-        raw = sys.stdin.buffer.read()
-        try:
-            doc = jsonio.loads(raw)
-        except ValueError as e:
-            raise ConfigError(f"resources (stdin): invalid JSON: {e}") from None
         what = "resources (stdin)"
+        doc = parse_json(sys.stdin.buffer.read(), what)
     else:
         doc = read_json(source, source)
         what = source

@@ -124,7 +124,33 @@ def _show(x):
         text = json.dumps(x, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(x)
+    if not text.isprintable():
+        # a hostile config's value goes to an admin's terminal and log: no escape sequences,
+        # no line separators (JSON leaves U+2028, C1 controls and lone surrogates raw)
+        text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else
+                       f"\\U{ord(c):08x}" for c in text)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _not_unicode(text):
+    """A lone surrogate: JSON's "\\ud800" escape parses to one, which no path, name or
+    argument can carry (encoding it to UTF-8 fails)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bad_text(text):
+    """Why a string cannot be used: every config string ends up in a C string or a file."""
+    import json
+
+    shown = json.dumps(text)  # ASCII escapes: the message itself stays printable
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    if "\0" in text:
+        return f"{shown} contains a NUL byte"
+    return f"{shown} is not valid Unicode text (a lone surrogate)"
 
 
 def _walk(x, s, path, out, first):
@@ -171,6 +197,12 @@ def _walk(x, s, path, out, first):
                     sub = extra
                     if sub is None or sub is True:
                         continue
+                    if names is None and ("\0" in k or not k.isascii() and _not_unicode(k)):
+                        # a free-form key (sysctl name, annotation, device): used as text too
+                        out.append((path, f"property name {_bad_text(k)}"))
+                        if first:
+                            return True
+                        continue
                     if sub is False:
                         out.append((path, f'"{k}" is not allowed'))
                         if first:
@@ -194,12 +226,20 @@ def _walk(x, s, path, out, first):
                         out.append((path + (i,), f"{_show(v)} is not of type string"))
                         if first:
                             return True
+                    elif "\0" in v or not v.isascii() and _not_unicode(v):
+                        out.append((path + (i,), _bad_text(v)))
+                        if first:
+                            return True
             else:
                 for i, v in enumerate(x):
                     if _walk(v, it, path + (i,), out, first):
                         return True
 
     elif isinstance(x, str):
+        if "\0" in x or not x.isascii() and _not_unicode(x):
+            out.append((path, _bad_text(x)))
+            if first:
+                return True
         m = s.get("minLength")
         if m is not None and len(x) < m:
             out.append((path, f"{_show(x)} is shorter than {m} character{'s' if m != 1 else ''}"))

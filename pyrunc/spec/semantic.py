@@ -46,7 +46,50 @@ def check_config(config):
     for i, m in enumerate(config.get("mounts") or []):
         if not os.path.isabs(m["destination"]):
             _fail(f"mounts[{i}].destination", f"{m['destination']!r} is not an absolute path")
+    check_process(process)
     _check_linux(config, config.get("linux") or {})
+
+
+# The rlimits setrlimit(2) knows (resource.RLIMIT_* on Linux), without importing `resource`.
+RLIMITS = frozenset(("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+                     "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
+                     "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
+                     "RLIMIT_STACK"))
+MAX_ERRNO = 4095
+NO_ID = 4294967295  # (uid_t)-1: setresuid/setgroups read it as "leave unchanged", never an id
+
+
+def check_process(process, source="config.json"):
+    """Values the schema lets through but the syscalls taking them cannot (also for exec's
+    --process): each one named, before anything is created."""
+    def fail(field, message):
+        raise ConfigError(f"{source}: {field}: {message}")
+
+    user = process["user"]
+    for key in ("uid", "gid"):
+        if user[key] == NO_ID:
+            fail(f"process.user.{key}", f"{NO_ID} is (uid_t)-1, not an id: the kernel would leave "
+                                        f"the {key} unchanged (root)")
+    for i, gid in enumerate(user.get("additionalGids") or ()):
+        if gid == NO_ID:
+            fail(f"process.user.additionalGids[{i}]", f"{NO_ID} is (gid_t)-1, not a group id")
+    if user.get("umask", 0) > 0o777:
+        fail("process.user.umask", f"{user['umask']} is not a file mode mask (at most 0777 = 511)")
+    seen = {}
+    for i, r in enumerate(process.get("rlimits") or ()):
+        kind = r["type"]
+        if kind not in RLIMITS:
+            fail(f"process.rlimits[{i}].type", f"unknown rlimit type {kind!r}")
+        if kind in seen:
+            fail(f"process.rlimits[{i}].type", f"{kind} is also process.rlimits[{seen[kind]}] "
+                                               "(each type at most once)")
+        seen[kind] = i
+        if r["soft"] > r["hard"]:
+            fail(f"process.rlimits[{i}]", f"soft limit {r['soft']} is greater than the hard limit {r['hard']}")
+    size = process.get("consoleSize")
+    for key in ("height", "width"):
+        if size and size[key] > 65535:
+            fail(f"process.consoleSize.{key}", f"{size[key]} does not fit a terminal's size (at most 65535)")
 
 
 def _check_linux(config, linux):
@@ -62,19 +105,17 @@ def _check_linux(config, linux):
     if linux.get("timeOffsets") and "time" not in new_ns:
         _fail("linux.timeOffsets", "needs a new time namespace (linux.namespaces has no \"time\" "
                                    "without a path)")
-    if config.get("hostname") is not None and "uts" not in seen:
-        _fail("hostname", "setting the hostname needs a uts namespace (linux.namespaces)")
-    if config.get("domainname") is not None and "uts" not in seen:
-        _fail("domainname", "setting the domainname needs a uts namespace (linux.namespaces)")
+    joined = {ns["type"]: ns["path"] for ns in linux.get("namespaces") or [] if ns.get("path")}
+    for field in ("hostname", "domainname"):
+        if config.get(field) is not None and "uts" not in seen:
+            _fail(field, f"setting the {field} needs a uts namespace (linux.namespaces)")
+        if config.get(field) is not None and _is_ours(joined.get("uts"), "uts"):
+            _fail(field, f"the uts namespace joined by path is pyrunc's own: setting the {field} "
+                         "would change the host's")
+        if len(config.get(field) or "") > 64:
+            _fail(field, f"{len(config[field])} characters is longer than the kernel's 64")
     for key in linux.get("sysctl") or {}:
-        name = _sysctl_dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
-        if name.startswith("net.") and "network" not in seen:
-            _fail(f"linux.sysctl.{key}", "a net.* sysctl needs a network namespace")
-        if (name.startswith("kernel.msg") or name.startswith("kernel.sem") or name.startswith("kernel.shm")
-                or name.startswith("fs.mqueue.")) and "ipc" not in seen:
-            _fail(f"linux.sysctl.{key}", "an ipc sysctl needs an ipc namespace")
-        if ".." in key.split("/") or key.startswith("/"):
-            _fail(f"linux.sysctl.{key}", "is not a valid sysctl name")
+        _check_sysctl(key, seen, joined)
     if linux.get("rootfsPropagation") and "mount" not in new_ns | seen:
         _fail("linux.rootfsPropagation", "needs a mount namespace")
     for field in ("maskedPaths", "readonlyPaths"):
@@ -84,6 +125,70 @@ def _check_linux(config, linux):
     for i, d in enumerate(linux.get("devices") or []):
         if not os.path.isabs(d["path"]) or not os.path.normpath(d["path"]).startswith("/dev/"):
             _fail(f"linux.devices[{i}].path", f"{d['path']!r} must be an absolute path under /dev")
+        # mknod(2)'s dev_t: a 12-bit major and a 20-bit minor
+        for key, top in (("major", 4095), ("minor", 1048575)):
+            if not 0 <= d.get(key, 0) <= top:
+                _fail(f"linux.devices[{i}].{key}", f"{d[key]} is not a device {key} number (0 to {top})")
+        if d.get("fileMode", 0) > 0o7777:
+            _fail(f"linux.devices[{i}].fileMode", f"{d['fileMode']} is not a permission mode (at most "
+                                                  f"07777 = 4095)")
+        for key in ("uid", "gid"):
+            if d.get(key) == NO_ID:
+                _fail(f"linux.devices[{i}].{key}", f"{NO_ID} is -1, not an id")
+    seccomp = linux.get("seccomp") or {}
+    # SECCOMP_RET_ERRNO carries the errno in 16 bits and libseccomp refuses any above
+    # MAX_ERRNO; its error ("invalid argument") would name nothing.
+    if seccomp.get("defaultErrnoRet", 0) > MAX_ERRNO:
+        _fail("linux.seccomp.defaultErrnoRet", f"{seccomp['defaultErrnoRet']} is not an errno (at most {MAX_ERRNO})")
+    for i, rule in enumerate(seccomp.get("syscalls") or ()):
+        if rule.get("errnoRet", 0) > MAX_ERRNO:
+            _fail(f"linux.seccomp.syscalls[{i}].errnoRet", f"{rule['errnoRet']} is not an errno (at most {MAX_ERRNO})")
+        for j, arg in enumerate(rule.get("args") or ()):
+            if arg["index"] > 5:
+                _fail(f"linux.seccomp.syscalls[{i}].args[{j}].index",
+                      f"{arg['index']} is not a syscall argument (0 to 5)")
+
+
+# runc's rule: only sysctls of a namespace the container has of its own; any other key would
+# change the host (vm.*, kernel.* are global). kernel.hostname has the hostname field instead.
+_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+
+
+def _check_sysctl(key, seen, joined):
+    field = f"linux.sysctl[{key!r}]" if not key.replace(".", "").replace("_", "").isalnum() else \
+        f"linux.sysctl.{key}"
+    if not key or key.startswith(("/", ".")) or ".." in key.split("/") or ".." in key.split("."):
+        _fail(field, "is not a valid sysctl name")
+    key = _sysctl_dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        kind, what = "ipc", "an ipc sysctl"
+    elif key.startswith("net."):
+        kind, what = "network", "a net.* sysctl"
+    elif key == "kernel.domainname":
+        kind, what = "uts", "kernel.domainname"
+    elif key == "kernel.hostname":
+        _fail(field, "is not allowed: use the hostname field")
+    else:
+        _fail(field, "is not in a separate kernel namespace: it would change the host")
+    if kind not in seen:
+        _fail(field, f"{what} needs a {kind} namespace of the container's own (linux.namespaces)")
+    if _is_ours(joined.get(kind), kind):
+        _fail(field, f"the {kind} namespace joined by path is pyrunc's own: {what} would change the host's")
+
+
+_NS_FILES = {"ipc": "ipc", "network": "net", "uts": "uts"}
+
+
+def _is_ours(path, kind):
+    """Is the namespace at `path` (joined by path) the one pyrunc itself runs in?"""
+    if not path:
+        return False
+    try:
+        a, b = os.stat(path), os.stat(f"/proc/self/ns/{_NS_FILES[kind]}")
+    except OSError:
+        return False  # create reports an unusable namespace path, naming it
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _sysctl_dotted(key):
