@@ -13,6 +13,7 @@ import select
 
 from ..linux import sig
 from ..linux import syscalls as sc
+from ..linux import sysctlnames
 from . import masks, procfs
 from . import process as proc
 from . import rootfs as rfs
@@ -261,7 +262,7 @@ def _sysctls(sysctl):
         return
     paths = {}
     for key in sysctl:  # every key checked before anything is written
-        paths[key] = procfs.sysctl_relpath(key)
+        paths[key] = sysctlnames.relpath(key)
         if paths[key] is None:
             raise proc.ProcessError(f"linux.sysctl: {_quote(key)} is not a valid sysctl name")
     try:

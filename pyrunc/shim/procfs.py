@@ -145,22 +145,3 @@ def _verify_root(fd):
         raise OSError(errno.EXDEV, "/proc is not procfs")
     if os.fstat(fd).st_ino != PROC_ROOT_INO:
         raise OSError(errno.EXDEV, "/proc is not the root of a procfs")
-
-
-def sysctl_relpath(key):
-    """"sys/<...>" for a linux.sysctl key, or None if the key is not a sysctl name.
-
-    sysctl(8)'s two spellings: "net.ipv4.conf.eth0/100.rp_filter" (dots separate, a "/" is a
-    dot inside a name) and "net/ipv4/conf/eth0.100/rp_filter" (the first separator is "/").
-    No empty, "." or ".." component and no NUL: a key names one file below /proc/sys.
-    """
-    if not isinstance(key, str) or not key or "\0" in key:
-        return None
-    first = min((i for i in (key.find("."), key.find("/")) if i >= 0), default=-1)
-    if first >= 0 and key[first] == "/":
-        parts = key.split("/")
-    else:
-        parts = [p.replace("/", ".") for p in key.split(".")]
-    if any(p in ("", ".", "..") for p in parts):
-        return None
-    return "sys/" + "/".join(parts)

@@ -4,6 +4,7 @@ import os
 
 from ..errors import ConfigError
 from ..goparse import is_digits
+from ..linux import sysctlnames
 
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR_MAX = 3
@@ -158,9 +159,9 @@ _IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "ke
 def _check_sysctl(key, seen, joined):
     field = f"linux.sysctl[{key!r}]" if not key.replace(".", "").replace("_", "").isalnum() else \
         f"linux.sysctl.{key}"
-    if not key or key.startswith(("/", ".")) or ".." in key.split("/") or ".." in key.split("."):
+    if sysctlnames.relpath(key) is None:
         _fail(field, "is not a valid sysctl name")
-    key = _sysctl_dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
+    key = sysctlnames.dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
     if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
         kind, what = "ipc", "an ipc sysctl"
     elif key.startswith("net."):
@@ -189,14 +190,6 @@ def _is_ours(path, kind):
     except OSError:
         return False  # create reports an unusable namespace path, naming it
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _sysctl_dotted(key):
-    """runc's convertSysctlVariableToDotsSeparator: sysctl(8) also spells keys with "/"."""
-    seps = [i for i in (key.find("."), key.find("/")) if i >= 0]
-    if not seps or key[min(seps)] == ".":
-        return key
-    return key.translate(str.maketrans("./", "/."))
 
 
 def _check_user_namespace(linux, seen, new_ns):

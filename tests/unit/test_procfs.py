@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from pyrunc.linux import sysctlnames
 from pyrunc.shim import procfs
 
 
@@ -16,14 +17,14 @@ from pyrunc.shim import procfs
     ("net/ipv4/conf/eth0.100/rp_filter", "sys/net/ipv4/conf/eth0.100/rp_filter"),
 ])
 def test_sysctl_paths(key, path):
-    assert procfs.sysctl_relpath(key) == path
+    assert sysctlnames.relpath(key) == path
 
 
 @pytest.mark.parametrize("key", ["", "kernel..x", ".kernel", "kernel.", "kernel/", "/kernel/x",
                                  "kernel/../../sysrq-trigger", "kernel.//.//.sysrq-trigger",
                                  "kernel./.x", "kernel.domain\x00name", "a/./b"])
 def test_bad_sysctl_keys(key):
-    assert procfs.sysctl_relpath(key) is None
+    assert sysctlnames.relpath(key) is None
 
 
 def test_verified_procfs_reads_and_refuses_symlinks():
