@@ -17,8 +17,7 @@ PREFIX     ?= /usr/local
 # Idempotent and quick when everything is there: only missing apt packages are installed,
 # and the venv is rebuilt only when pyproject.toml changed.
 setup: $(VENV)/.installed bin/pyrunc
-	@[ "$$(id -u)" != 0 ] || $(SEALED_PY) -IS -c 'import sys; sys.path.append("$(CURDIR)"); \
-		from pyrunc.security.exeseal import ensure_sealed; ensure_sealed()'
+	@[ "$$(id -u)" != 0 ] || $(SEAL)
 
 # apt-install whichever of the packages $(1) are missing
 define apt_missing
@@ -47,6 +46,8 @@ SEALED_PY := $(VENV)/bin/pyrunc-python
 # The tests run on it too: the Python API (pyrunc.Runtime) creates containers only from a sealed
 # interpreter, and the API tests call it in-process.
 TEST_PY := $(SEALED_PY)
+# Seal it now (as root), not at a test's first create: a mount appearing mid-test is a leak
+SEAL = $(SEALED_PY) -I -m pyrunc.security.exeseal
 UNSEAL = while mountpoint -q $(SEALED_PY) 2>/dev/null; do umount -l $(SEALED_PY) || break; done
 
 $(SEALED_PY): $(VENV)/.installed $(realpath $(PYTHON_SYS))
@@ -90,7 +91,7 @@ else
 	$(call apt_missing,$(VM_PKGS))
 	@sh "$(VM_TOOLS)/build.sh" >/dev/null
 	"$(VM_TOOLS)/run-in-vm.sh" -s "$(CURDIR)" -t 1200 -- \
-		sh -c 'PYRUNC_REQUIRE_V2=1 $(PY) -m pytest -q -p no:cacheprovider $(V2_TESTS)'
+		sh -c '$(SEAL) && PYRUNC_REQUIRE_V2=1 $(TEST_PY) -m pytest -q -p no:cacheprovider $(V2_TESTS)'
 endif
 
 unit: setup

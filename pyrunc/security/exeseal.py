@@ -152,3 +152,7 @@ def _refuse_unless_unwritable(exe, error):
         f"cannot seal the interpreter {exe} against containers overwriting it (CVE-2019-5736): "
         f"{reason}; this user can write it, so a container could replace it: run pyrunc as root "
         f"(with CAP_SYS_ADMIN) or from an interpreter this user cannot write")
+
+
+if __name__ == "__main__":  # `python -m pyrunc.security.exeseal`: seal the running interpreter now
+    ensure_sealed()
