@@ -52,7 +52,8 @@ class Datagrams(socket.socket):
 
 def _host_python():
     """(ELF loader, python) of this interpreter, both under /usr, or skip."""
-    python = os.path.realpath(sys.executable)
+    # the system interpreter behind a venv (the tests run on the venv's copy of it)
+    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     loader = None
     with open("/proc/self/maps") as f:
         for line in f:
