@@ -28,9 +28,9 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
 
     Every path from the config or the image is walked by fd from the rootfs (shim/paths.py)
     and mounted onto the verified fd. `detached`: mounts index -> detached clone of each bind
-    source, made by stage1 on the host (open_bind_sources; this function closes them); None
-    where the kernel has no open_tree: the sources are then opened O_PATH here, first, and
-    bound from their fd.
+    source, made by stage1 on the host (open_bind_sources; this function closes every one,
+    used or not); None where the kernel has no open_tree: the sources are then opened O_PATH
+    here, first, and bound from their fd.
     """
     linux = config.get("linux") or {}
     mounts = config.get("mounts") or []
@@ -58,9 +58,11 @@ def open_bind_sources(config):
     """Stage1, on the host (before the user and mount namespaces): mounts index -> a detached
     clone (open_tree OPEN_TREE_CLONE, recursive for rbind) of each bind mount's source, as
     runc >= 1.2. The host's root opens them, so a source the container's (remapped) root
-    could not walk to is still mounted; the init attaches them with move_mount (a mount of
-    the host's namespace could not be bound by path from another one). Sources are relative
-    to the bundle, our cwd. None when the kernel has no open_tree: prepare opens them itself.
+    could not walk to is still mounted: the init attaches such a clone with move_mount (a
+    mount of the host's namespace could not be bound by path from another one). A source the
+    init can open itself is bound from its own namespace instead (_own_source: locked flags).
+    Sources are relative to the bundle, our cwd. None when the kernel has no open_tree:
+    prepare opens them itself.
 
     Each clone is given the rootfs's propagation (slave by default) before it is attached,
     as a bind made from the container's copy of the host's mounts would have: a clone of a
@@ -269,20 +271,26 @@ def _propagate(mnt, opts):
 
 def _bind(root_fd, m, opts, source_fd, attach):
     """runc's rules: a directory source gets a directory target, anything else a file.
-    attach: source_fd is a detached clone (open_bind_sources), moved onto the target;
-    otherwise an O_PATH fd, bound by its /proc/self/fd name."""
-    is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
-    make = paths.make_dir() if is_dir else paths.make_file()
-    with _target(root_fd, m["destination"], "bind", make) as node:
-        if attach:
-            try:
-                move_mount(source_fd, "", node.fd, "",
-                           MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-            except OSError as e:
-                raise OSError(e.errno, os.strerror(e.errno).lower()) from None
-        else:
-            _mount(fd_path(source_fd), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
-        mnt = _mounted(node)
+    source_fd: an O_PATH fd of the source, or with attach a detached clone made on the host
+    (open_bind_sources), used only where we cannot open the source ourselves (_own_source)."""
+    own = _own_source(m) if attach else source_fd
+    try:
+        src = source_fd if own is None else own
+        is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+        make = paths.make_dir() if is_dir else paths.make_file()
+        with _target(root_fd, m["destination"], "bind", make) as node:
+            if own is None:
+                try:
+                    move_mount(source_fd, "", node.fd, "",
+                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                except OSError as e:
+                    raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+            else:
+                _mount(fd_path(own), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
+            mnt = _mounted(node)
+    finally:
+        if attach and own is not None:
+            os.close(own)
     try:
         if opts.flags & mf.BIND_REMOUNT_FLAGS:
             _remount_bind(mnt, opts.flags)
@@ -291,6 +299,21 @@ def _bind(root_fd, m, opts, source_fd, attach):
         raise
     _propagate(mnt, opts)
     return mnt
+
+
+def _own_source(m):
+    """The source opened by us, in our namespaces (cwd: the bundle), or None where we cannot
+    (a remapped root that may not walk to it): the host's clone is used then.
+
+    Preferred to the clone because a bind made from our namespace's copy of the host's mount
+    keeps what the kernel locked when that copy was made for a new user namespace (the host
+    mount's ro/nosuid/nodev/noexec, MNT_LOCKED submounts of an rbind); a clone made on the
+    host and attached here has nothing locked, so a container given CAP_SYS_ADMIN in its user
+    namespace could remount a host-read-only source writable or unmount a submount."""
+    try:
+        return os.open(os.path.abspath(m.get("source") or ""), os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def remount_bind(target, flags):

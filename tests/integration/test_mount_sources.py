@@ -9,6 +9,7 @@ remapped root could not walk to is still mounted, `--root` can be runc's 0700, a
 
 import os
 import stat
+import subprocess
 
 import pytest
 from bundle import make_rootfs
@@ -94,3 +95,39 @@ def test_no_detached_mount_reaches_the_created_init(pyrunc, make_bundle, sources
     extra = {n: t for n, t in fds.items() if n > 2}
     assert list(extra.values()) == [os.path.join(pyrunc.root, cid, "exec.fifo")], fds
     assert pyrunc("delete", "--force", cid).rc == 0
+
+
+@pytest.fixture
+def host_ro_tmpfs(tmp_path):
+    """A read-only nosuid tmpfs on the host, at a path a remapped root can walk to."""
+    tmp_path.chmod(0o711)
+    path = tmp_path / "ro"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,nosuid,mode=755", "tmpfs", str(path)],
+                   check=True)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_host_locked_flags_stay_locked_in_a_user_namespace(pyrunc, make_bundle, sources_rootfs,
+                                                           host_ro_tmpfs, cid, no_leaks):
+    """The host mounted the source read-only; a container root with CAP_SYS_ADMIN in its user
+    namespace cannot remount its bind writable (the kernel locked the flag when the container's
+    mount namespace copied the host's). A clone made on the host and attached in the
+    container would have no locked flag: the source must then be bound from the container's
+    own copy whenever the init can reach it."""
+    b = make_bundle("sh", "-c", "mount -o remount,bind,rw /vol; echo rc=$?; "
+                    "grep ' /vol ' /proc/self/mountinfo | cut -d' ' -f6")
+    b.config["root"]["path"] = sources_rootfs
+    b.config["mounts"].append({"destination": "/vol", "type": "bind",
+                               "source": str(host_ro_tmpfs), "options": ["rbind"]})
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = b.config["linux"]["gidMappings"] = REMAP
+    caps = b.config["process"]["capabilities"]
+    for key in caps:
+        caps[key] = sorted(set(caps[key]) | {"CAP_SYS_ADMIN"})
+    b.write()
+    r = pyrunc("run", "--bundle", b.path, cid)
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[-2:] == ["rc=1", "ro,nosuid,relatime"], r.out
