@@ -76,8 +76,10 @@ def stage1(plan, sock):
         proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
         linux = plan.config.get("linux") or {}
         namespaces = linux.get("namespaces") or []
-        if any(ns["type"] == "mount" for ns in namespaces):
-            # as runc >= 1.2: by the host's root, in the host's namespaces, before any of ours
+        if any(ns["type"] == "mount" and not ns.get("path") for ns in namespaces):
+            # as runc >= 1.2: by the host's root, in the host's namespaces, before any of ours.
+            # Not for a mount namespace joined by path: its sources are its own paths, which
+            # the init opens there (rootfs.prepare without clones), as before.
             step.now = "opening the bind mount sources"
             plan.bind_sources = rfs.open_bind_sources(plan.config)
             step.now = "setting up namespaces"
