@@ -1,10 +1,12 @@
 """Bind-mount sources are opened on the host, before the user namespace (as runc >= 1.2).
 
 stage1 clones every bind source with open_tree(OPEN_TREE_CLONE) while it is still the host's
-root in the host's namespaces; the init attaches the clones with move_mount onto the verified
-targets and closes them before anything of the user's runs. So a source the container's
-remapped root could not walk to is still mounted, `--root` can be runc's 0700, and no clone
-(a host mount) survives into the created init.
+root in the host's namespaces; the init binds a source it can open itself as before (so the
+flags the kernel locked for the user namespace stay locked), attaches the clone with
+move_mount onto the verified target where it cannot, and closes every clone before anything
+of the user's runs. So a source the container's remapped root could not walk to is still
+mounted, `--root` can be runc's 0700, and no clone (a host mount) survives into the created
+init.
 """
 
 import os
