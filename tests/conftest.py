@@ -30,7 +30,10 @@ RUNC = "/usr/sbin/runc"
 def rootfs(tmp_path_factory):
     """One busybox rootfs shared by all tests; configs mount it read-only by default."""
     base = tmp_path_factory.getbasetemp()
-    for d in (base, base.parent):  # pytest makes them 0700: a remapped root could not reach us
+    # pytest makes them 0700. Bind sources are opened on the host, but the remapped root of a
+    # user-namespace container still binds the rootfs onto itself by path (shim/rootfs.py
+    # prepare), so it must be able to walk to it.
+    for d in (base, base.parent):
         os.chmod(d, 0o711)
     return make_rootfs(str(tmp_path_factory.mktemp("rootfs")))
 

@@ -187,6 +187,7 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
 _SYS_MOUNT_API = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
                   "fsmount": 432, "mount_setattr": 442}
 
+AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100

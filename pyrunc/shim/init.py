@@ -39,6 +39,10 @@ class Plan:
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
         self.last_cap = last_cap
         self.seccomp = seccomp            # security.seccomp.Program or None
+        # mounts index -> detached clone of a bind source, opened by stage1 on the host
+        # (rootfs.open_bind_sources; None: no open_tree, the init opens them). Made after
+        # runtime/child.py keep_only, so not in fds(); the init closes them in rootfs.prepare.
+        self.bind_sources = None
 
     def fds(self):
         """The host's fds the stages keep (runtime/child.py closes every other one)."""
@@ -73,6 +77,13 @@ def stage1(plan, sock):
         proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
         linux = plan.config.get("linux") or {}
         namespaces = linux.get("namespaces") or []
+        if any(ns["type"] == "mount" and not ns.get("path") for ns in namespaces):
+            # as runc >= 1.2: by the host's root, in the host's namespaces, before any of ours.
+            # Not for a mount namespace joined by path: its sources are its own paths, which
+            # the init opens there (rootfs.prepare without clones), as before.
+            step.now = "opening the bind mount sources"
+            plan.bind_sources = rfs.open_bind_sources(plan.config)
+            step.now = "setting up namespaces"
         cgroup_paths = rfs.host_cgroup_paths()
         # The user namespace first: every namespace made or joined after it belongs to it.
         user = [ns for ns in namespaces if ns["type"] == "user"]
@@ -166,7 +177,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
-        rfs.prepare(config, plan.rootfs, cgroup_paths)
+        rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
         # createContainer in our namespaces with the host's paths still visible

@@ -10,8 +10,11 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import (MNT_DETACH, PROC_SUPER_MAGIC, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS,
-                              UMOUNT_NOFOLLOW, fstatfs_type, mount, openat2, pivot_root, umount2)
+from ..linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, MNT_DETACH,
+                              MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLOEXEC,
+                              OPEN_TREE_CLONE, PROC_SUPER_MAGIC, RESOLVE_BENEATH,
+                              RESOLVE_NO_SYMLINKS, UMOUNT_NOFOLLOW, fstatfs_type, mount,
+                              mount_setattr, move_mount, open_tree, openat2, pivot_root, umount2)
 from . import copyup, devices, masks, paths
 from .paths import fd_path
 
@@ -20,16 +23,21 @@ class RootfsError(Exception):
     pass
 
 
-def prepare(config, rootfs, cgroup_paths):
+def prepare(config, rootfs, cgroup_paths, detached=None):
     """Everything up to (not including) the pivot.
 
     Every path from the config or the image is walked by fd from the rootfs (shim/paths.py)
-    and mounted onto the verified fd; bind sources (host paths the caller chose) are opened
-    once, first, and mounted from their fd.
+    and mounted onto the verified fd. `detached`: mounts index -> detached clone of each bind
+    source, made by stage1 on the host (open_bind_sources; this function closes every one,
+    used or not); None where the kernel has no open_tree: the sources are then opened O_PATH
+    here, first, and bound from their fd.
     """
     linux = config.get("linux") or {}
     mounts = config.get("mounts") or []
-    sources = _open_bind_sources(mounts)
+    if detached is None:
+        sources, attach = _open_bind_sources(mounts), False
+    else:
+        sources, attach = detached, True
     try:
         prop = linux.get("rootfsPropagation")
         # Slave by default so the container sees host unmounts but its mounts never leak out.
@@ -38,7 +46,7 @@ def prepare(config, rootfs, cgroup_paths):
         mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _build(config, linux, mounts, sources, root_fd, cgroup_paths)
+            _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths)
         finally:
             os.close(root_fd)
     finally:
@@ -46,8 +54,53 @@ def prepare(config, rootfs, cgroup_paths):
             os.close(fd)
 
 
+def open_bind_sources(config):
+    """Stage1, on the host (before the user and mount namespaces): mounts index -> a detached
+    clone (open_tree OPEN_TREE_CLONE, recursive for rbind) of each bind mount's source, as
+    runc >= 1.2. The host's root opens them, so a source the container's (remapped) root
+    could not walk to is still mounted: the init attaches such a clone with move_mount (a
+    mount of the host's namespace could not be bound by path from another one). A source the
+    init can open itself is bound from its own namespace instead (_own_source: locked flags).
+    Sources are relative to the bundle, our cwd. None when the kernel has no open_tree:
+    prepare opens them itself.
+
+    Each clone is given the rootfs's propagation (slave by default) before it is attached,
+    as a bind made from the container's copy of the host's mounts would have: a clone of a
+    shared host mount is otherwise a peer of it, and mounts made below it would reach the
+    host."""
+    mounts = config.get("mounts") or []
+    prop = (config.get("linux") or {}).get("rootfsPropagation")
+    propagation = (mf.PROPAGATION[prop] if prop else mf.MS_SLAVE) & ~mf.MS_REC
+    clones = {}
+    try:
+        for index, m in enumerate(mounts):
+            if not _is_bind(m):
+                continue
+            rec = AT_RECURSIVE if mf.parse(m.get("options")).flags & mf.MS_REC else 0
+            try:
+                fd = open_tree(AT_FDCWD, os.path.abspath(m.get("source") or ""),
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
+            except OSError as e:
+                if e.errno == errno.ENOSYS:
+                    for fd in clones.values():
+                        os.close(fd)
+                    return None
+                raise RootfsError(_mount_error(m, index, e)) from None
+            clones[index] = fd
+            try:
+                mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
+            except OSError as e:
+                raise RootfsError(_mount_error(m, index, e)) from None
+    except BaseException:
+        for fd in clones.values():
+            os.close(fd)
+        raise
+    return clones
+
+
 def _open_bind_sources(mounts):
-    """index -> O_PATH fd of each bind mount's source (relative to the bundle: create runs there)."""
+    """index -> O_PATH fd of each bind mount's source (relative to the bundle: create runs
+    there). Only where the kernel has no open_tree (see open_bind_sources)."""
     sources = {}
     try:
         for index, m in enumerate(mounts):
@@ -69,13 +122,13 @@ def _mount_error(m, index, e):
             f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}")
 
 
-def _build(config, linux, mounts, sources, root_fd, cgroup_paths):
+def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
     late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
     try:
         for index, m in enumerate(mounts):
             try:
                 mnt = _mount_one(root_fd, m, sources.get(index), cgroup_paths, late_ro,
-                                 linux.get("mountLabel"))
+                                 linux.get("mountLabel"), attach)
             except OSError as e:
                 raise RootfsError(_mount_error(m, index, e)) from None
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
@@ -173,7 +226,7 @@ def _target(root_fd, dest, kind, make):
 _LABELLED_TYPES = {"tmpfs", "devpts", "mqueue", "shm"}
 
 
-def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None):
+def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, attach=False):
     """Mount m; returns an fd of the new mount (the caller closes it unless kept in late_ro)."""
     opts = mf.parse(m.get("options"))
     if mount_label and m.get("type") in _LABELLED_TYPES:
@@ -181,7 +234,7 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None):
         opts.data = ",".join(filter(None, (opts.data, f'context="{mount_label}"')))
     kind = m.get("type") or ""
     if _is_bind(m):
-        return _bind(root_fd, m, opts, source_fd)
+        return _bind(root_fd, m, opts, source_fd, attach)
     with _target(root_fd, m["destination"], kind, paths.make_dir()) as node:
         previous_mode = None if node.created else stat.S_IMODE(os.fstat(node.fd).st_mode)
         if kind == "cgroup":
@@ -216,13 +269,28 @@ def _propagate(mnt, opts):
         raise
 
 
-def _bind(root_fd, m, opts, source_fd):
-    """runc's rules: a directory source gets a directory target, anything else a file."""
-    is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
-    make = paths.make_dir() if is_dir else paths.make_file()
-    with _target(root_fd, m["destination"], "bind", make) as node:
-        _mount(fd_path(source_fd), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
-        mnt = _mounted(node)
+def _bind(root_fd, m, opts, source_fd, attach):
+    """runc's rules: a directory source gets a directory target, anything else a file.
+    source_fd: an O_PATH fd of the source, or with attach a detached clone made on the host
+    (open_bind_sources), used only where we cannot open the source ourselves (_own_source)."""
+    own = _own_source(m) if attach else source_fd
+    try:
+        src = source_fd if own is None else own
+        is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+        make = paths.make_dir() if is_dir else paths.make_file()
+        with _target(root_fd, m["destination"], "bind", make) as node:
+            if own is None:
+                try:
+                    move_mount(source_fd, "", node.fd, "",
+                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                except OSError as e:
+                    raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+            else:
+                _mount(fd_path(own), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
+            mnt = _mounted(node)
+    finally:
+        if attach and own is not None:
+            os.close(own)
     try:
         if opts.flags & mf.BIND_REMOUNT_FLAGS:
             _remount_bind(mnt, opts.flags)
@@ -231,6 +299,21 @@ def _bind(root_fd, m, opts, source_fd):
         raise
     _propagate(mnt, opts)
     return mnt
+
+
+def _own_source(m):
+    """The source opened by us, in our namespaces (cwd: the bundle), or None where we cannot
+    (a remapped root that may not walk to it): the host's clone is used then.
+
+    Preferred to the clone because a bind made from our namespace's copy of the host's mount
+    keeps what the kernel locked when that copy was made for a new user namespace (the host
+    mount's ro/nosuid/nodev/noexec, MNT_LOCKED submounts of an rbind); a clone made on the
+    host and attached here has nothing locked, so a container given CAP_SYS_ADMIN in its user
+    namespace could remount a host-read-only source writable or unmount a submount."""
+    try:
+        return os.open(os.path.abspath(m.get("source") or ""), os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def remount_bind(target, flags):

@@ -11,7 +11,7 @@ import os
 
 from . import hostfile
 
-ROOT_MODE = 0o711  # as Store makes the root (state/store.py): the cache may be first
+ROOT_MODE = 0o700  # as Store makes the root (state/store.py): the cache may be first
 
 
 class TrustedCache:

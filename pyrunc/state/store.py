@@ -26,13 +26,11 @@ from .hostfile import HostFileError
 STATE_FILE = "state.json"
 CREATING_FILE = "creating.json"
 EXEC_FIFO = "exec.fifo"
-# runc makes its root 0700; here it stays 0711 (not listable, but searchable) because a
-# remapped init bind-mounts <root>/<id>/notify (NOTIFY_SOCKET) by path, from inside its user
-# namespace: runc opens such sources from the host instead. What is secret is protected by the
-# files' own modes: state.json and creating.json are 0600.
-ROOT_MODE = 0o711  # state/cache.py makes it too, the same
-# as runc: searchable, for the same mount and for an init as a remapped or non-root user that
-# opens exec.fifo relative to it
+# runc's modes. Nothing in the container opens anything below the root by path: bind
+# sources (the NOTIFY_SOCKET directory <root>/<id>/notify) are opened by stage1 on the host,
+# before the user namespace (shim/rootfs.py open_bind_sources), and the init holds exec.fifo
+# by the fd the host opened. state.json and creating.json are 0600 besides.
+ROOT_MODE = 0o700  # state/cache.py makes it too, the same
 DIR_MODE = 0o711
 
 # runc's rule: ASCII letters, digits and _ + , - . ; not "." or ".." (they name the root or

@@ -99,9 +99,10 @@ def test_state_json_is_not_readable_by_other_users(pyrunc, make_bundle, cid):
     assert "hunter2" in open(path).read()
     st = os.stat(path)
     assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
-    # the directories: not listable by others (0711: see docs/security.md for why not 0700)
-    for d in (pyrunc.root, os.path.join(pyrunc.root, cid)):
-        assert stat.S_IMODE(os.stat(d).st_mode) & 0o066 == 0, d
+    # the directories: the root is runc's 0700 (nothing in the container walks it: bind
+    # sources are opened on the host), a container's directory not listable by others
+    assert stat.S_IMODE(os.stat(pyrunc.root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(pyrunc.root, cid)).st_mode) & 0o066 == 0
     # the provisional record is gone once state.json is complete
     assert not os.path.exists(os.path.join(pyrunc.root, cid, "creating.json"))
     # and another user really cannot read it

@@ -369,7 +369,7 @@ def test_modes_of_what_the_store_writes(store):
         store.save("c1", {"id": "c1", "env": ["SECRET=x"]})
     finally:
         os.umask(old)
-    assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o711
+    assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o700
     for name in (STATE_FILE, "creating.json"):
         assert stat.S_IMODE(os.stat(store.path("c1", name)).st_mode) == 0o600
     assert store.load_creating("c1") == {"id": "c1", "creator_pid": 1}
