@@ -86,7 +86,8 @@ def check_process(process, source="config.json"):
                                                "(each type at most once)")
         seen[kind] = i
         if r["soft"] > r["hard"]:
-            fail(f"process.rlimits[{i}]", f"soft limit {r['soft']} is greater than the hard limit {r['hard']}")
+            fail(f"process.rlimits[{i}]", f"{r['type']}: soft limit {r['soft']} is greater than the hard "
+                                          f"limit {r['hard']}")
     size = process.get("consoleSize")
     for key in ("height", "width"):
         if size and size[key] > 65535:
