@@ -112,7 +112,7 @@ def test_a_nul_byte_in_json_text_reaches_the_check():
     ({"process__user__additionalGids": [4294967295]}, "config.json: process.user.additionalGids[0]: "),
     ({"process__user__umask": 4294967295}, "config.json: process.user.umask: "),
     ({"process__rlimits": [{"type": "RLIMIT_CORE", "soft": 2, "hard": 1}]},
-     "config.json: process.rlimits[0]: soft limit 2 is greater than the hard limit 1"),
+     "config.json: process.rlimits[0]: RLIMIT_CORE: soft limit 2 is greater than the hard limit 1"),
     ({"process__rlimits": [{"type": "RLIMIT_FOO", "soft": 1, "hard": 1}]},
      "config.json: process.rlimits[0].type: unknown rlimit type 'RLIMIT_FOO'"),
     ({"process__rlimits": [{"type": "RLIMIT_CORE", "soft": 1, "hard": 1}] * 2},
