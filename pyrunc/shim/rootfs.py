@@ -50,8 +50,7 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
         finally:
             os.close(root_fd)
     finally:
-        for fd in sources.values():
-            os.close(fd)
+        close_all(sources)
 
 
 def open_bind_sources(config):
@@ -82,8 +81,7 @@ def open_bind_sources(config):
                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
             except OSError as e:
                 if e.errno == errno.ENOSYS:
-                    for fd in clones.values():
-                        os.close(fd)
+                    close_all(clones)
                     return None
                 raise RootfsError(_mount_error(m, index, e)) from None
             clones[index] = fd
@@ -92,8 +90,7 @@ def open_bind_sources(config):
             except OSError as e:
                 raise RootfsError(_mount_error(m, index, e)) from None
     except BaseException:
-        for fd in clones.values():
-            os.close(fd)
+        close_all(clones)
         raise
     return clones
 
@@ -111,10 +108,15 @@ def _open_bind_sources(mounts):
                 except OSError as e:
                     raise RootfsError(_mount_error(m, index, e)) from None
     except BaseException:
-        for fd in sources.values():
-            os.close(fd)
+        close_all(sources)
         raise
     return sources
+
+
+def close_all(fds):
+    """Close every fd of a {mounts index: fd} table (sources or clones not used, or on failure)."""
+    for fd in fds.values():
+        os.close(fd)
 
 
 def _mount_error(m, index, e):
