@@ -18,6 +18,7 @@ import termios
 
 from ..linux import syscalls as sc
 from . import procfs
+from .paths import open_in_root
 from .process import ProcessError
 
 TIOCGPTPEER = 0x5441  # the slave of a master, opened without a path (Linux 4.13)
@@ -25,7 +26,6 @@ TIOCSPTLCK = 0x40045431
 DEVPTS_SUPER_MAGIC = 0x1CD1
 SYSFS_MAGIC = 0x62656572
 PTMX_INO = 2  # devpts makes its ptmx inode second (fs/devpts/inode.c)
-_IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 
 
 class ConsoleError(ProcessError):
@@ -70,8 +70,7 @@ def setup(console_fd, console_size=None, bind_console=True):
 def _open_ptmx(root):
     """The container's own devpts ptmx (runc's checkPtmxHandle), opened for use only then."""
     try:
-        handle = sc.openat2(root, "/dev/pts/ptmx", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                            _IN_ROOT)
+        handle = open_in_root(root, "/dev/pts/ptmx", os.O_PATH | os.O_NOFOLLOW)
     except OSError as e:
         raise ConsoleError(f"cannot open /dev/pts/ptmx in the container (is devpts mounted at "
                            f"/dev/pts?): {os.strerror(e.errno).lower()}") from None
@@ -94,8 +93,7 @@ def _bind_console(root, slave):
     char device at the container's /dev/console (created if missing); a symlink or anything
     else there is refused (CVE-2025-52565: the image could point it at a procfs file)."""
     try:
-        target = sc.openat2(root, "/dev/console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                            _IN_ROOT)
+        target = open_in_root(root, "/dev/console", os.O_PATH | os.O_NOFOLLOW)
     except FileNotFoundError:
         target = _create_console(root)
         if target is None:
@@ -121,7 +119,7 @@ def _bind_console(root, slave):
 def _create_console(root):
     """An empty regular file at /dev/console (a mount point), or None if /dev refuses one."""
     try:
-        dev = sc.openat2(root, "/dev", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, _IN_ROOT)
+        dev = open_in_root(root, "/dev", os.O_PATH | os.O_DIRECTORY)
     except OSError:
         return None
     try:

@@ -24,9 +24,9 @@ import os
 import stat
 
 from ..linux import syscalls as sc
+from .paths import open_in_root
 
 _AT_FDCWD = -100
-_IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 _ONTO_FD = sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
 _CLONE = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
 _NULL_DEV = os.makedev(1, 3)
@@ -131,7 +131,7 @@ def apply(masked, readonly, null_fd=None, mount_label=None):
 
 def _open_in_root(root, path, field, index):
     try:
-        return sc.openat2(root, path, os.O_PATH | os.O_CLOEXEC, 0, _IN_ROOT)
+        return open_in_root(root, path)
     except FileNotFoundError:
         return None  # as runc: a path the image does not have needs no mask
     except OSError as e:
@@ -150,8 +150,8 @@ def _readonly(target):
 def _container_null(root):
     """The host had no usable /dev/null: the container's, only if it really is 1:3."""
     try:
-        fd = sc.openat2(root, "/dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, 0,
-                        _IN_ROOT | sc.RESOLVE_NO_SYMLINKS)
+        fd = open_in_root(root, "/dev/null", os.O_PATH | os.O_NOFOLLOW,
+                          resolve=sc.RESOLVE_NO_SYMLINKS)
     except OSError as e:
         raise OSError(e.errno, f"no /dev/null to mask with: {_reason(e)}") from None
     try:

@@ -38,10 +38,12 @@ def fd_path(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def open_in_root(root_fd, path, flags=os.O_PATH, mode=0):
-    """Open an existing `path` as if root_fd were "/" (the kernel does the walk)."""
+def open_in_root(root_fd, path, flags=os.O_PATH, mode=0, resolve=0):
+    """Open an existing `path` as if root_fd were "/" (the kernel does the walk: absolute
+    symlinks and ".." stay below root_fd, magic links such as /proc/self/fd/N are refused);
+    `resolve` adds RESOLVE_* rules (RESOLVE_NO_SYMLINKS ...)."""
     return openat2(root_fd, path, flags | os.O_CLOEXEC, mode,
-                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve)
 
 
 class Node:

@@ -11,7 +11,8 @@ import stat
 
 from ..errors import PyruncError
 from ..linux import sig
-from ..linux.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, close_range, openat2
+from ..linux.syscalls import close_range
+from .paths import open_in_root
 
 
 class ProcessError(PyruncError):
@@ -145,8 +146,7 @@ def enter_cwd(cwd, retry_later):
     try:
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = openat2(root, cwd, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
-                         resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+            fd = open_in_root(root, cwd, os.O_PATH | os.O_DIRECTORY)
         finally:
             os.close(root)
         try:

@@ -163,14 +163,10 @@ def _make_parent_private(rootfs):
     """pivot_root refuses a new root whose parent mount is shared: make that one private."""
     best = ""
     shared = False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mnt = fields[4]
-            if (rootfs == mnt or rootfs.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best = mnt
-                optional = fields[6:fields.index("-")]
-                shared = any(o.startswith("shared:") for o in optional)
+    for mnt, optional, _fstype, _super in _mount_entries():
+        if (rootfs == mnt or rootfs.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best = mnt
+            shared = any(o.startswith("shared:") for o in optional)
     if best and shared:
         mount(None, best, None, mf.MS_PRIVATE)
 
@@ -404,18 +400,14 @@ def host_cgroup_paths():
             _, controllers, path = line.rstrip("\n").split(":", 2)
             paths[controllers] = path
     wanted = set(paths)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, super_opts = fields[sep + 1], fields[sep + 3]
-            if fstype == "cgroup2" and "" in wanted:
-                paths.setdefault("@mount:", fields[4])
-            elif fstype == "cgroup":
-                opts = set(super_opts.split(","))
-                for c in wanted:
-                    if c and set(c.split(",")) <= opts:
-                        paths.setdefault("@mount:" + c, fields[4])
+    for mnt, _optional, fstype, super_opts in _mount_entries():
+        if fstype == "cgroup2" and "" in wanted:
+            paths.setdefault("@mount:", mnt)
+        elif fstype == "cgroup":
+            opts = set(super_opts.split(","))
+            for c in wanted:
+                if c and set(c.split(",")) <= opts:
+                    paths.setdefault("@mount:" + c, mnt)
     return paths
 
 
@@ -547,13 +539,34 @@ def _pin_pseudo_fs(mp):
 
 
 def _mount_points(fd):
-    """Mount points of our namespace (mountinfo field 5, octal escapes undone), read afresh
-    from the start of the open mountinfo file."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return [_unescape(line.split()[4]) for line in b"".join(chunks).splitlines() if line]
+    """Mount points of our namespace, read afresh from the start of the open mountinfo file."""
+    return [entry[0] for entry in _mount_entries(fd)]
+
+
+def _mount_entries(fd=None):
+    """(mount point, optional fields, fstype, super options) of each line of mountinfo: of
+    the open file fd (read again from its start), else of /proc/self/mountinfo. The mount
+    point has its octal escapes (a space is \\040) undone, so it compares with a real path."""
+    own = fd is None
+    if own:
+        fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        if own:
+            os.close(fd)
+    entries = []
+    for line in b"".join(chunks).splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        sep = fields.index(b"-")
+        entries.append((_unescape(fields[4]), [os.fsdecode(o) for o in fields[6:sep]],
+                        os.fsdecode(fields[sep + 1]), os.fsdecode(fields[sep + 3])))
+    return entries
 
 
 def _unescape(raw):
