@@ -67,50 +67,50 @@ def open_bind_sources(config):
     as a bind made from the container's copy of the host's mounts would have: a clone of a
     shared host mount is otherwise a peer of it, and mounts made below it would reach the
     host."""
-    mounts = config.get("mounts") or []
     prop = (config.get("linux") or {}).get("rootfsPropagation")
     propagation = (mf.PROPAGATION[prop] if prop else mf.MS_SLAVE) & ~mf.MS_REC
-    clones = {}
+
+    def clone(source, m):
+        rec = AT_RECURSIVE if mf.parse(m.get("options")).flags & mf.MS_REC else 0
+        fd = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
+        try:
+            mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     try:
-        for index, m in enumerate(mounts):
-            if not _is_bind(m):
-                continue
-            rec = AT_RECURSIVE if mf.parse(m.get("options")).flags & mf.MS_REC else 0
-            try:
-                fd = open_tree(AT_FDCWD, os.path.abspath(m.get("source") or ""),
-                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
-            except OSError as e:
-                if e.errno == errno.ENOSYS:
-                    close_all(clones)
-                    return None
-                raise RootfsError(_mount_error(m, index, e)) from None
-            clones[index] = fd
-            try:
-                mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
-            except OSError as e:
-                raise RootfsError(_mount_error(m, index, e)) from None
-    except BaseException:
-        close_all(clones)
-        raise
-    return clones
+        return _per_bind_source(config.get("mounts") or [], clone)
+    except OSError:  # only ENOSYS gets through: a kernel without open_tree
+        return None
 
 
 def _open_bind_sources(mounts):
     """index -> O_PATH fd of each bind mount's source (relative to the bundle: create runs
     there). Only where the kernel has no open_tree (see open_bind_sources)."""
-    sources = {}
+    return _per_bind_source(mounts, lambda source, _m: os.open(source, os.O_PATH | os.O_CLOEXEC))
+
+
+def _per_bind_source(mounts, open_one):
+    """{mounts index: open_one(absolute source, mount)} for every bind mount; on failure none
+    stays open. An OSError becomes a RootfsError naming the mount, except ENOSYS (the caller's
+    fallback)."""
+    fds = {}
     try:
         for index, m in enumerate(mounts):
-            if _is_bind(m):
-                try:
-                    sources[index] = os.open(os.path.abspath(m.get("source") or ""),
-                                             os.O_PATH | os.O_CLOEXEC)
-                except OSError as e:
-                    raise RootfsError(_mount_error(m, index, e)) from None
+            if not _is_bind(m):
+                continue
+            try:
+                fds[index] = open_one(os.path.abspath(m.get("source") or ""), m)
+            except OSError as e:
+                if e.errno == errno.ENOSYS:
+                    raise
+                raise RootfsError(_mount_error(m, index, e)) from None
     except BaseException:
-        close_all(sources)
+        close_all(fds)
         raise
-    return sources
+    return fds
 
 
 def close_all(fds):
