@@ -100,11 +100,14 @@ class Runtime:
         cgroup_ops.events(self.store, container_id, stats_only=stats_only, interval=interval, emit=emit)
 
     def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
-            no_pivot=False, preserve_fds=0):
-        """create + start; unless detached, wait and return the exit status (128+N if killed by N)."""
+            no_pivot=False, preserve_fds=0, keep=False):
+        """create + start; unless detached, wait and return the exit status (128+N if killed by N).
+        keep: leave the stopped container (state and cgroup) for a later delete(), as runc's
+        run --keep; also when start fails."""
         from .runtime.run import run
         return run(self, container_id, bundle, detach=detach, pid_file=pid_file,
-                   console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds)
+                   console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                   keep=keep)
 
     def exec(self, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
              additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,

@@ -18,7 +18,7 @@ def _run(rt, o, a, ctx):
     preserve = _init_fds(o["preserve_fds"])
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
-                  preserve_fds=preserve)
+                  preserve_fds=preserve, keep=o["keep"])
 
 
 def _init_fds(preserve_fds):
@@ -292,6 +292,7 @@ COMMANDS = {c.name: c for c in (
             "   and a root filesystem), and leaves it waiting for `start`."),
     Command("run", "create and run a container", _ID,
             [_BUNDLE, _CONSOLE, Flag(("detach", "d"), "bool", help="detach from the container's process"),
+             Flag("keep", "bool", help="do not delete the container after it exits"),
              _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE], 1, 1, _run,
             "creates and starts a container; unless detached, waits for it and exits with its status."),
     Command("start", "executes the user defined process in a created container", _ID, [], 1, 1, _start),

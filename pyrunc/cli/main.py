@@ -88,6 +88,9 @@ def main(argv=None):
     except OSError as e:
         logger.error(f"failed to open log file {gopts['log']}: {e.strerror.lower()}")
         return 1
+    if gopts["debug"]:  # every step of the verb as a level=debug line (pyrunc/trace.py)
+        from .. import trace
+        trace.enable(logger.debug)
     if gopts["version"]:
         sys.stdout.write(version_text())
         return 0

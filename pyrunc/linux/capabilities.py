@@ -42,11 +42,12 @@ def last_cap():
 def resolve(capabilities, last=None):
     """{set: [names]} -> ({set: frozenset(numbers)}, warnings).
 
-    A well-formed name this kernel (or pyrunc) does not know is skipped with a warning, as
-    runc does; a malformed one is an error naming the field.
+    A well-formed name this kernel (or pyrunc) does not know is skipped, and all of them are
+    named in one warning worded as runc's (sorted, Go's %v of a slice); a malformed one is an
+    error naming the field.
     """
     last = last_cap() if last is None else last
-    resolved, warnings = {}, []
+    resolved, unknown = {}, set()
     for kind in SETS:
         numbers = set()
         for i, name in enumerate(capabilities.get(kind) or ()):
@@ -55,11 +56,13 @@ def resolve(capabilities, last=None):
                                       f"capability name (expected CAP_ followed by upper-case letters)")
             number = NUMBERS.get(name)
             if number is None or number > last:
-                warnings.append(f"process.capabilities.{kind}: {name} is not supported by this "
-                                f"kernel; ignoring it")
+                unknown.add(name)
                 continue
             numbers.add(number)
         resolved[kind] = frozenset(numbers)
+    warnings = []
+    if unknown:
+        warnings.append(f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(unknown))}]")
     return resolved, warnings
 
 

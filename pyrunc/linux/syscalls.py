@@ -52,7 +52,7 @@ PR_GET_CHILD_SUBREAPER = 37
 def _check(ret, what):
     if ret < 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+        raise OSError(err, f"{what}: {os.strerror(err).lower()}")  # Go's (runc's) errno texts
     return ret
 
 

@@ -10,6 +10,7 @@ import fcntl
 import gc
 import os
 
+from .. import trace
 from ..errors import ContainerInitError, InvalidStateError
 from ..linux import sig
 from ..linux import syscalls as sc
@@ -67,6 +68,8 @@ class Conversation:
                 ready = True
             elif kind is sync.WARNING:
                 self.answers.warning(msg.get("msg", ""))
+            elif kind is sync.DEBUG:
+                trace.debug("%s", msg.get("msg", ""))
             elif kind is not None and kind.answered:
                 if kind.needs_pid and self.pid is None:
                     deferred.append((kind, msg))

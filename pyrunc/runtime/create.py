@@ -4,6 +4,7 @@ import os
 import stat
 import time
 
+from .. import trace
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
 from ..shim.process import check_preserved_fds
@@ -29,6 +30,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
+    trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
     capabilities, last_cap, seccomp = _security(store, config, warn)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
@@ -62,6 +64,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         for w in cgroup.warnings:
             (warn or _ignore)(w)
+        trace.debug("create %s: cgroup made and its limits set", container_id)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
             init_hooks = None
@@ -71,6 +74,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
             plan = shim.Plan(config, bundle, rootfs, barrier, preserve_fds, no_pivot,
                              capabilities, last_cap, seccomp, init_hooks)
             plan.console_fd = console_fd
+            trace.debug("create %s: forking stage1", container_id)
             init_pid = child.spawn(
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
@@ -90,6 +94,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         if pid_file:
             write_pid_file(pid_file, init_pid)
         store.created(container_id)
+        trace.debug("create %s: init %d is waiting for start", container_id, init_pid)
     except BaseException:
         if init_pid:
             child.kill_quietly(init_pid)
@@ -179,6 +184,7 @@ class _Answers(child.Answers):
 
     def userns(self, stage1_pid):
         from ..security.idmap import write_maps
+        trace.debug("create %s: writing the id maps of stage1 %d", self.container_id, stage1_pid)
         linux = self.config["linux"]
         write_maps(stage1_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
 
@@ -191,10 +197,11 @@ class _Answers(child.Answers):
             hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
                            cwd=self.bundle)
         except hooks.HookError as e:
-            raise sync.SyncError(str(e)) from None
+            raise sync.SyncError(f"{hooks.DURING_INIT}{e}") from None
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
+        trace.debug("create %s: passing the seccomp listener to its agent", self.container_id)
         send_listener(self.config, self.container_id, self.bundle, pid, fd)
 
 

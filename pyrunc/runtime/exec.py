@@ -13,7 +13,7 @@ to pyrunc itself, which proxies it as runc does (tty_proxy.py).
 import copy
 import os
 
-from .. import jsonio
+from .. import jsonio, trace
 from ..errors import ConfigError, InvalidStateError, PyruncError
 from ..goparse import is_atoi
 from ..linux import syscalls as sc
@@ -245,6 +245,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
         forwarder = child.Forwarder()
     try:
         pid = _spawn(plan, record, warn, reap=not detach)
+        trace.debug("exec in %s: process %d runs", record["id"], pid)
         if pid_file:
             try:
                 write_pid_file(pid_file, pid)
@@ -257,8 +258,11 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
             return 0
         forwarder.target(pid)
         if proxy is not None:
-            return proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
-        return child.wait_for(pid)
+            status = proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
+        else:
+            status = child.wait_for(pid)
+        trace.debug("exec in %s: process %d exited with status %d", record["id"], pid, status)
+        return status
     finally:
         if proxy is not None:
             proxy.close()  # before the forwarder: SIGWINCH goes back to it, then to the caller's
@@ -290,6 +294,7 @@ def _spawn(plan, record, warn, reap):
             from ..cgroups import Manager
             Manager.from_state(record["cgroup"]).apply(pid)
 
+    trace.debug("exec in %s: forking stage1", record["id"])
     return child.spawn(exec_init.stage1, plan, _Answers(record, warn), join_cgroup=join_cgroup,
                        preserve_fds=plan.preserve_fds,
                        died="the exec'd process ended before it was ready", reap=reap)

@@ -15,7 +15,7 @@ import os
 import select
 import time
 
-from .. import jsonio
+from .. import jsonio, trace
 from ..linux import sig
 from ..shim.process import ProcessError
 
@@ -23,6 +23,8 @@ from ..shim.process import ProcessError
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
 OCI_VERSION = "1.0.2"
+# runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
+DURING_INIT = "error during container init: "
 
 
 class HookError(ProcessError):
@@ -47,37 +49,61 @@ def state_json(container_id, status, pid, bundle, annotations):
     return jsonio.dumps(state)
 
 
-def run_list(hooks, state, cwd=None):
+def run_list(hooks, state, cwd=None, env=None):
     """Run [(name, hook)] in order with `state` (JSON text) on stdin; the first failure raises
-    HookError. The index is the hook's position in its own list, as runc counts."""
+    HookError, worded as runc's: "error running <name> hook #<index>: <reason>", the index
+    counted in the hook's own list. `env` ({name: value}) is the environment of a hook that
+    has none of its own: runc's exec.Cmd with a nil Env inherits the runtime's (the default,
+    None: ours); the init passes the container process's."""
+    for name, index, hook in _indexed(hooks):
+        _run_named(name, index, hook, state, cwd, env)
+
+
+def _indexed(hooks):
     seen = {}
     for name, hook in hooks:
         index = seen[name] = seen.get(name, -1) + 1
-        run_one(hook, state, index, cwd)
+        yield name, index, hook
 
 
-def run_one(hook, state, index=0, cwd=None):
-    path = hook["path"]
-    argv = list(hook.get("args") or ()) or [path]
+def _run_named(name, index, hook, state, cwd, env):
+    trace.debug("running %s hook #%d: %s", name, index, hook.get("path"))
+    try:
+        run_one(hook, state, cwd, env)
+    except HookError as e:
+        raise HookError(f"error running {name} hook #{index}: {e}") from None
+
+
+def hook_env(hook, default=None):
+    """The hook's `env` as given (later duplicates win, as Go's exec does); without one,
+    `default`, else the runtime's own environment."""
+    items = hook.get("env") or ()
+    if not items:
+        return dict(os.environ) if default is None else default
     env = {}
-    for item in hook.get("env") or ():
+    for item in items:
         key, sep, value = item.partition("=")
         if sep:
             env[key] = value
+    return env
+
+
+def run_one(hook, state, cwd=None, env=None):
+    """One hook; HookError(reason) as Go's exec.Cmd words it (the caller adds which hook)."""
+    path = hook["path"]
+    argv = list(hook.get("args") or ()) or [path]
     timeout = hook.get("timeout")
     try:
-        returncode, out, err = _spawn(path, argv, env, cwd, state.encode(), timeout)
+        returncode, out, err = _spawn(path, argv, hook_env(hook, env), cwd, state.encode(),
+                                      timeout)
     except OSError as e:
-        raise HookError(f"error running hook #{index}: fork/exec {path}: "
-                        f"{(e.strerror or str(e)).lower()}") from None
+        raise HookError(f"fork/exec {path}: {(e.strerror or str(e)).lower()}") from None
     except _TimedOut:
-        raise HookError(f"error running hook #{index}: hook ran past specified timeout of "
-                        f"{float(timeout):.1f}s") from None
+        raise HookError(f"hook ran past specified timeout of {float(timeout):.1f}s") from None
     if returncode != 0:
         status = (f"signal: {_signal_name(-returncode)}" if returncode < 0
                   else f"exit status {returncode}")
-        raise HookError(f"error running hook #{index}: error running hook: {status}, "
-                        f"stdout: {out.decode(errors='replace')}, "
+        raise HookError(f"{status}, stdout: {out.decode(errors='replace')}, "
                         f"stderr: {err.decode(errors='replace')}")
 
 
@@ -194,14 +220,13 @@ def _signal_name(signum):
 
 
 def run_warning_only(hooks, state, warn, cwd=None):
-    """poststart/poststop: a failure is a warning and the remaining hooks still run."""
-    seen = {}
-    for name, hook in hooks:
-        index = seen[name] = seen.get(name, -1) + 1
+    """poststop: a failure is a warning and the remaining hooks still run (runtime-spec:
+    "the runtime MUST log a warning, but the remaining hooks and lifecycle continue")."""
+    for name, index, hook in _indexed(hooks):
         try:
-            run_one(hook, state, index, cwd)
+            _run_named(name, index, hook, state, cwd, None)
         except HookError as e:
-            warn(f"{name} hook: {e}")
+            warn(str(e))
 
 
 class InitHooks:
@@ -215,10 +240,18 @@ class InitHooks:
         self.create_container = hooks_of(config, "createContainer")
         self.start_container = hooks_of(config, "startContainer")
 
-    def run(self, hooks, status, pid):
+    def run(self, hooks, status, pid, cwd=None, env=None, during_init=False):
+        """createContainer: cwd the container's root (not pivoted yet), as runc; both lists
+        with the container process's environment when a hook has none of its own.
+        during_init: a failure reaches `create`, worded as runc's init errors are there."""
         if hooks:
-            run_list(hooks, state_json(self.container_id, status, pid, self.bundle,
-                                       self.annotations))
+            try:
+                run_list(hooks, state_json(self.container_id, status, pid, self.bundle,
+                                           self.annotations), cwd, env)
+            except HookError as e:
+                if during_init:
+                    raise HookError(f"{DURING_INIT}{e}") from None
+                raise
 
 
 def for_init(config, container_id, bundle):

@@ -6,6 +6,7 @@ import select
 import stat
 import time
 
+from .. import trace
 from ..errors import ContainerNotFound, InvalidStateError, PyruncError
 from ..linux import sig
 from ..state import procfs
@@ -53,9 +54,11 @@ def start(store, container_id, warn=None, main_pid=None):
             if notify is not None:
                 notify.close(unlink=True)
             raise
+        trace.debug("start: released the start barrier of %s (init %d)", container_id,
+                    record["pid"])
         if ((record.get("config") or {}).get("hooks") or {}).get("poststart"):
             _wait_exec(record)  # poststart runs after the user's process is executed
-            _run_after_hooks(record, "poststart", "running", record["pid"], warn)
+            _poststart(record)
     if notify is not None:  # outside the lock: kill/delete must not wait for READY
         notify.forward_ready(record["pid"], record["start_time"], main_pid)
 
@@ -76,16 +79,39 @@ def _wait_exec(record, timeout=START_TIMEOUT):
         time.sleep(0.002)
 
 
+def _poststart(record):
+    """The poststart hooks, on the host. The first failure is an error that stops the
+    container (runtime-spec: "the runtime MUST ... stop the container"; runc >= 1.2): its
+    processes are killed and `start` fails with the hook's error; the record stays, stopped,
+    for `delete` (run deletes it unless --keep)."""
+    from . import hooks
+    try:
+        hooks.run_list(hooks.hooks_of(record["config"], "poststart"), _hook_state(record, "running"),
+                       cwd=_bundle_dir(record))
+    except hooks.HookError:
+        trace.debug("start: a poststart hook failed: killing %s", record["id"])
+        _kill_and_wait(record)
+        raise
+
+
+def _hook_state(record, status, pid=None):
+    from . import hooks
+    return hooks.state_json(record["id"], status, record["pid"] if pid is None else pid,
+                            record["bundle"], record.get("annotations") or {})
+
+
+def _bundle_dir(record):
+    return record["bundle"] if os.path.isdir(record["bundle"]) else None
+
+
 def _run_after_hooks(record, name, status, pid, warn):
-    """poststart / poststop: on the host; a failure is only a warning (runtime.md)."""
+    """poststop: on the host; a failure is a warning and the other hooks still run."""
     config = record.get("config") or {}
     if not (config.get("hooks") or {}).get(name):
         return
     from . import hooks
-    state = hooks.state_json(record["id"], status, pid, record["bundle"],
-                             record.get("annotations") or {})
-    hooks.run_warning_only(hooks.hooks_of(config, name), state, warn or (lambda _m: None),
-                           cwd=record["bundle"] if os.path.isdir(record["bundle"]) else None)
+    hooks.run_warning_only(hooks.hooks_of(config, name), _hook_state(record, status, pid),
+                           warn or (lambda _m: None), cwd=_bundle_dir(record))
 
 
 def _release_barrier(store, record):
@@ -120,6 +146,8 @@ def kill(store, container_id, sig="SIGTERM", all_processes=False):
         record = store.load(container_id)
         signum = parse_signal(sig)  # after the lookup, as runc: a missing container wins
         status = status_of(store, record)
+        trace.debug("kill %s: signal %d to %s (init %d, %s)", container_id, signum,
+                    "every process" if all_processes else "the init", record["pid"], status)
         if status == STOPPED:
             if all_processes and record.get("cgroup"):
                 # as runc: --all still signals what is left in the cgroup once the init has
@@ -206,8 +234,10 @@ def delete(store, container_id, force=False, warn=None):
                 f"cannot delete container {container_id} that is not stopped: {status}")
         # Even a stopped container may leave processes in its cgroup (no pid namespace of its
         # own): they are the container's, and the cgroup cannot go while they live.
+        trace.debug("delete %s: killing its processes (%s)", container_id, status)
         _kill_and_wait(record)
         _destroy(store, record)
+        trace.debug("delete %s: cgroup and state removed", container_id)
         _run_after_hooks(record, "poststop", "stopped", 0, warn)
 
 

@@ -3,17 +3,20 @@ process.terminal and no --console-socket, proxy the pty as runc does (tty_proxy.
 
 import os
 
+from .. import trace
 from ..errors import InvalidStateError
-from .child import Forwarder, Subreaper, wait_for
+from .child import Forwarder, Subreaper, kill_quietly, wait_for
 
 
-def run(runtime, container_id, bundle, *, detach, **create_args):
+def run(runtime, container_id, bundle, *, detach, keep=False, **create_args):
+    """keep: as runc's --keep, the container is never deleted here (not even when start
+    fails: its processes are then killed, its state stays for `delete`)."""
     if detach:
         runtime.create(container_id, bundle, **create_args)
         try:
             runtime.start(container_id)
         except BaseException:
-            runtime.delete(container_id, force=True)
+            _remove(runtime, container_id, keep)
             raise
         return 0
     if create_args.get("console_socket"):  # runc's checkTerminal: the socket is for detaching
@@ -44,19 +47,34 @@ def run(runtime, container_id, bundle, *, detach, **create_args):
     try:
         forwarder = Forwarder()
         forwarder.target(init_pid)
-        if proxy is None:
+        if proxy is not None:
+            proxy.attach()  # before start: the process starts with the host terminal's size and mode
+        try:
             runtime.start(container_id, main_pid=os.getpid())  # NOTIFY_SOCKET: MAINPID is us
-            return wait_for(init_pid)
-        proxy.attach()  # before start: the process starts with the host terminal's size and mode
-        runtime.start(container_id, main_pid=os.getpid())
-        return proxy.run(init_pid)  # SIGWINCH resizes the pty instead of being forwarded
+        except BaseException:
+            kill_quietly(init_pid)  # it is our child: reap it, whatever start left running
+            wait_for(init_pid)
+            raise
+        if proxy is None:
+            status = wait_for(init_pid)
+        else:
+            status = proxy.run(init_pid)  # SIGWINCH resizes the pty instead of being forwarded
+        trace.debug("run: the process of %s exited with status %d", container_id, status)
+        return status
     finally:
         if proxy is not None:
             proxy.close()  # the host terminal's mode back, SIGWINCH back to the forwarder
         if forwarder is not None:
             forwarder.restore()
         subreaper.restore()
-        runtime.delete(container_id, force=True)
+        _remove(runtime, container_id, keep)
+
+
+def _remove(runtime, container_id, keep):
+    if keep:
+        trace.debug("run: keeping %s (--keep)", container_id)
+        return
+    runtime.delete(container_id, force=True)
 
 
 def _wants_terminal(bundle):

@@ -28,13 +28,22 @@ def send_listener(config, container_id, bundle, init_pid, remote_fd):
         state["annotations"] = config["annotations"]
     message = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": init_pid,
                "metadata": seccomp.get("listenerMetadata", ""), "state": state}
+    path = seccomp["listenerPath"]
+    # runc's texts (engines and users search for them), with Go's net.Dial error inside
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(seccomp["listenerPath"])
-            sock.sendmsg([json.dumps(message).encode()],
-                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    except OSError as e:
-        raise ContainerInitError(f"cannot send the seccomp listener fd to "
-                                 f"{seccomp['listenerPath']}: {e.strerror.lower()}") from None
+            try:
+                sock.connect(path)
+            except OSError as e:
+                raise ContainerInitError(
+                    "unable to start container process: failed to connect with seccomp agent "
+                    f"specified in the seccomp profile: dial unix {path}: connect: "
+                    f"{os.strerror(e.errno).lower()}") from None
+            try:
+                sock.sendmsg([json.dumps(message).encode()],
+                             [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            except OSError as e:
+                raise ContainerInitError(f"unable to start container process: cannot send "
+                                         f"seccomp fd to {path}: {os.strerror(e.errno).lower()}") from None
     finally:
         os.close(fd)

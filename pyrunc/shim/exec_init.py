@@ -80,6 +80,8 @@ def stage1(plan, sock):
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock)
+        sync.debug(sock, "exec stage1: joined %d namespaces, forked the process (pid %d)",
+                   len(plan.namespaces), pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -109,6 +111,7 @@ def _stage2(plan, sock, step):
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
+    sync.debug(sock, "exec: process %s prepared; executing it", prepared.path)
     sock.send(sync.READY)
     sock.close()
     proc.execute_or_exit(prepared)

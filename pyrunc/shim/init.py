@@ -101,12 +101,14 @@ def stage1(plan, sock):
                 flags |= sc.NAMESPACES[ns["type"]][0]
         if flags:
             sc.unshare(flags)
+        sync.debug(sock, "stage1: namespaces joined and made (unshare flags 0x%x)", flags)
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.get("timeOffsets") or {})
         step.now = "forking the container init"
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock, cgroup_paths)
+        sync.debug(sock, "stage1: forked the init (pid %d)", pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -178,6 +180,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
         rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
+        sync.debug(sock, "init: rootfs prepared (mounts done)")
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
         # createContainer in our namespaces with the host's paths still visible
@@ -185,7 +188,9 @@ def _stage2(plan, sock, cgroup_paths, step):
         sock.send(sync.CREATE_RUNTIME)
         host_pid = sock.expect(sync.PROCEED)["pid"]
         _exit_if_host_gone(sock)
-        plan.hooks.run(plan.hooks.create_container, "creating", host_pid)
+        # as runc: in the container's root (not pivoted yet), with the process's environment
+        plan.hooks.run(plan.hooks.create_container, "creating", host_pid, cwd=plan.rootfs,
+                       env=_raw_env(config["process"]), during_init=True)
         sig.setitimer(sig.ITIMER_REAL, 0)
     step.now = "entering the rootfs"
     null_fd = None
@@ -196,6 +201,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
+    sync.debug(sock, "init: entered the rootfs")
     step.now = "setting the hostname"
     if config.get("hostname") is not None:
         sc.sethostname(config["hostname"])
@@ -216,6 +222,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
+    sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
     sock.send(sync.READY)
     sock.close()
 
@@ -224,8 +231,19 @@ def _stage2(plan, sock, cgroup_paths, step):
     os.close(plan.barrier_fd)
     if plan.hooks:
         step.now = "running the startContainer hooks"
-        plan.hooks.run(plan.hooks.start_container, "created", host_pid)
+        # in the process's cwd, with its final environment (runc's SetDefaultEnv)
+        plan.hooks.run(plan.hooks.start_container, "created", host_pid, env=prepared.env)
     proc.execute_or_exit(prepared)
+
+
+def _raw_env(process):
+    """process.env as configured (runc 1.1 runs createContainer hooks with it: no HOME added)."""
+    env = {}
+    for item in process.get("env") or ():
+        key, sep, value = item.partition("=")
+        if sep and key:
+            env[key] = value
+    return env
 
 
 def _exit_if_host_gone(sock):

@@ -59,7 +59,7 @@ def apply_rlimits(rlimits):
             resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
         except (ValueError, OSError) as e:
             raise ProcessError(f"error setting rlimit type {r['type']}: "
-                               f"{getattr(e, 'strerror', None) or e}") from None
+                               f"{(getattr(e, 'strerror', None) or str(e)).lower()}") from None
 
 
 def _rlim(value):
@@ -74,18 +74,20 @@ def apply_oom_score_adj(value):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror}") from None
+        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}") from None
 
 
 def environment(process):
-    """process.env as a dict, with HOME from the container's /etc/passwd when missing."""
+    """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
+    or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended)."""
     env = {}
     for item in process.get("env") or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ProcessError(f"invalid environment variable {item!r}: no '=' or empty name")
         env[key] = value
-    if "HOME" not in env:
+    if not env.get("HOME"):
+        env.pop("HOME", None)
         env["HOME"] = home_of(process["user"]["uid"])
     if listen_fds:  # runc appends them to process.env: they win over the config's
         env["LISTEN_FDS"] = str(listen_fds)
@@ -153,10 +155,11 @@ def enter_cwd(cwd, retry_later):
             os.fchdir(fd)
         finally:
             os.close(fd)
-    except PermissionError:
+    except PermissionError as e:  # EACCES, or EPERM: each with its own text
         if retry_later:
             return True
-        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: permission denied") from None
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                           f"{os.strerror(e.errno).lower()}") from None
     except OSError as e:
         reason = os.strerror(e.errno).lower()
         if e.errno == errno.ELOOP:
@@ -219,13 +222,14 @@ def execute(prepared):
 
 
 def execute_or_exit(prepared):
-    """execute(); if execve itself fails, say so on the process's stderr and exit 127 (no such
-    file) or 126, as a shell would. Never returns."""
+    """execute(); if execve itself fails (a missing interpreter, a noexec mount), say so on the
+    process's stderr exactly as runc's init does ("exec /run.sh: no such file or directory":
+    engines match that text) and exit 1, as runc 1.1 does. Never returns."""
     try:
         execute(prepared)
     except OSError as e:
-        os.write(2, f"pyrunc: exec {prepared.path}: {e.strerror.lower()}\n".encode())
-        os._exit(127 if e.errno == 2 else 126)
+        os.write(2, f"exec {prepared.path}: {os.strerror(e.errno).lower()}\n".encode())
+        os._exit(1)
 
 
 def check_preserved_fds(n, base=3):

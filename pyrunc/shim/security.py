@@ -12,7 +12,7 @@ import os
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
-from . import procfs, scheduling
+from . import procfs, scheduling, sync
 
 
 class SecurityError(Exception):
@@ -78,8 +78,10 @@ def switch_identity(user, capabilities, last_cap, sock):
     except OSError as e:
         raise SecurityError(f"unable to apply caps: {e.strerror.lower()}") from None
     if refused:
-        sock.send("warning", msg="process.capabilities.ambient: not raised because they are not "
-                                 f"both permitted and inheritable: {', '.join(refused)}")
+        # runc says nothing (its default spec lists ambient caps that are not inheritable, so
+        # every container would warn); --debug shows it.
+        sync.debug(sock, "process.capabilities.ambient: not raised because they are not both "
+                         f"permitted and inheritable: {', '.join(refused)}")
 
 
 def _set_ids(uid, gid, groups):

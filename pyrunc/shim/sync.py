@@ -9,7 +9,7 @@ The host's loop is runtime/child.py `Conversation`.
 
 import os
 
-from .. import jsonio
+from .. import jsonio, trace
 
 
 class SyncError(Exception):
@@ -50,13 +50,14 @@ PROCEED = Message("proceed")          # host -> shim: go on (after create-runtim
 USERNS = Message("userns", answered=True)  # stage1: unshared the user ns; host writes the maps
 PID = Message("pid")                  # stage1: forked the init / exec's process; field "pid"
 WARNING = Message("warning")          # field "msg": logged by the host
+DEBUG = Message("debug")              # field "msg": logged by the host with --debug only
 SECCOMP_LISTENER = Message("seccomp-listener", answered=True, needs_pid=True)  # field "fd"
 CREATE_RUNTIME = Message("create-runtime", answered=True, needs_pid=True)  # prestart hooks
 READY = Message("ready")              # waiting on the barrier (create) / about to exec (exec)
 ERROR = Message("error")              # field "msg": a failure before exec
 
-BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, SECCOMP_LISTENER, CREATE_RUNTIME,
-                               READY, ERROR)}
+BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, DEBUG, SECCOMP_LISTENER,
+                               CREATE_RUNTIME, READY, ERROR)}
 
 
 def _name(kind):
@@ -113,6 +114,17 @@ class End:
                 pass
 
 
+def debug(end, fmt, *args):
+    """A debug message from a forked stage to the host's log (--debug); without --debug
+    nothing is formatted or sent. Only while the channel is open (until READY): a failure to
+    send is ignored, as the host then reports the stage's death itself."""
+    if trace.on:
+        try:
+            end.send(DEBUG, msg=fmt % args if args else fmt)
+        except OSError:
+            pass
+
+
 def channel():
     """(host end, shim end); all four fds close on exec. Each process closes the other end."""
     to_shim_r, to_shim_w = os.pipe()
@@ -131,6 +143,8 @@ def report(end, exc, step):
     if isinstance(exc, OSError):
         # pyrunc.linux.syscalls puts its context in strerror; str() would prefix "[Errno N] "
         reason = exc.strerror or os.strerror(exc.errno or 0)
+        if exc.strerror == os.strerror(exc.errno or 0):
+            reason = reason.lower()  # "operation not permitted": engines match Go's lower case
         if exc.filename is not None:
             reason = f"{exc.filename}: {reason.lower()}"
         msg = f"{step}: {reason}"
@@ -145,8 +159,9 @@ def report(end, exc, step):
     try:
         end.send(ERROR, msg=msg)
     except OSError:
-        # after "ready" the host has gone: the container's stderr is the only witness
+        # after "ready" the host has gone: the container's stderr is the only witness, and
+        # the line is the bare error, as runc's init prints it there
         try:
-            os.write(2, f"pyrunc: container init failed: {msg}\n".encode())
+            os.write(2, f"{msg}\n".encode())
         except OSError:
             pass

@@ -1,0 +1,26 @@
+"""Debug messages (runc's --debug): the steps of create/start/exec/kill/delete.
+
+Off by default, and then (nearly) free: `debug(fmt, *args)` is one call that tests a flag;
+the message is only formatted (`fmt % args`) once a sink is set. The CLI sets the sink to
+its logger (cli/log.py) for --debug; an API user may set any callable taking one string.
+The forked stages inherit the flag with the rest of their memory and send their messages to
+the host over the sync channel (shim/sync.py `debug`), which passes them to the sink here.
+"""
+
+on = False
+_sink = None
+
+
+def enable(sink):
+    """sink(message): called for every debug message from now on; None turns them off."""
+    global on, _sink
+    _sink = sink
+    on = sink is not None
+
+
+def debug(fmt, *args):
+    if on:
+        try:
+            _sink(fmt % args if args else fmt)
+        except Exception:  # noqa: BLE001 - a debug line must never make an operation fail
+            pass
