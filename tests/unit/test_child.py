@@ -103,5 +103,5 @@ def test_report_never_names_a_python_exception():
     sync.report(end, TypeError(), "entering the rootfs")
     msgs = [end.recv()["msg"] for _ in range(3)]
     end.close()
-    assert msgs == ["masking paths: Permission denied", "preparing the process: internal error ('x')",
+    assert msgs == ["masking paths: permission denied", "preparing the process: internal error ('x')",
                     "entering the rootfs: internal error"]
