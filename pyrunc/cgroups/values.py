@@ -94,6 +94,6 @@ def memory_values(mem, ctx, field):
     limit = integer(mem, "limit", field + "limit") or 0
     swap = integer(mem, "swap", field + "swap") or 0
     reservation = integer(mem, "reservation", field + "reservation") or 0
-    if mem.get("kernel") or mem.get("kernelTCP"):
-        ctx.warn(field + "kernel/kernelTCP: kernel memory limits are ignored (as runc 1.1 does)")
+    if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
+        ctx.warn("Kernel memory settings are ignored and will be removed")  # runc's words
     return limit, swap, reservation

@@ -256,3 +256,15 @@ def test_run_without_keep_deletes(pyrunc, make_bundle, cid):
 def test_run_keep_in_help(pyrunc):
     r = pyrunc("run", "--help")
     assert re.search(r"--keep\s+do not delete the container after it exits", r.out), r.out
+
+
+def test_kernel_memory_warning_as_runc(runc, pyrunc, make_bundle, cid):
+    b = make_bundle("true")
+    b.linux["resources"]["memory"] = {"kernel": 1 << 24, "kernelTCP": 1 << 24}
+    b.write()
+    a = runc("run", "--bundle", b.path, cid)
+    p = pyrunc("run", "--bundle", b.path, cid)
+    assert a.rc == p.rc == 0
+    strip = re.compile(r'time="[^"]+" ')
+    assert strip.sub("", p.err) == strip.sub("", a.err) == (
+        'level=warning msg="Kernel memory settings are ignored and will be removed"\n')
