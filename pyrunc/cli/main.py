@@ -70,9 +70,24 @@ def main_help():
             f"GLOBAL OPTIONS:\n{parser.flag_help(GLOBAL_FLAGS)}")
 
 
+def _undo_locale_coercion():
+    """Python started in the C locale puts LC_CTYPE=C.UTF-8 into its own environment (PEP 538).
+    Hooks inherit pyrunc's environment, as runc's inherit runc's: drop it when our caller did
+    not set it (the environment we were exec'd with, /proc/self/environ, lacks it)."""
+    if "LC_CTYPE" in os.environ:
+        try:
+            with open("/proc/self/environ", "rb") as f:
+                if b"\0LC_CTYPE=" not in b"\0" + f.read():
+                    del os.environ["LC_CTYPE"]
+        except OSError:
+            pass
+
+
 def main(argv=None):
     own_argv = argv is None  # only then may a sealed re-exec repeat this call (sys.orig_argv)
     argv = sys.argv[1:] if argv is None else argv
+    if own_argv:
+        _undo_locale_coercion()
     logger = Logger()
     try:
         gopts, _, rest = parser.parse(GLOBAL_FLAGS, argv, stop_at_positional=True)

@@ -353,3 +353,19 @@ def test_hook_environment_and_cwd_as_runc(runc, pyrunc, hooked, cid):
         f"poststop {b.path} MARK=from-runtime FOO=unset HOME={os.environ.get('HOME', 'unset')}",
         f"prestart {b.path} MARK=from-runtime FOO=unset HOME={os.environ.get('HOME', 'unset')}",
         "startContainer /tmp MARK=unset FOO=from-process HOME=/root"])
+
+
+def test_hook_environment_is_the_callers_exactly(pyrunc, make_bundle, tmp_path, cid):
+    """Nothing of the interpreter's own in it: Python started in the C locale sets
+    LC_CTYPE=C.UTF-8 in its environment (PEP 538); a hook must not see that."""
+    log = tmp_path / "env"
+    b = make_bundle("true")
+    b.config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {log}"]}]}
+    b.write()
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "MARK": "1"}
+    r = pyrunc("run", "--bundle", b.path, cid, env=env)
+    assert (r.rc, r.err) == (0, "")
+    seen = dict(line.split("=", 1) for line in log.read_text().splitlines())
+    seen.pop("PWD", None)  # the shell's own
+    seen.pop("SHLVL", None)
+    assert seen == env
