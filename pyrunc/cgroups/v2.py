@@ -19,10 +19,10 @@ def memory(d, mem, ctx):
         return
     limit, swap, reservation = memory_values(mem, ctx, MEMORY)
     if mem.get("disableOOMKiller"):
-        ctx.warn(MEMORY + "disableOOMKiller: ignored: cgroup v2 cannot disable the OOM killer")
+        ctx.ignored(MEMORY + "disableOOMKiller: ignored: cgroup v2 cannot disable the OOM killer")
     swappiness = mem.get("swappiness")
     if swappiness is not None and swappiness not in (-1, fsio.MAX_UINT64):
-        ctx.warn(MEMORY + "swappiness: ignored: cgroup v2 has no per-cgroup swappiness")
+        ctx.ignored(MEMORY + "swappiness: ignored: cgroup v2 has no per-cgroup swappiness")
     if not (limit or swap or reservation):
         return
     if mem.get("checkBeforeUpdate") and (limit > 0 or swap > 0):
@@ -79,7 +79,7 @@ def cpu(d, cpu_, ctx):
             fsio.write(d, "cpu.max.burst", str(retry_burst), CPU + "burst")
     if integer(cpu_, "realtimeRuntime", CPU + "realtimeRuntime") or \
             integer(cpu_, "realtimePeriod", CPU + "realtimePeriod"):
-        ctx.warn(CPU + "realtimeRuntime/realtimePeriod: ignored: cgroup v2 has no RT group "
+        ctx.ignored(CPU + "realtimeRuntime/realtimePeriod: ignored: cgroup v2 has no RT group "
                  "scheduling")
 
 
@@ -104,7 +104,7 @@ def io(d, bio, ctx):
             fsio.write(d, "io.weight", str(convert.blkio_weight_to_io_weight(weight)),
                        BLKIO + "weight")
     if integer(bio, "leafWeight", BLKIO + "leafWeight"):
-        ctx.warn(BLKIO + "leafWeight: ignored: cgroup v2 has no leaf weights")
+        ctx.ignored(BLKIO + "leafWeight: ignored: cgroup v2 has no leaf weights")
     # io.bfq.weight takes "MAJ:MIN WEIGHT" lines only when it shows "default N" (newer kernels)
     per_device = bfq is not None and not bfq.strip().isdigit()
     for item, field in weight_devices:
@@ -112,9 +112,9 @@ def io(d, bio, ctx):
         if w and per_device:
             fsio.write(d, "io.bfq.weight", f"{v1.device_numbers(item, field)} {w}", field)
         elif w:
-            ctx.warn(f"{field}: ignored: per-device weights need the BFQ scheduler's io.bfq.weight")
+            ctx.ignored(f"{field}: ignored: per-device weights need the BFQ scheduler's io.bfq.weight")
         if integer(item, "leafWeight", field + ".leafWeight"):
-            ctx.warn(f"{field}.leafWeight: ignored: cgroup v2 has no leaf weights")
+            ctx.ignored(f"{field}.leafWeight: ignored: cgroup v2 has no leaf weights")
     for key, _, name in v1.THROTTLES:
         for item, field in entries(bio, key, BLKIO + key):
             rate = integer(item, "rate", field + ".rate") or 0
@@ -131,7 +131,7 @@ def rdma(d, limits, ctx):
 
 def network(d, network_, ctx):
     if network_ and (network_.get("classID") or network_.get("priorities")):
-        ctx.warn(PREFIX + "network: ignored: cgroup v2 has no net_cls/net_prio controllers")
+        ctx.ignored(PREFIX + "network: ignored: cgroup v2 has no net_cls/net_prio controllers")
 
 
 def devices(d, rules, ctx):

@@ -76,6 +76,12 @@ class SetContext:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def ignored(self, message):
+        """A value this cgroup version has no file for, which runc ignores without a word
+        (its fs2 driver never looks at it): a --debug line, not a warning."""
+        from .. import trace
+        trace.debug("%s", message)
+
 
 def write_idle(d, cpu_):
     """linux.resources.cpu.idle: the same file on v1 and v2; a kernel without it is fine for 0."""
@@ -94,6 +100,6 @@ def memory_values(mem, ctx, field):
     limit = integer(mem, "limit", field + "limit") or 0
     swap = integer(mem, "swap", field + "swap") or 0
     reservation = integer(mem, "reservation", field + "reservation") or 0
-    if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
+    if mem.get("kernel") or mem.get("kernelTCP"):  # (0: what some engines send for "unset")
         ctx.warn("Kernel memory settings are ignored and will be removed")  # runc's words
     return limit, swap, reservation
