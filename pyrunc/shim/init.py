@@ -226,7 +226,9 @@ def _stage2(plan, sock, cgroup_paths, step):
     sock.send(sync.READY)
     sock.close()
 
-    step.now = "waiting for start"
+    # seccomp is loaded by now: a profile that refuses what the wait needs fails here, after
+    # "ready", so this text on the process's stderr is the only report: it names the field
+    step.now = "waiting for start" + (", with linux.seccomp loaded" if plan.seccomp else "")
     _wait_for_start(plan.barrier_fd)
     os.close(plan.barrier_fd)
     if plan.hooks:
