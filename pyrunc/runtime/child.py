@@ -158,6 +158,10 @@ def _enter_stage(stage1, plan, host_end, shim_end, preserve_fds):
         moved = keep_only(shim_end.fds() + plan.fds(), first=3 + max(0, preserve_fds))
         shim_end.renumber(moved)
         plan.renumber(moved)
+        if trace.on:
+            # --debug: the stage's lines (its hooks') go to the host over the channel, never to
+            # the log file by its path (after pivot_root that path is the container's)
+            trace.enable(lambda message: sync.debug(shim_end, "%s", message))
     except BaseException:  # noqa: BLE001 - the host sees EOF
         os._exit(1)
     stage1(plan, shim_end)

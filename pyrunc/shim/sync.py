@@ -112,6 +112,9 @@ class End:
                 os.close(fd)
             except OSError:
                 pass
+        # a late send (a --debug line after "ready") must fail, not write to whatever fd
+        # reuses the number
+        self.rfd = self.wfd = -1
 
 
 def debug(end, fmt, *args):

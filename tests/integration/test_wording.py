@@ -268,3 +268,25 @@ def test_kernel_memory_warning_as_runc(runc, pyrunc, make_bundle, cid):
     strip = re.compile(r'time="[^"]+" ')
     assert strip.sub("", p.err) == strip.sub("", a.err) == (
         'level=warning msg="Kernel memory settings are ignored and will be removed"\n')
+
+
+def test_debug_lines_of_the_init_go_to_the_host_log_only(pyrunc, make_bundle, cid, rootfs):
+    """The init's (and its hooks') debug lines cross the sync channel: the init never opens
+    --log by its path, which after pivot_root would name a file of the container."""
+    log = f"/tmp/pyrunc-debug-{cid}.log"  # /tmp exists on the host and in the rootfs
+    b = make_bundle("true")
+    b.config["root"]["readonly"] = False
+    b.config["hooks"] = {"createContainer": [{"path": "/bin/true"}],
+                         "startContainer": [{"path": "/bin/true"}]}
+    b.write()
+    try:
+        r = pyrunc("run", "--bundle", b.path, cid, global_args=("--debug", "--log", log))
+        assert (r.rc, r.err) == (0, "")
+        with open(log) as f:
+            text = f.read()
+        assert "running createContainer hook #0: /bin/true" in text
+        assert not os.path.exists(rootfs + log), "the init wrote the log inside the container"
+    finally:
+        for path in (log, rootfs + log):
+            if os.path.exists(path):
+                os.unlink(path)
