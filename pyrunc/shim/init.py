@@ -101,7 +101,9 @@ def stage1(plan, sock):
                 flags |= sc.NAMESPACES[ns["type"]][0]
         if flags:
             sc.unshare(flags)
-        sync.debug(sock, "stage1: namespaces joined and made (unshare flags 0x%x)", flags)
+        # (the phrases runc's debug.bats looks for are kept: "nsexec container setup", ...)
+        sync.debug(sock, "stage1: nsexec container setup: namespaces joined and made "
+                         "(unshare flags 0x%x)", flags)
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.get("timeOffsets") or {})
         step.now = "forking the container init"
@@ -174,6 +176,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     os.setsid()
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
+    sync.debug(sock, "init: child process in init(): the container's pid 1")
 
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
@@ -223,6 +226,7 @@ def _stage2(plan, sock, cgroup_paths, step):
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
     sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
+    sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)
     sock.close()
 

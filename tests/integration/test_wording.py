@@ -191,7 +191,9 @@ def test_debug_text_logs_every_step_like_runc(runc, pyrunc, make_bundle, cid):
         assert lines and all(DEBUG_TEXT.fullmatch(line) for line in lines), r.err
     steps = [DEBUG_TEXT.fullmatch(line)[1] for line in p.err.splitlines()]
     text = "\n".join(steps)
-    for expected in ("create " + cid + ": forking stage1", "stage1: forked the init",
+    for expected in ("nsexec container setup", "child process in init()",  # runc's debug.bats
+                     "init: closing the pipe to signal completion",
+                     "create " + cid + ": forking stage1", "stage1: forked the init",
                      "init: rootfs prepared", "init: process /bin/true prepared",
                      "start: released the start barrier of " + cid,
                      "run: the process of " + cid + " exited with status 0",
