@@ -126,9 +126,9 @@ def test_exec_of_an_unrunnable_program_as_runc(runc, pyrunc, make_bundle, cid, o
         assert rt("delete", "--force", cid).rc == 0
     a, p = results
     assert (p.rc, p.out) == (a.rc, a.out)
-    if name == "bad-interpreter":
+    if name == "bad-interpreter" and not a.err.startswith("time="):
         assert p.err == a.err == "exec /wording-badinterp: no such file or directory\n"
-    else:
+    else:  # (on some kernels execve's failure is seen before the process is handed over)
         assert message(p) == message(a)
 
 
