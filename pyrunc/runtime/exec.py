@@ -67,7 +67,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     check_lsm(spec, source=source)
     capabilities, last_cap = resolve_capabilities(spec, warn, source)
     linux = config.get("linux") or {}
-    seccomp = compile_seccomp(store, linux.get("seccomp"))
+    seccomp = compile_seccomp(linux.get("seccomp"))
 
     namespaces, root_fd = _open_namespaces(record)
     console_fd, proxy = None, None
