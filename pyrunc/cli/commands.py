@@ -254,6 +254,19 @@ def _exec(rt, o, a, ctx):
                    cgroup=o["cgroup"])
 
 
+def _validate(rt, o, a, ctx):  # noqa: ARG001
+    import os
+    from ..runtime.validate import problems
+    bundle = os.path.abspath(o["bundle"] or ".")
+    found = problems(bundle, systemd_cgroup=rt.systemd_cgroup)
+    if not found:
+        sys.stdout.write(f"{bundle}: OK\n")
+        return 0
+    sys.stderr.write("".join(line + "\n" for line in found))
+    sys.stderr.write(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}\n")
+    return 1
+
+
 def _features(rt, o, a, ctx):  # noqa: ARG001
     from .features import features_json
     from .main import _commit
@@ -351,6 +364,11 @@ COMMANDS = {c.name: c for c in (
                       "statistics", _ID,
             [Flag("interval", default="5s", help="set the stats collection interval"),
              Flag("stats", "bool", help="display the container's stats then exit")], 1, 1, _events),
+    Command("validate", "check a bundle the way create would, without creating anything", "",
+            [_BUNDLE], 0, 0, _validate,
+            "prints every problem create would find in the bundle (config.json's schema with each\n"
+            "   field's path, the semantic checks, the rootfs, process.args[0] in the rootfs) and\n"
+            "   exits 1; exits 0 with one OK line for a good bundle. Creates nothing."),
     Command("features", "show the enabled features", "", [], 0, 0, _features,
             "shows the enabled features (the runtime-spec's features document, as JSON)."),
     Command("spec", "create a new specification file", "",

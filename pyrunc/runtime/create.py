@@ -100,7 +100,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
 
 def _security(config, warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
-    _check_namespace_paths(config)
+    check_namespace_paths(config)
     process = config["process"]
     check_lsm(process, (config.get("linux") or {}).get("mountLabel"))
     capabilities, last_cap = resolve_capabilities(process, warn)
@@ -133,7 +133,7 @@ def compile_seccomp(linux_seccomp):
     return program_for(linux_seccomp, cache.for_kind("seccomp"))
 
 
-def _check_namespace_paths(config):
+def check_namespace_paths(config):
     from ..linux.syscalls import NAMESPACES, namespace_type
     for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or ()):
         path = ns.get("path")
