@@ -117,3 +117,23 @@ def test_nul_byte_in_update_resources_is_named(pyrunc, make_bundle, cid, tmp_pat
         assert str(e.value) == message
     assert "cpus" not in json.dumps((rt.state(cid).to_oci().get("annotations") or {}))
     assert pyrunc("delete", "--force", cid).rc == 0
+
+
+def test_nul_byte_in_api_exec_arguments_is_named(pyrunc, make_bundle, cid, tmp_path):
+    """The Python API's exec(args, env, cwd, ...) builds the process from strings no schema
+    saw: a NUL byte is a field-named ConfigError before anything runs, not the shim's
+    "internal error (embedded null byte)" (args) or a process started without it (env)."""
+    from pyrunc import Runtime
+    from pyrunc.errors import ConfigError
+    b = make_bundle("sleep", "60")
+    assert pyrunc("run", "--detach", "--bundle", b.path, cid).rc == 0
+    rt = Runtime(pyrunc.root)
+    for kw, message in (
+            (dict(args=["tr\0ue"]), 'exec: args[0]: "tr\\u0000ue" contains a NUL byte'),
+            (dict(args=["true"], cwd="/a\0"), 'exec: cwd: "/a\\u0000" contains a NUL byte'),
+            (dict(args=["true"], env=["A=\0"]), 'exec: env[2]: "A=\\u0000" contains a NUL byte')):
+        with pytest.raises(ConfigError) as e:
+            rt.exec(cid, **kw)
+        assert str(e.value) == message
+    assert rt.exec(cid, ["true"]) == 0  # the same call without the NUL byte runs
+    assert pyrunc("delete", "--force", cid).rc == 0
