@@ -262,9 +262,10 @@ def _validate(rt, o, a, ctx):  # noqa: ARG001
     if not found:
         sys.stdout.write(f"{bundle}: OK\n")
         return 0
-    sys.stderr.write("".join(line + "\n" for line in found))
-    sys.stderr.write(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}\n")
-    return 1
+    # the report is the verb's output; the failure is one error line, as for every verb
+    sys.stdout.write("".join(line + "\n" for line in found))
+    from ..errors import ConfigError
+    raise ConfigError(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}")
 
 
 def _features(rt, o, a, ctx):  # noqa: ARG001
@@ -366,9 +367,10 @@ COMMANDS = {c.name: c for c in (
              Flag("stats", "bool", help="display the container's stats then exit")], 1, 1, _events),
     Command("validate", "check a bundle the way create would, without creating anything", "",
             [_BUNDLE], 0, 0, _validate,
-            "prints every problem create would find in the bundle (config.json's schema with each\n"
-            "   field's path, the semantic checks, the rootfs, process.args[0] in the rootfs) and\n"
-            "   exits 1; exits 0 with one OK line for a good bundle. Creates nothing."),
+            "prints every problem create would find in the bundle, one per line (config.json's\n"
+            "   schema with each field's path, the semantic checks, the rootfs, process.args[0] in\n"
+            "   the rootfs), logs one error and exits 1; prints one OK line and exits 0 for a good\n"
+            "   bundle. Creates nothing."),
     Command("features", "show the enabled features", "", [], 0, 0, _features,
             "shows the enabled features (the runtime-spec's features document, as JSON)."),
     Command("spec", "create a new specification file", "",
