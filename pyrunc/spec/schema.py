@@ -17,11 +17,13 @@ from ..goparse import DIGITS
 
 # Where the schema files are: pyrunc/specs/ in an installed package (pyproject.toml ships the
 # top-level specs/ there as package data), else the checkout's top-level specs/ (bin/pyrunc,
-# editable installs). Package first: an installed package's parent is site-packages, where a
-# `specs` directory would be someone else's. os.path because pathlib is not imported at
-# interpreter start and would cost more than this whole module.
+# editable installs). The checkout's only in a checkout (pyproject.toml beside it): an
+# installed package's parent is site-packages, where a `specs` directory would be someone
+# else's. os.path because pathlib is not imported at interpreter start and would cost more
+# than this whole module.
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-SPECS_DIRS = (os.path.join(_PACKAGE, "specs"), os.path.join(os.path.dirname(_PACKAGE), "specs"))
+_CHECKOUT = os.path.dirname(_PACKAGE)
+SPECS_DIRS = (os.path.join(_PACKAGE, "specs"), os.path.join(_CHECKOUT, "specs"))
 
 # Every keyword the validator understands; the rest of these are annotations it skips.
 KEYWORDS = frozenset({
@@ -93,6 +95,8 @@ def _load(name):
 
 def _read_schema(filename):
     for directory in SPECS_DIRS:
+        if directory != SPECS_DIRS[0] and not os.path.isfile(os.path.join(_CHECKOUT, "pyproject.toml")):
+            continue
         try:
             with open(os.path.join(directory, filename), "rb") as f:
                 return f.read()
