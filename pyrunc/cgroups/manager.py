@@ -137,7 +137,7 @@ class Manager:
                         if key == "cpuset":
                             v1.cpuset_fill(d, self._mountpoint(key, d, "cpuset.cpus"))
                 except (OSError, CgroupError) as err:
-                    if not self._best_effort(key) and not self._skip(key, err):
+                    if not self._skip(key, err) and not self._best_effort(key):
                         raise
         except (OSError, CgroupError) as err:
             for d in reversed(made):
@@ -165,7 +165,7 @@ class Manager:
             try:
                 _write_pid(d, pid)
             except CgroupError as err:
-                if not self._best_effort(key) and not self._skip(key, err):
+                if not self._skip(key, err) and not self._best_effort(key):
                     raise
 
     def set(self, resources, *, update=False, linux_devices=None):
