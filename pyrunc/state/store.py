@@ -66,15 +66,20 @@ def make_private_root(root):
     symlink, ours, not writable by others: another user cannot hand us a store) and given the
     sticky bit, which XDG's runtime-directory cleaners honour (as runc)."""
     try:
-        os.makedirs(os.path.dirname(root), ROOT_MODE, exist_ok=True)
         try:
-            os.mkdir(root, ROOT_MODE)
-        except FileExistsError:
-            pass
-        fd = hostfile.open_dir(root, root)
+            fd = hostfile.open_dir(root, root)  # the common case: made by an earlier call
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(root), ROOT_MODE, exist_ok=True)
+            try:
+                os.mkdir(root, ROOT_MODE)
+            except FileExistsError:
+                pass
+            fd = hostfile.open_dir(root, root)
+    except hostfile.Untrusted as e:
+        raise HostFileError(f"the path in $XDG_RUNTIME_DIR must be writable by the user: {e}") from None
     except OSError as e:
         raise HostFileError(f"the path in $XDG_RUNTIME_DIR must be writable by the user: "
-                            f"mkdir {root}: {hostfile.reason(e)}") from None
+                            f"{root}: {hostfile.reason(e)}") from None
     try:
         os.fchmod(fd, ROOT_MODE | 0o1000)
     except OSError as e:
