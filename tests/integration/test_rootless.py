@@ -157,7 +157,7 @@ def test_run_as_user(ws, user, cid):
     the user. State lands in $XDG_RUNTIME_DIR/pyrunc, 0700 and the user's."""
     ws.write(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
                           "echo x > /dev/null && echo null-ok; stat -c '%i %t:%T' /dev/null; "
-                          "grep -c ' /dev/null ' /proc/self/mountinfo"])
+                          "grep -c ' /dev/null ' /proc/self/mountinfo; cat /proc/self/setgroups"])
     r = ws.run(cid)
     assert r.rc == 0, r.err
     assert r.err == "", r.err  # nothing to warn about: no limits were asked for
@@ -168,6 +168,8 @@ def test_run_as_user(ws, user, cid):
     host = os.stat("/dev/null")
     assert lines[5] == f"{host.st_ino} 1:3", (lines[5], host.st_ino)  # the host's inode
     assert lines[6] == "1", r.out  # a mount of its own (a bind), not a node in the tmpfs
+    # our own gid alone: written by pyrunc once setgroups is denied (runc), no newgidmap
+    assert lines[7] == "deny", r.out
     root = ws.default_root
     st = os.lstat(root)
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == user.uid and stat.S_IMODE(st.st_mode) & 0o777 == 0o700
@@ -360,3 +362,43 @@ def test_help_shows_the_users_default_root(ws):
     r = ws.pyrunc("--help", root=None)
     assert f'(default: "{ws.default_root}")' in r.out
     assert "--rootless value" in r.out and '(default: "auto")' in r.out
+
+
+def _subid(user, path):
+    with open(path) as f:
+        for line in f:
+            name, start, size = line.strip().split(":")
+            if name == user.name:
+                return int(start), int(size)
+    raise AssertionError(f"no range for {user.name} in {path}")
+
+
+def test_subordinate_ranges_through_newuidmap(ws, user, cid):
+    """More than the user's own id (its /etc/subuid range): the kernel refuses the write, so
+    pyrunc hands the maps to newuidmap/newgidmap (as runc); setgroups stays allowed for them.
+    A file made by uid 1000 inside is owned by the matching subordinate uid on the host."""
+    ustart, _ = _subid(user, "/etc/subuid")
+    gstart, _ = _subid(user, "/etc/subgid")
+    linux = ws.config["linux"]
+    linux["uidMappings"].append({"containerID": 1, "hostID": ustart, "size": 65536})
+    linux["gidMappings"].append({"containerID": 1, "hostID": gstart, "size": 65536})
+    ws.config["root"]["readonly"] = False
+    os.chmod(os.path.join(ws.bundle, "rootfs", "tmp"), 0o1777)
+    ws.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    ws.write(["sh", "-c", "cat /proc/self/uid_map /proc/self/setgroups; touch /tmp/made-by-1000"])
+    r = ws.run(cid)
+    assert r.rc == 0, r.err
+    lines = [line.split() for line in r.out.splitlines()]
+    assert lines[0] == ["0", str(user.uid), "1"] and lines[1] == ["1", str(ustart), "65536"], r.out
+    assert lines[2] == ["allow"], r.out
+    st = os.stat(os.path.join(ws.bundle, "rootfs", "tmp", "made-by-1000"))
+    assert (st.st_uid, st.st_gid) == (ustart + 999, gstart + 999)
+
+
+def test_subordinate_range_not_granted_fails(ws, user, cid):
+    """A range the user was not granted: newuidmap refuses; one error, nothing left."""
+    ws.config["linux"]["uidMappings"].append({"containerID": 1, "hostID": 5000000, "size": 10})
+    ws.write(["true"])
+    r = ws.run(cid)
+    assert r.rc == 1 and "failed to use newuid map on" in r.err, r.err
+    assert ws.ids() == []
