@@ -60,14 +60,14 @@ class Workspace:
             json.dump(self.config, f)
         os.chown(path, self.user.uid, self.user.gid)
 
-    def pyrunc(self, *args, root="", cwd=None, timeout=60, global_args=()):
+    def pyrunc(self, *args, root="", cwd=None, timeout=60, global_args=(), env=None):
         """pyrunc as the user; root "" is the default ($XDG_RUNTIME_DIR/pyrunc), None no flag
         at all either."""
         argv = [PYRUNC, *global_args]
         if root:
             argv += ["--root", root]
-        return self.user.run([*argv, *args], env=self.user.env(self.xdg), cwd=cwd or self.bundle,
-                             timeout=timeout)
+        return self.user.run([*argv, *args], env=self.user.env(self.xdg, **(env or {})),
+                             cwd=cwd or self.bundle, timeout=timeout)
 
     def run(self, *args, **kw):
         return self.pyrunc("run", "--bundle", self.bundle, *args, **kw)
@@ -158,7 +158,7 @@ def test_run_as_user(ws, user, cid):
     ws.write(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
                           "echo x > /dev/null && echo null-ok; stat -c '%i %t:%T' /dev/null; "
                           "grep -c ' /dev/null ' /proc/self/mountinfo; cat /proc/self/setgroups"])
-    r = ws.run(cid)
+    r = ws.run(cid, env={"PATH": "/nonexistent"})  # no newuidmap/newgidmap to fall back on
     assert r.rc == 0, r.err
     assert r.err == "", r.err  # nothing to warn about: no limits were asked for
     lines = r.out.split("\n")
