@@ -101,3 +101,13 @@ def ensure_user(name):
 
 def missing_tools():
     return [t for t in ("setpriv", "useradd", "usermod", "newuidmap", "newgidmap") if shutil.which(t) is None]
+
+
+def require_runnable(user, pyrunc):
+    """Skip (naming the reason) when the user cannot run this checkout's pyrunc: a checkout
+    below a 0700 directory (e.g. /root) is root's alone."""
+    import pytest
+    r = user.run([pyrunc, "--version"], env=user.env())
+    if r.rc != 0:
+        pytest.skip(f"{user.name} cannot run {pyrunc} (is the checkout readable by other users?): "
+                    f"{r.err.strip()[:200]}")

@@ -19,7 +19,7 @@ import pytest
 
 from harness import PYRUNC, build_image_tar
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools
+from rootless_users import ensure_user, missing_tools, require_runnable
 
 IMAGE = "localhost/tiny:latest"
 
@@ -128,6 +128,7 @@ def user_containers(uid):
 @pytest.fixture(scope="module")
 def podman():
     user = ensure_user("pyrunc-rootless")
+    require_runnable(user, PYRUNC)
     base = os.path.join(user.home, "pyrunc-tests", "podman")
     if os.path.exists(base):  # an earlier run killed before its teardown
         shutil.rmtree(base, ignore_errors=True)

@@ -471,10 +471,11 @@ class UserInterpreter:
 
 @pytest.fixture(params=["memfd", "unwritable", "disabled"])
 def user_interp(request, attack_rootfs):
-    from rootless_users import ensure_user, missing_tools
+    from rootless_users import ensure_user, missing_tools, require_runnable
     if missing_tools():
         pytest.skip(f"missing: {missing_tools()}")
     user = ensure_user("pyrunc-rootless")
+    require_runnable(user, os.path.join(ROOT, "bin", "pyrunc"))
     base = os.path.join(user.home, "pyrunc-tests", "exe-" + os.urandom(5).hex())
     os.makedirs(base)
     it = UserInterpreter(user, base, request.param)

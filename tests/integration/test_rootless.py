@@ -16,7 +16,7 @@ import pytest
 
 from bundle import make_rootfs
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools
+from rootless_users import ensure_user, missing_tools, require_runnable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYRUNC = os.path.join(ROOT, "bin", "pyrunc")
@@ -106,12 +106,16 @@ def _workspace(user, request):
 
 @pytest.fixture(scope="session")
 def user():
-    return ensure_user("pyrunc-rootless")
+    u = ensure_user("pyrunc-rootless")
+    require_runnable(u, PYRUNC)
+    return u
 
 
 @pytest.fixture(scope="session")
 def user2():
-    return ensure_user("pyrunc-rootless2")
+    u = ensure_user("pyrunc-rootless2")
+    require_runnable(u, PYRUNC)
+    return u
 
 
 @pytest.fixture
