@@ -103,11 +103,70 @@ def missing_tools():
     return [t for t in ("setpriv", "useradd", "usermod", "newuidmap", "newgidmap") if shutil.which(t) is None]
 
 
-def require_runnable(user, pyrunc):
-    """Skip (naming the reason) when the user cannot run this checkout's pyrunc: a checkout
-    below a 0700 directory (e.g. /root) is root's alone."""
-    import pytest
-    r = user.run([pyrunc, "--version"], env=user.env())
+SKIP_PACKAGES = ("hypothesis", "_pytest", "pytest", "pip", "setuptools", "pygments", "pkg_resources",
+                 "_distutils_hack", "__pycache__")
+COPY_BASE = "/var/lib/pyrunc-rootless-tests"
+
+
+class Checkout:
+    """Where the test users run pyrunc from: this checkout (launcher, package root, venv
+    site-packages) when they can read it, else a root-owned 0755 copy of the package and the
+    runtime's dependencies under COPY_BASE, run by the system's python (root's, in /usr: no
+    container of the user can write it, so it needs no seal)."""
+
+    def __init__(self, launcher, root, site, python):
+        self.launcher, self.root, self.site, self.python = launcher, root, site, python
+
+
+def runnable_checkout(user, root):
+    launcher = os.path.join(root, "bin", "pyrunc")
+    site = _site_packages(root)
+    r = user.run([launcher, "--version"], env=user.env())
+    if r.rc == 0:
+        with open(launcher) as f:
+            python = f.readline()[2:].split()[0]
+        return Checkout(launcher, root, site, python)
+    import hashlib
+    import sys
+    base = os.path.join(COPY_BASE, hashlib.sha256(root.encode()).hexdigest()[:12])
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    os.chmod(COPY_BASE, 0o755)
+    os.chmod(base, 0o755)
+    shutil.copytree(os.path.join(root, "pyrunc"), os.path.join(base, "pyrunc"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(os.path.join(root, "specs"), os.path.join(base, "specs"))  # the schemas
+    copy_site = os.path.join(base, "site-packages")
+    shutil.copytree(site, copy_site, symlinks=True,
+                    ignore=lambda d, names: [n for n in names if n.startswith(SKIP_PACKAGES)
+                                             or n.endswith(".pth")])
+    python = os.path.realpath(sys.executable if not sys.executable.endswith("pyrunc-python")
+                              else "/usr/bin/python3")
+    if not python.startswith("/usr/"):
+        python = os.path.realpath("/usr/bin/python3")
+    copy_launcher = os.path.join(base, "pyrunc-launcher")
+    with open(copy_launcher, "w") as f:
+        f.write(f"#!{python} -IS\nimport sys\nsys.path += [{base!r}, {copy_site!r}]\n"
+                f"from pyrunc.cli.main import entry\nentry()\n")
+    for top, dirs, files in os.walk(base):
+        for name in dirs:
+            os.chmod(os.path.join(top, name), 0o755)
+        for name in files:
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if name == "pyrunc-launcher" or name.endswith(".so") else 0o644)
+    r = user.run([copy_launcher, "--version"], env=user.env())
     if r.rc != 0:
-        pytest.skip(f"{user.name} cannot run {pyrunc} (is the checkout readable by other users?): "
-                    f"{r.err.strip()[:200]}")
+        import pytest
+        pytest.skip(f"{user.name} can run neither {launcher} nor a copy: {r.err.strip()[:200]}")
+    return Checkout(copy_launcher, base, copy_site, python)
+
+
+def _site_packages(root):
+    lib = os.path.join(root, ".venv", "lib")
+    for name in sorted(os.listdir(lib)) if os.path.isdir(lib) else ():
+        path = os.path.join(lib, name, "site-packages")
+        if os.path.isdir(path):
+            return path
+    import sysconfig
+    return sysconfig.get_paths()["purelib"]

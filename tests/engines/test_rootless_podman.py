@@ -19,7 +19,7 @@ import pytest
 
 from harness import PYRUNC, build_image_tar
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools, require_runnable
+from rootless_users import ensure_user, missing_tools, runnable_checkout
 
 IMAGE = "localhost/tiny:latest"
 
@@ -31,8 +31,9 @@ pytestmark = [
 
 
 class RootlessPodman:
-    def __init__(self, user, base):
+    def __init__(self, user, base, pyrunc):
         self.user = user
+        self.pyrunc = pyrunc
         self.base = base
         # podman wants a runroot of at most 50 characters: not below the home
         import tempfile
@@ -57,7 +58,7 @@ runtime = "pyrunc"
 runtime_supports_json = ["pyrunc", "runc", "crun"]
 
 [engine.runtimes]
-pyrunc = ["{PYRUNC}"]
+pyrunc = ["{self.pyrunc}"]
 runc = ["/usr/sbin/runc"]
 """)
         tar = os.path.join(self.base, "tiny.tar")
@@ -128,12 +129,12 @@ def user_containers(uid):
 @pytest.fixture(scope="module")
 def podman():
     user = ensure_user("pyrunc-rootless")
-    require_runnable(user, PYRUNC)
+    launcher = runnable_checkout(user, os.path.dirname(os.path.dirname(PYRUNC))).launcher
     base = os.path.join(user.home, "pyrunc-tests", "podman")
     if os.path.exists(base):  # an earlier run killed before its teardown
         shutil.rmtree(base, ignore_errors=True)
     os.makedirs(base)
-    p = RootlessPodman(user, base)
+    p = RootlessPodman(user, base, launcher)
     try:
         p.up()
         yield p

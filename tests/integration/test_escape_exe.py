@@ -438,8 +438,7 @@ class UserInterpreter:
     any id the user's containers map can write it; run as is), "disabled" (user-owned, the
     seal skipped: the attack must succeed)."""
 
-    def __init__(self, user, base, defence):
-        from rootless_users import User  # noqa: F401 - the fixture made the user
+    def __init__(self, user, base, defence, checkout):
         self.user, self.defence, self.base = user, defence, base
         self.dir = os.path.join(base, "interp")
         os.makedirs(self.dir)
@@ -448,7 +447,7 @@ class UserInterpreter:
         self.sha = sha256(self.path)
         self.launcher = os.path.join(self.dir, "pyrunc")
         with open(self.launcher, "w") as f:
-            f.write(LAUNCHER.format(python=self.path, root=ROOT, site=SITE,
+            f.write(LAUNCHER.format(python=self.path, root=checkout.root, site=checkout.site,
                                     disable=DISABLE if defence == "disabled" else ""))
         os.chmod(self.launcher, 0o755)
         os.chmod(self.path, 0o755)
@@ -471,14 +470,14 @@ class UserInterpreter:
 
 @pytest.fixture(params=["memfd", "unwritable", "disabled"])
 def user_interp(request, attack_rootfs):
-    from rootless_users import ensure_user, missing_tools, require_runnable
+    from rootless_users import ensure_user, missing_tools, runnable_checkout
     if missing_tools():
         pytest.skip(f"missing: {missing_tools()}")
     user = ensure_user("pyrunc-rootless")
-    require_runnable(user, os.path.join(ROOT, "bin", "pyrunc"))
+    checkout = runnable_checkout(user, ROOT)
     base = os.path.join(user.home, "pyrunc-tests", "exe-" + os.urandom(5).hex())
     os.makedirs(base)
-    it = UserInterpreter(user, base, request.param)
+    it = UserInterpreter(user, base, request.param, checkout)
     rootfs = os.path.join(base, "rootfs")
     shutil.copytree(attack_rootfs, rootfs, symlinks=True)
     os.makedirs(os.path.join(base, "out"))

@@ -16,10 +16,10 @@ import pytest
 
 from bundle import make_rootfs
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools, require_runnable
+from rootless_users import ensure_user, missing_tools, runnable_checkout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PYRUNC = os.path.join(ROOT, "bin", "pyrunc")
+PYRUNC = None  # the launcher the test users can run (the `user` fixture decides)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="creates users: run the suite as root"),
@@ -106,16 +106,15 @@ def _workspace(user, request):
 
 @pytest.fixture(scope="session")
 def user():
+    global PYRUNC
     u = ensure_user("pyrunc-rootless")
-    require_runnable(u, PYRUNC)
+    PYRUNC = runnable_checkout(u, ROOT).launcher
     return u
 
 
 @pytest.fixture(scope="session")
-def user2():
-    u = ensure_user("pyrunc-rootless2")
-    require_runnable(u, PYRUNC)
-    return u
+def user2(user):
+    return ensure_user("pyrunc-rootless2")
 
 
 @pytest.fixture
