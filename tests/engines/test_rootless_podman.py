@@ -152,12 +152,12 @@ def clean(podman):
     assert not user_containers(podman.user.uid), "container processes left"
 
 
-def test_run_rm_echo(podman, clean):
+def test_rootless_run_rm_echo(podman, clean):
     r = podman("run", "--rm", "--runtime", "pyrunc", IMAGE, "echo", "hi")
     assert (r.rc, r.out) == (0, "hi\n"), r.err
 
 
-def test_run_inside_podmans_user_namespace(podman, clean):
+def test_rootless_inside_podmans_user_namespace(podman, clean):
     """pyrunc ran as root of podman's user namespace: the container's root is the user on the
     host and the subordinate range maps the rest; /dev/null is the host's node."""
     r = podman("run", "--rm", "--runtime", "pyrunc", IMAGE, "sh", "-c",
@@ -170,7 +170,7 @@ def test_run_inside_podmans_user_namespace(podman, clean):
     assert lines[3] == f"{os.stat('/dev/null').st_ino} 1:3", r.out
 
 
-def test_detached_exec_stop_rm(podman, clean):
+def test_rootless_detached_exec_stop_rm(podman, clean):
     """run -d, exec, stop, rm: pyrunc's state is in the user's $XDG_RUNTIME_DIR/pyrunc while the
     container lives (proof that pyrunc, not another runtime, ran it) and gone after rm."""
     r = podman("run", "-d", "--name", "rl1", "--runtime", "pyrunc", IMAGE, "sleep", "100")
@@ -194,12 +194,12 @@ def test_detached_exec_stop_rm(podman, clean):
     assert not os.path.exists(f"/proc/{pid}") or not user_containers(podman.user.uid)
 
 
-def test_exit_code_and_stdin(podman, clean):
+def test_rootless_exit_code(podman, clean):
     r = podman("run", "--rm", "-i", "--runtime", "pyrunc", IMAGE, "sh", "-c", "exit 7")
     assert r.rc == 7, r.err
 
 
-def test_same_as_runc(podman, clean):
+def test_rootless_same_as_runc(podman, clean):
     """The reference: the same command on runc gives the same output (the test is podman's,
     not pyrunc's, where they agree)."""
     args = (IMAGE, "sh", "-c", "id; cat /proc/self/uid_map; ls /dev")
