@@ -69,6 +69,23 @@ def rootless_cgroups(flag, systemd_cgroup=False, systemd_owner_uid=None):
     return True  # cgroupfs: we cannot know whether the path is ours, so tolerate errors
 
 
+def systemd_owner_uid():
+    """runc's systemd.DetectUID, for euid 0 in a user namespace with --systemd-cgroup: the
+    OwnerUID of the user bus's systemd (`busctl --user --no-pager status`); 0 means a rootful
+    systemd inside the namespace. Raises OSError/ValueError when it cannot tell (the caller
+    then assumes root, as runc). The D-Bus driver itself may supply its own probe."""
+    import subprocess
+    r = subprocess.run(["busctl", "--user", "--no-pager", "status"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        raise OSError(f"could not execute `busctl --user --no-pager status` (output: {r.stdout + r.stderr!r})")
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("OwnerUID="):
+            return int(line[len("OwnerUID="):])
+    raise ValueError("could not detect the OwnerUID")
+
+
 def honor_xdg_runtime_dir():
     """runc's shouldHonorXDGRuntimeDir."""
     if os.geteuid() != 0:

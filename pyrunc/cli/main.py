@@ -192,13 +192,7 @@ def main(argv=None):
 
 def _rootless_cgroups(gopts):
     from ..errors import ConfigError
-    from ..rootless import RootlessFlagError, rootless_cgroups
-    owner = None
-    if gopts["systemd_cgroup"]:
-        try:  # the systemd driver's own probe, when that driver is there (helper h-systemd)
-            from ..cgroups import systemd_owner_uid as owner
-        except ImportError:
-            owner = None
+    from ..rootless import RootlessFlagError, rootless_cgroups, systemd_owner_uid as owner
     try:
         return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
     except RootlessFlagError as e:

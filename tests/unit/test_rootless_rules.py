@@ -235,3 +235,18 @@ def test_memfd_copy_failure_is_one_clear_error(monkeypatch):
         exeseal._memfd_copy("/usr/bin/python3", OSError(errno.EPERM, "Operation not permitted"))
     assert "cannot seal the interpreter /usr/bin/python3" in str(e.value)
     assert "no sealed copy could be made: function not implemented" in str(e.value)
+
+
+def test_systemd_owner_uid_parses_busctl(monkeypatch, tmp_path):
+    """runc's DetectUID: OwnerUID= from `busctl --user --no-pager status`; failures raise."""
+    busctl = tmp_path / "busctl"
+    busctl.write_text("#!/bin/sh\necho 'PID=1'\necho '  OwnerUID=1000'\n")
+    busctl.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert rootless.systemd_owner_uid() == 1000
+    busctl.write_text("#!/bin/sh\necho 'no bus' >&2\nexit 1\n")
+    with pytest.raises(OSError, match="busctl"):
+        rootless.systemd_owner_uid()
+    busctl.write_text("#!/bin/sh\necho 'PID=1'\n")
+    with pytest.raises(ValueError):
+        rootless.systemd_owner_uid()
