@@ -207,3 +207,13 @@ def test_rootless_same_as_runc(podman, clean):
     b = podman("run", "--rm", "--runtime", "runc", *args)
     assert a.rc == b.rc == 0, (a.err, b.err)
     assert a.out == b.out
+
+
+def test_rootless_nested_uidmap(podman, clean):
+    """`--uidmap` in rootless podman: the config asks for a user namespace of its own, mapped
+    within podman's (pyrunc, root there, writes the maps itself); the container's root is
+    podman's uid 1, i.e. the user's first subordinate uid on the host."""
+    r = podman("run", "--rm", "--runtime", "pyrunc", "--uidmap", "0:1:1000", "--gidmap", "0:1:1000",
+               IMAGE, "sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert r.rc == 0, r.err
+    assert r.out.split() == ["0", "0", "1", "1000"], r.out
