@@ -2,7 +2,7 @@
 PYTHON_SYS ?= /usr/bin/python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
-APT_PKGS   := busybox-static libseccomp2 libseccomp-dev libcap-dev gcc python3-venv python3-dev runc
+APT_PKGS   := busybox-static libseccomp2 libseccomp-dev libcap-dev gcc python3-venv python3-dev runc uidmap
 # the engines of the end-to-end tests (tests/engines): installed by `make test`, not by `make demo`
 ENGINE_PKGS := docker.io containerd podman conmon catatonit
 # the cgroup v2 lane: a throw-away VM whose host is cgroup v2 only (scripts in ../shared/vm)

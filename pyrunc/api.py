@@ -19,12 +19,18 @@ DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False):
+    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False, rootless=None):
         """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
-        systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup)."""
+        systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup); rootless:
+        tolerate cgroup permission errors (runc's --rootless; None: runc's auto rule,
+        pyrunc.rootless.rootless_cgroups)."""
         self.store = Store(root)
         self.warn = warn
         self.systemd_cgroup = systemd_cgroup
+        if rootless is None:
+            from .rootless import rootless_cgroups
+            rootless = rootless_cgroups("auto", systemd_cgroup)
+        self.rootless = rootless
 
     @property
     def root(self):
@@ -38,7 +44,7 @@ class Runtime:
         return _create.create(self.store, container_id, bundle, pid_file=pid_file,
                               console_socket=console_socket, no_pivot=no_pivot,
                               preserve_fds=preserve_fds, warn=self.warn,
-                              systemd_cgroup=self.systemd_cgroup)
+                              systemd_cgroup=self.systemd_cgroup, rootless=self.rootless)
 
     def start(self, container_id, *, main_pid=None):
         """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,

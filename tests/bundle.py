@@ -25,7 +25,8 @@ def make_rootfs(rootfs):
     for d in ("bin", "sbin", "etc", "tmp", "root", "proc", "sys", "dev", "home/user", "usr/bin"):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
     os.chmod(os.path.join(rootfs, "tmp"), 0o1777)
-    os.chown(os.path.join(rootfs, "home/user"), 1000, 1000)
+    if os.geteuid() == 0:  # a rootless user's rootfs is all theirs (uid 1000 is not mapped)
+        os.chown(os.path.join(rootfs, "home/user"), 1000, 1000)
     shutil.copy2(BUSYBOX, os.path.join(rootfs, "bin/busybox"))
     applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
     for applet in applets:

@@ -24,13 +24,14 @@ from .paths import resolve
 __all__ = ["CgroupError", "Layout", "Manager", "manager_for", "probe"]
 
 
-def manager_for(cgroups_path, container_id, *, systemd=False, layout=None):
-    """The Manager for linux.cgroupsPath (None: runc's default, "<id>" below our own cgroup)."""
+def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, rootless=False):
+    """The Manager for linux.cgroupsPath (None: runc's default, "<id>" below our own cgroup).
+    rootless: runc's rootless cgroups (Manager's docstring)."""
     if systemd:
         _refuse_systemd(cgroups_path)
     layout = layout or probe()
     dirs, mounts = resolve(layout, cgroups_path, container_id)
-    return Manager(layout.mode, dirs, mounts)
+    return Manager(layout.mode, dirs, mounts, rootless=rootless, explicit=bool(cgroups_path))
 
 
 def systemd_running():

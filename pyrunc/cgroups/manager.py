@@ -39,9 +39,13 @@ class Manager:
     """Create with manager_for() (or from_state()); see the package docstring for the order
     the runtime calls things in."""
 
-    __slots__ = ("mode", "_dirs", "_mounts", "_controllers", "warnings")
+    __slots__ = ("mode", "_dirs", "_mounts", "_controllers", "warnings", "rootless", "_explicit",
+                 "_skipped")
 
-    def __init__(self, mode, paths, mounts=None):
+    def __init__(self, mode, paths, mounts=None, *, rootless=False, explicit=False, skipped=()):
+        """rootless (runc's rootless cgroups): with no explicit linux.cgroupsPath, a hierarchy
+        we have no permission to create or join is skipped instead of failing (a limit asked
+        for in it then fails naming the field); device rules are not enforced."""
         if mode not in ("legacy", "hybrid", "unified"):
             raise CgroupError(f"unknown cgroup mode {mode!r}")
         self.mode = mode
@@ -49,6 +53,20 @@ class Manager:
         self._mounts = dict(mounts or {})
         self._controllers = None
         self.warnings = []  # what set() ignored (runc logs these as warnings)
+        self.rootless = bool(rootless)
+        self._explicit = bool(explicit)
+        self._skipped = set(skipped)  # keys dropped for lack of permission
+
+    def _skip(self, key, err):
+        """runc's isIgnorableError + `c.Path == ""`: forget a hierarchy we may not use."""
+        code = getattr(err, "errno", None)
+        if not self.rootless or self._explicit or code not in (errno.EPERM, errno.EACCES, errno.EROFS):
+            return False
+        d = self._dirs.get(key)
+        for k in [k for k, v in self._dirs.items() if v == d]:  # cpu,cpuacct share a directory
+            del self._dirs[k]
+            self._skipped.add(k)
+        return True
 
     # --- where things are -----------------------------------------------------------------
 
@@ -118,8 +136,8 @@ class Manager:
                         _mkdirs(d, made)
                         if key == "cpuset":
                             v1.cpuset_fill(d, self._mountpoint(key, d, "cpuset.cpus"))
-                except (OSError, CgroupError):
-                    if not self._best_effort(key):
+                except (OSError, CgroupError) as err:
+                    if not self._skip(key, err) and not self._best_effort(key):
                         raise
         except (OSError, CgroupError) as err:
             for d in reversed(made):
@@ -146,8 +164,8 @@ class Manager:
         for key, d in self._unique_dirs():
             try:
                 _write_pid(d, pid)
-            except CgroupError:
-                if not self._best_effort(key):
+            except CgroupError as err:
+                if not self._skip(key, err) and not self._best_effort(key):
                     raise
 
     def set(self, resources, *, update=False, linux_devices=None):
@@ -161,6 +179,23 @@ class Manager:
         for key, v2_name, rkey, set_v1, set_v2 in _GROUPS:
             part = section(r, rkey) if rkey in _OBJECT_SECTIONS else r.get(rkey)
             version, d = self._route(key, v2_name)
+            if key == "devices" and self.rootless:
+                # runc: device rules are "really not expected to work" rootless; the kernel
+                # refuses device nodes in a user namespace anyway (they are host binds)
+                try:
+                    if d is not None:
+                        (set_v1 if version == "v1" else set_v2)(d, part, ctx)
+                except CgroupError:
+                    pass
+                continue
+            if self._skipped and d is None:
+                try:
+                    (set_v1 if version == "v1" else set_v2)(d, part, ctx)
+                except CgroupError as err:
+                    field = str(err).split(":", 1)[0]
+                    raise CgroupError(f"{field}: cannot set {key} limit: container could not "
+                                      f"join or create cgroup (rootless: no permission)") from None
+                continue
             if key == "devices" and d is None:
                 set_v2(None, part, ctx)  # no devices hierarchy: same limits as cgroup v2
             elif version == "v1":
@@ -289,12 +324,17 @@ class Manager:
     # --- persistence ----------------------------------------------------------------------
 
     def to_state(self):
-        return {"mode": self.mode, "paths": dict(self._dirs), "mounts": dict(self._mounts)}
+        out = {"mode": self.mode, "paths": dict(self._dirs), "mounts": dict(self._mounts)}
+        if self.rootless:
+            out.update(rootless=True, explicit=self._explicit, skipped=sorted(self._skipped))
+        return out
 
     @classmethod
     def from_state(cls, data):
         try:
-            return cls(data["mode"], data["paths"], data.get("mounts"))
+            return cls(data["mode"], data["paths"], data.get("mounts"),
+                       rootless=data.get("rootless", False), explicit=data.get("explicit", False),
+                       skipped=data.get("skipped") or ())
         except (KeyError, TypeError, ValueError) as err:
             raise CgroupError(f"invalid cgroup state {data!r}: {err}") from None
 

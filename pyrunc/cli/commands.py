@@ -102,7 +102,8 @@ def _spec(rt, o, a, ctx):  # noqa: ARG001
         raise PyruncError("File config.json exists. Remove it first")
     config = default_config()
     if o["rootless"]:
-        raise PyruncError("--rootless is not supported: pyrunc runs containers as root")
+        from ..spec.default import to_rootless
+        config = to_rootless(config, os.geteuid(), os.getegid())
     with open(path, "w") as f:
         import json
         f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline

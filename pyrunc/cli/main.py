@@ -14,13 +14,19 @@ GLOBAL_FLAGS = [
     parser.Flag("debug", "bool", help="enable debug logging"),
     parser.Flag("log", default="", help="set the log file to write pyrunc logs to (default is '/dev/stderr')"),
     parser.Flag("log-format", default="text", help="set the log format ('text' (default), or 'json')"),
-    parser.Flag("root", default="/run/pyrunc", help="root directory for storage of container state "
-                                                    "(this should be located in tmpfs)"),
+    # default: rootless.default_root(), filled in by global_flags() (it depends on the caller)
+    parser.Flag("root", help="root directory for storage of container state "
+                             "(this should be located in tmpfs)"),
     parser.Flag("systemd-cgroup", "bool", help="enable systemd cgroup support, expects cgroupsPath to be "
                                                "of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
+    parser.Flag("rootless", default="auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
     parser.Flag(("help", "h"), "bool", help="show help"),
     parser.Flag(("version", "v"), "bool", help="print the version"),
 ]
+# The verbs that decide rootless cgroups (runc's shouldUseRootlessCgroupManager callers): a bad
+# --rootless value is an error only for them, as in runc (exec and the rest follow what create
+# recorded in the container's state)
+ROOTLESS_VERBS = ("create", "run", "ps", "pause", "resume")
 # The verbs that start processes in a container: their interpreter must be sealed first
 # (security/exeseal.py; the others never fork anything a container can see).
 SEALED_VERBS = ("create", "run", "exec")
@@ -60,6 +66,13 @@ def _commit():
     return "unknown"
 
 
+def global_flags():
+    """GLOBAL_FLAGS with --root's default for this caller (runc shows the computed one too)."""
+    from ..rootless import default_root
+    root = default_root()[0]
+    return [parser.Flag("root", default=root, help=f.help) if f.dest == "root" else f for f in GLOBAL_FLAGS]
+
+
 def main_help():
     width = max(len(n) for n in COMMANDS)
     cmds = "".join(f"   {n.ljust(width)}  {c.summary}\n" for n, c in COMMANDS.items())
@@ -67,7 +80,7 @@ def main_help():
             f"USAGE:\n   {PROG} [global options] command [command options] [arguments...]\n\n"
             f"VERSION:\n   {version_text().split(' ', 2)[2]}\n"
             f"COMMANDS:\n{cmds}   help, h  Shows a list of commands or help for one command\n\n"
-            f"GLOBAL OPTIONS:\n{parser.flag_help(GLOBAL_FLAGS)}")
+            f"GLOBAL OPTIONS:\n{parser.flag_help(global_flags())}")
 
 
 def _undo_locale_coercion():
@@ -141,18 +154,36 @@ def main(argv=None):
         logger.error(f"{PROG}: {e}")
         return 1
 
+    from .. import rootless
     root = gopts["root"]
+    from_xdg = False
+    if root is None:
+        root, from_xdg = rootless.default_root()
+        gopts["root"] = root
     if not root or os.path.exists(root) and not os.path.isdir(root):
         logger.error(f"--root {root!r}: not a directory")
         return 1
+    if from_xdg:
+        try:
+            from ..state.store import make_private_root
+            make_private_root(root)
+        except PyruncError as e:
+            logger.error(str(e))
+            return 1
 
     from ..api import Runtime
     try:
+        rootless_cgroups = False
+        if verb in ROOTLESS_VERBS:
+            rootless_cgroups = _rootless_cgroups(gopts)
+            if rootless_cgroups and verb in ("ps", "pause", "resume"):
+                logger.warning(f"{PROG} {verb} may fail if you don't have the full access to cgroups")
         if verb in SEALED_VERBS:
             from ..security.exeseal import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
-        return cmd.handler(Runtime(gopts["root"], warn=logger.warning,
-                                   systemd_cgroup=gopts["systemd_cgroup"]), opts, positionals, Context(gopts)) or 0
+        return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
+                                   rootless=rootless_cgroups),
+                           opts, positionals, Context(gopts)) or 0
     except (PyruncError, OSError) as e:
         # An OSError that got this far names its file (e.filename) and the kernel's reason,
         # as runc's Go errors do: "open /x: permission denied".
@@ -175,6 +206,15 @@ def main(argv=None):
             traceback.print_exc()
         logger.error(f"internal error: {verb}: {describe(e)}")
         return 255 if verb == "exec" else 1
+
+
+def _rootless_cgroups(gopts):
+    from ..errors import ConfigError
+    from ..rootless import RootlessFlagError, rootless_cgroups, systemd_owner_uid as owner
+    try:
+        return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
+    except RootlessFlagError as e:
+        raise ConfigError(str(e)) from None
 
 
 def entry():

@@ -66,9 +66,6 @@ def resume(store, container_id):
 
 def pids(store, container_id):
     record = store.load(container_id)
-    m = manager(record)
-    if m is not None:
-        return m.pids()
     from .lifecycle import container_pids
     return container_pids(record)
 

@@ -17,9 +17,11 @@ from . import child
 from .status import describe
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None):
+           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
+           rootless=False):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
-    passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it."""
+    passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
+    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups)."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
     # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
     # store's lock) could land there and be passed on (the CLI has checked already; the API not)
@@ -27,10 +29,13 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
+    from ..security.rootless import check_config
+    check_config(config)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
     capabilities, last_cap, seccomp = _security(config, warn)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
-    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup)
+    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
+                         rootless=rootless)
     terminal = bool(config["process"].get("terminal"))
     if terminal and not console_socket and console_fd is None:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -182,8 +187,12 @@ class _Answers(child.Answers):
     def userns(self, stage1_pid):
         from ..security.idmap import write_maps
         trace.debug("create %s: writing the id maps of stage1 %d", self.container_id, stage1_pid)
+        from ..security.rootless import is_rootless_euid, only_own_gid
         linux = self.config["linux"]
-        write_maps(stage1_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+        gids = linux.get("gidMappings") or []
+        rootless = is_rootless_euid()
+        write_maps(stage1_pid, linux.get("uidMappings") or [], gids,
+                   deny_setgroups=rootless and only_own_gid(gids), rootless=rootless)
 
     def create_runtime(self, pid):
         """prestart + createRuntime, on the host, once the init has done its mounts."""

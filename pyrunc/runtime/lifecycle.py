@@ -196,10 +196,13 @@ def _signal_others(record, signum):
 
 
 def container_pids(record):
-    """Host pids of the container: everything in its cgroup; without one (an old record),
-    the processes sharing the init's pid namespace."""
+    """Host pids of the container: everything in its cgroup; without one (an old record, or
+    a rootless container whose cgroups were skipped), the processes sharing the init's pid
+    namespace."""
     if record.get("cgroup"):
-        return cgroup_manager(record).pids()
+        m = cgroup_manager(record)
+        if m.paths():
+            return m.pids()
     try:
         target = os.readlink(f"/proc/{record['pid']}/ns/pid")
     except OSError:

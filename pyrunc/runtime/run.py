@@ -36,7 +36,7 @@ def run(runtime, container_id, bundle, *, detach, keep=False, **create_args):
         else:
             from .create import create
             init_pid = create(runtime.store, container_id, bundle, warn=runtime.warn,
-                              systemd_cgroup=runtime.systemd_cgroup,
+                              systemd_cgroup=runtime.systemd_cgroup, rootless=runtime.rootless,
                               console_fd=proxy.console_end(), **create_args).pid
     except BaseException:
         subreaper.restore()

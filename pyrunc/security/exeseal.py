@@ -24,8 +24,15 @@ CAP_SYS_ADMIN.
   never a mount over a file a package manager owns (dpkg could no longer replace it). A
   detached read-only clone of the mount of our exe instead, and a re-exec through it on every
   create/run/exec (~25 ms): it lives as long as the processes running it, nothing to clean up.
-* No CAP_SYS_ADMIN (not root): if this uid cannot write the interpreter, no container of this
-  user can either: run unsealed. Otherwise refuse with ExecutableNotSealed.
+* No mount possible (a non-root caller, or root without CAP_SYS_ADMIN): the interpreter is safe
+  as it is when no container of this caller can write it: not writable by the caller (not its
+  owner, no group/other write bit, no W_OK) AND owned by no uid a container of the caller can
+  map (our euid, our /etc/subuid ranges; inside a user namespace any uid mapped in it), since
+  a container's root has CAP_DAC_OVERRIDE/CAP_FOWNER over files of its mapped ids. A root-owned
+  0755 interpreter (/usr/bin, `make setup`'s copy) is that case. Otherwise: re-exec from a
+  sealed memfd copy (memfd_create + F_SEAL_WRITE|SHRINK|GROW|SEAL, as runc 1.1 did), so
+  /proc/self/exe is a private, unwritable copy (~10 ms and the interpreter's size in memory
+  per create/run/exec).
 """
 
 import os
@@ -49,10 +56,10 @@ def ensure_sealed(reexec=True):
     that creates or execs containers in-process (the CLI calls it before create/run/exec),
     before anything was read from stdin. Raises ExecutableNotSealed when sealing is impossible,
     or, with reexec=False, when a re-exec would be needed."""
-    if os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY:
+    if os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY or _running_sealed_memfd():
         return
     if not reexec:
-        if _unwritable_by_us():
+        if _safe_unsealed():
             return
         raise ExecutableNotSealed(
             f"the interpreter {os.readlink('/proc/self/exe')} is not sealed against containers "
@@ -66,9 +73,10 @@ def _seal_and_reexec():
         own = _own_copy(exe)
         sealed = _seal_in_place(own) if own is not None else _private_seal()
     except OSError as e:
-        _refuse_unless_unwritable(exe, e)
-        return
-    if not os.fstatvfs(sealed).f_flag & os.ST_RDONLY:  # never loop on a seal that did not take
+        if _safe_unsealed():
+            return  # nothing of ours or our containers' can write it
+        sealed = _memfd_copy(exe, e)
+    if not (os.fstatvfs(sealed).f_flag & os.ST_RDONLY or _sealed_memfd(sealed)):  # never loop
         raise ExecutableNotSealed(f"sealing the interpreter {exe}: its mount is still writable")
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -140,18 +148,121 @@ def _unwritable_by_us():
             and not os.access("/proc/self/exe", os.W_OK))
 
 
-def _refuse_unless_unwritable(exe, error):
-    """Sealing needs CAP_SYS_ADMIN over our mount namespace. Without it, run unsealed only if
-    no process of this user (hence no container this user can start: its ids map to ours or to
-    subordinate ids) can write the interpreter: not its owner (an owner can chmod), no
-    group/other write bit, no write access."""
-    if _unwritable_by_us():
-        return
-    reason = error.strerror.lower() if error.strerror else "failed"
-    raise ExecutableNotSealed(
-        f"cannot seal the interpreter {exe} against containers overwriting it (CVE-2019-5736): "
-        f"{reason}; this user can write it, so a container could replace it: run pyrunc as root "
-        f"(with CAP_SYS_ADMIN) or from an interpreter this user cannot write")
+def _safe_unsealed():
+    """The rule without a mount: unwritable by us and owned by no uid our containers can map
+    (their root has CAP_DAC_OVERRIDE and CAP_FOWNER over files of mapped ids)."""
+    return _unwritable_by_us() and not _mappable(os.stat("/proc/self/exe").st_uid)
+
+
+def _mappable(uid):
+    """Could a container of ours have `uid` mapped? Our euid; in the initial user namespace, our
+    /etc/subuid ranges (newuidmap maps them); inside a user namespace (rootless podman runs
+    us in one), any uid mapped in it (we may be its root). Root maps anything."""
+    if os.geteuid() == 0 and not _in_user_namespace():
+        return True
+    if uid == os.geteuid():
+        return True
+    if _in_user_namespace():
+        return any(start <= uid < start + size for start, _host, size in _ranges("/proc/self/uid_map"))
+    return any(start <= uid < start + size for start, size in _subuid_ranges())
+
+
+def _in_user_namespace():
+    ranges = _ranges("/proc/self/uid_map")
+    return ranges != [(0, 0, 4294967295)]
+
+
+def _ranges(path):
+    try:
+        with open(path) as f:
+            return [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _subuid_ranges():
+    """(start, size) of /etc/subuid lines naming our user (by name or number), as shadow's
+    newuidmap reads them."""
+    import pwd
+    euid = os.geteuid()
+    names = {str(euid)}
+    try:
+        names.add(pwd.getpwuid(euid).pw_name)
+    except KeyError:
+        pass
+    out = []
+    try:
+        with open("/etc/subuid") as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in names:
+                    try:
+                        out.append((int(parts[1]), int(parts[2])))
+                    except ValueError:
+                        continue
+    except OSError:
+        pass
+    return out
+
+
+def _seals():
+    import fcntl
+    return fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+def _sealed_memfd(fd):
+    """Is fd a memfd with every seal we set (so nobody can change it)?"""
+    import fcntl
+    try:
+        have = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    except OSError:
+        return False  # not a memfd (EINVAL)
+    return have & _seals() == _seals()
+
+
+def _running_sealed_memfd():
+    """After our memfd re-exec /proc/self/exe is that copy: already sealed."""
+    try:
+        fd = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _sealed_memfd(fd)
+    finally:
+        os.close(fd)
+
+
+def _memfd_copy(exe, mount_error):
+    """A sealed in-memory copy of the interpreter to re-exec from (runc 1.1's way): the
+    container sees it as /proc/PID/exe and can neither write it (F_SEAL_WRITE) nor reach the
+    file on disk through it."""
+    import fcntl
+    try:
+        fd = os.memfd_create(OWN_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            src = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.fstat(src).st_size
+                offset = 0
+                while offset < size:
+                    n = os.sendfile(fd, src, offset, size - offset)
+                    if n == 0:
+                        break
+                    offset += n
+            finally:
+                os.close(src)
+            os.fchmod(fd, 0o555)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _seals())
+        except BaseException:
+            os.close(fd)
+            raise
+    except OSError as e:
+        reason = (mount_error.strerror or "failed").lower()
+        raise ExecutableNotSealed(
+            f"cannot seal the interpreter {exe} against containers overwriting it (CVE-2019-5736): "
+            f"{reason}, and no sealed copy could be made: {(e.strerror or str(e)).lower()}; run "
+            f"pyrunc from an interpreter this user cannot write") from None
+    return fd
 
 
 if __name__ == "__main__":  # `python -m pyrunc.security.exeseal`: seal the running interpreter now

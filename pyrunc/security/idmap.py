@@ -29,17 +29,55 @@ def map_text(mappings):
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
-def write_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False):
-    """Write uid_map, then setgroups, then gid_map (the kernel's required order)."""
-    _write(f"/proc/{pid}/uid_map", map_text(uid_mappings), "uid_map")
+def write_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False, rootless=False):
+    """Write uid_map, then setgroups, then gid_map (the kernel's required order).
+
+    rootless (a non-root caller, runc's rootless EUID): a map the kernel refuses (EPERM: more
+    than our own id) is handed to newuidmap/newgidmap, the setuid helpers that check
+    /etc/subuid and /etc/subgid, as runc does; setgroups is denied only when the gid map is
+    our own egid alone (runc: the helpers need it allowed)."""
+    _write(pid, "uid", uid_mappings, rootless)
     if deny_setgroups:
-        _write(f"/proc/{pid}/setgroups", "deny", "setgroups")
-    _write(f"/proc/{pid}/gid_map", map_text(gid_mappings), "gid_map")
+        _write_text(f"/proc/{pid}/setgroups", "deny", "setgroups")
+    _write(pid, "gid", gid_mappings, rootless)
 
 
-def _write(path, text, what):
+def _write(pid, kind, mappings, rootless):
+    text = map_text(mappings)
+    try:
+        _write_text(f"/proc/{pid}/{kind}_map", text, f"{kind}_map", raw=True)
+    except PermissionError:
+        if not rootless:
+            raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): operation not "
+                              f"permitted") from None
+        _mapping_tool(pid, kind, mappings)
+    except OSError as e:
+        raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): {e.strerror.lower()}") from None
+
+
+def _mapping_tool(pid, kind, mappings):
+    """newuidmap PID CID HID SIZE ... (an empty environment, as runc); runc's wording."""
+    import shutil
+    import subprocess
+    tool = shutil.which(f"new{kind}map")
+    if tool is None:
+        raise ConfigError(f"failed to write {kind}_map: operation not permitted, and new{kind}map "
+                          f"(package uidmap) is not installed to map more than our own {kind}")
+    argv = [tool, str(pid)] + [str(m[k]) for m in mappings for k in ("containerID", "hostID", "size")]
+    try:
+        r = subprocess.run(argv, env={}, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"failed to use new{kind} map on {pid}: {e}") from None
+    if r.returncode != 0:
+        detail = r.stderr.decode(errors="replace").strip().replace("\n", "; ")
+        raise ConfigError(f"failed to use new{kind} map on {pid}: {detail or f'exit status {r.returncode}'}")
+
+
+def _write_text(path, text, what, raw=False):
     try:
         with open(path, "w") as f:
             f.write(text)
     except OSError as e:
+        if raw:
+            raise
         raise ConfigError(f"failed to write {what} ({text.strip()!r}): {e.strerror.lower()}") from None

@@ -82,10 +82,16 @@ def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
             os.unlink(name, dir_fd=parent)  # the name itself, never what a symlink points to
         except FileNotFoundError:
             pass
+        if in_user_namespace():
+            # as runc (createDevices: useBindMount when running in a user namespace): the
+            # kernel refuses device nodes made there, so the host's node is bound instead
+            _bind_host_node(parent, name, path, kind, rdev)
+            return
         try:
             os.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
         except PermissionError:
-            # In a user namespace mknod is refused: bind the host's node instead.
+            # refused outside a user namespace too (a device cgroup, a seccomp filter of the
+            # caller's): the host's node instead
             _bind_host_node(parent, name, path, kind, rdev)
             return
         node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
@@ -99,6 +105,18 @@ def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
             os.close(node)
     finally:
         os.close(parent)
+
+
+def in_user_namespace():
+    """runc's rule: this process (the init, once it created or joined the container's user
+    namespace; or a pyrunc already run inside one, rootless podman) is not in the initial
+    user namespace: its uid_map is not the identity map of every id. Read before the pivot
+    (the host's procfs is still there)."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
 
 
 def _bind_host_node(parent, name, path, kind, rdev):

@@ -77,7 +77,10 @@ def stage1(plan, sock):
         proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
         linux = plan.config.get("linux") or {}
         namespaces = linux.get("namespaces") or []
-        if any(ns["type"] == "mount" and not ns.get("path") for ns in namespaces):
+        # Not for a non-root caller (runc: no mount sources when rootless): cloning a mount of
+        # the host's namespace needs CAP_SYS_ADMIN there; its container root is the caller, so
+        # the init, in the caller's user namespace, reaches the same sources by path.
+        if os.geteuid() == 0 and any(ns["type"] == "mount" and not ns.get("path") for ns in namespaces):
             # as runc >= 1.2: by the host's root, in the host's namespaces, before any of ours.
             # Not for a mount namespace joined by path: its sources are its own paths, which
             # the init opens there (rootfs.prepare without clones), as before.

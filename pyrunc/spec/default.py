@@ -46,3 +46,31 @@ def default_config(rootfs="rootfs", args=("sh",), terminal=True):
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+def to_rootless(config, euid, egid):
+    """runc's specconv.ToRootless: what `spec --rootless` writes for a non-root user. No
+    network namespace (a user cannot plumb one) and a new user namespace mapping container
+    root to the caller alone; no uid=/gid= mount options (gid 5 is not mapped); /sys a
+    read-only rbind of the host's (sysfs cannot be mounted without the network namespace's
+    owner); no linux.resources (a user may not write cgroups). Key order as runc prints it."""
+    linux = config["linux"]
+    namespaces = [ns for ns in linux["namespaces"] if ns["type"] not in ("network", "user")]
+    namespaces.append({"type": "user"})
+    mounts = []
+    for m in config["mounts"]:
+        if m["destination"].rstrip("/") == "/sys":
+            mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            continue
+        if "options" in m:
+            m = dict(m, options=[o for o in m["options"] if not o.startswith(("gid=", "uid="))])
+        mounts.append(m)
+    config["mounts"] = mounts
+    rest = {k: v for k, v in linux.items() if k not in ("resources", "namespaces")}
+    config["linux"] = {
+        "uidMappings": [{"containerID": 0, "hostID": euid, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": egid, "size": 1}],
+        "namespaces": namespaces, **rest,
+    }
+    return config

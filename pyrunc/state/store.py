@@ -60,6 +60,35 @@ def remove_dir(path):
         os.close(parent_fd)
 
 
+def make_private_root(root):
+    """The default root of a non-root caller, `$XDG_RUNTIME_DIR/pyrunc` (runc's rule,
+    pyrunc/rootless.py): made 0700 where missing, then checked as every store file is (no
+    symlink, ours, not writable by others: another user cannot hand us a store) and given the
+    sticky bit, which XDG's runtime-directory cleaners honour (as runc)."""
+    try:
+        try:
+            fd = hostfile.open_dir(root, root)  # the common case: made by an earlier call
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(root), ROOT_MODE, exist_ok=True)
+            try:
+                os.mkdir(root, ROOT_MODE)
+            except FileExistsError:
+                pass
+            fd = hostfile.open_dir(root, root)
+    except hostfile.Untrusted as e:
+        raise HostFileError(f"the path in $XDG_RUNTIME_DIR must be writable by the user: {e}") from None
+    except OSError as e:
+        raise HostFileError(f"the path in $XDG_RUNTIME_DIR must be writable by the user: "
+                            f"{root}: {hostfile.reason(e)}") from None
+    try:
+        os.fchmod(fd, ROOT_MODE | 0o1000)
+    except OSError as e:
+        raise HostFileError(f"you should check permission of the path in $XDG_RUNTIME_DIR: "
+                            f"chmod {root}: {hostfile.reason(e)}") from None
+    finally:
+        os.close(fd)
+
+
 class Store:
     def __init__(self, root):
         self.root = os.path.abspath(root)

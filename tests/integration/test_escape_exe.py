@@ -105,8 +105,13 @@ def write_through(path, log):
                 time.sleep(0.002)
                 continue
             return False
-        os.write(fd, PAYLOAD)
-        os.close(fd)
+        try:
+            os.write(fd, PAYLOAD)  # a sealed memfd opens but refuses the write (EPERM)
+        except OSError as e:
+            log.append(name(e))
+            return False
+        finally:
+            os.close(fd)
         log.append("OK")
         return True
 
@@ -138,7 +143,13 @@ while runs(pid, st) and len(report["direct"]) < 3:
         report["direct"].append(name(e))
         time.sleep(0.01)
         continue
-    os.write(wfd, PAYLOAD)
+    try:
+        os.write(wfd, PAYLOAD)
+    except OSError as e:
+        report["direct"].append(name(e))
+        continue
+    finally:
+        os.close(wfd)
     report["direct"].append("OK")
     report["wrote"] = True
     break
@@ -348,25 +359,26 @@ def plain(tmp_path):
     assert not it.mounted()
 
 
-def test_no_cap_sys_admin_refuses(plain, attack_rootfs, tmp_path, cid):
-    """Root without CAP_SYS_ADMIN cannot mount, and root owns (can write) the interpreter: no
-    create/run/exec, one clear error, nothing left behind, nothing mounted."""
+def test_no_cap_sys_admin_runs_from_a_sealed_copy(plain, attack_rootfs, tmp_path, cid):
+    """Root without CAP_SYS_ADMIN cannot mount, and root owns (can write) the interpreter: it
+    re-execs from a sealed memfd copy (the attack on that path: test_rootless.py) and gets past
+    the seal (create then fails for its own reason here: the devices cgroup needs
+    CAP_SYS_ADMIN); nothing mounted, nothing left behind."""
     b = bundle(tmp_path, "b", attack_rootfs, ["true"])
     runner = Runner(["setpriv", "--bounding-set", "-sys_admin", "--", *plain.runner.argv], plain.runner.root)
-    for verb, rc, prefix in (("create", 1, "pyrunc create failed: "), ("run", 1, "pyrunc run failed: "),
-                             ("exec", 255, "exec failed: ")):
+    for verb, rc in (("create", 1), ("run", 1), ("exec", 255)):
         args = ["--bundle", b, cid] if verb != "exec" else [cid, "true"]
         r = runner(verb, *args)
         assert r.rc == rc and r.out == "", (verb, r.rc, r.err)
-        assert f"{prefix}cannot seal the interpreter {plain.path} against containers overwriting it " \
-               "(CVE-2019-5736): open_tree: operation not permitted; this user can write it" in r.err, r.err
+        assert "cannot seal" not in r.err, r.err
     assert not plain.mounted() and not plain.runner.ids() and sha256(plain.path) == plain.sha
 
 
 def test_unprivileged_user_and_unwritable_interpreter(plain, tmp_path, cid):
     """No mount possible (not root) but the interpreter is root's: no process of this user, so
-    no container of this user, can write it; pyrunc goes on (and fails later for its own
-    reasons). Once the user owns the interpreter, it refuses."""
+    no container of this user, can write it; pyrunc goes on unsealed (and fails later for its
+    own reasons). Once the user owns it, a sealed memfd copy is run instead (also past the
+    seal; the attack on that copy: test_rootless.py)."""
     for d in (tmp_path.parent.parent, tmp_path.parent, tmp_path, plain.dir):
         os.chmod(d, 0o711)
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
@@ -375,7 +387,7 @@ def test_unprivileged_user_and_unwritable_interpreter(plain, tmp_path, cid):
     assert r.rc == 1 and "cannot seal" not in r.err and "config.json" in r.err, r.err  # got past it
     os.chown(plain.path, 65534, 65534)
     r = runner("create", "--bundle", str(tmp_path), cid)
-    assert r.rc == 1 and "cannot seal the interpreter" in r.err and "this user can write it" in r.err, r.err
+    assert r.rc == 1 and "cannot seal" not in r.err and "config.json" in r.err, r.err
     assert not plain.mounted() and sha256(plain.path) == plain.sha
 
 
@@ -414,3 +426,114 @@ def test_api_create_needs_a_sealed_interpreter(plain, attack_rootfs, tmp_path, c
                        capture_output=True, text=True, timeout=60)
     assert r.stdout == "created\n", (r.stdout, r.stderr)
     assert plain.mounted() and sha256(plain.path) == plain.sha
+
+
+# ------------------------------------------------------------------------ as an ordinary user
+
+class UserInterpreter:
+    """The rootless cases: an ordinary user (tests/rootless_users.py) runs pyrunc from a copy
+    of the interpreter that is not on a read-only mount, and cannot mount. defence:
+    "memfd" (the user owns the copy: a container of the user could write it, so pyrunc
+    re-execs from a sealed memfd copy), "unwritable" (root owns it, 0755: neither the user nor
+    any id the user's containers map can write it; run as is), "disabled" (user-owned, the
+    seal skipped: the attack must succeed)."""
+
+    def __init__(self, user, base, defence, checkout):
+        self.user, self.defence, self.base = user, defence, base
+        self.dir = os.path.join(base, "interp")
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "pyrunc-python")
+        shutil.copy2(REAL_PYTHON, self.path)
+        self.sha = sha256(self.path)
+        self.launcher = os.path.join(self.dir, "pyrunc")
+        with open(self.launcher, "w") as f:
+            f.write(LAUNCHER.format(python=self.path, root=checkout.root, site=checkout.site,
+                                    disable=DISABLE if defence == "disabled" else ""))
+        os.chmod(self.launcher, 0o755)
+        os.chmod(self.path, 0o755)
+        user.chown_tree(base)
+        if defence == "unwritable":
+            os.chown(self.path, 0, 0)
+        self.xdg = os.path.join(base, "xdg")
+        os.makedirs(self.xdg, 0o700)
+        os.chown(self.xdg, user.uid, user.gid)
+
+    def __call__(self, *args):
+        return self.user.run([self.launcher, *args], env=self.user.env(self.xdg), cwd=self.base)
+
+    def ids(self):
+        try:
+            return [n for n in os.listdir(os.path.join(self.xdg, "pyrunc")) if not n.startswith("@")]
+        except FileNotFoundError:
+            return []
+
+
+@pytest.fixture(params=["memfd", "unwritable", "disabled"])
+def user_interp(request, attack_rootfs):
+    from rootless_users import ensure_user, missing_tools, runnable_checkout
+    if missing_tools():
+        pytest.skip(f"missing: {missing_tools()}")
+    user = ensure_user("pyrunc-rootless")
+    checkout = runnable_checkout(user, ROOT)
+    base = os.path.join(user.home, "pyrunc-tests", "exe-" + os.urandom(5).hex())
+    os.makedirs(base)
+    it = UserInterpreter(user, base, request.param, checkout)
+    rootfs = os.path.join(base, "rootfs")
+    shutil.copytree(attack_rootfs, rootfs, symlinks=True)
+    os.makedirs(os.path.join(base, "out"))
+    user.chown_tree(base)
+    if request.param == "unwritable":
+        os.chown(it.path, 0, 0)
+    it.rootfs = rootfs
+    yield it
+    for cid in it.ids():
+        it("delete", "--force", cid)
+    left = it.ids()
+    shutil.rmtree(base, ignore_errors=True)
+    assert not left, f"state left behind: {left}"
+
+
+def user_bundle(it, args):
+    from pyrunc.spec.default import to_rootless
+    path = os.path.join(it.base, "bundle")
+    os.makedirs(path)
+    config = to_rootless(default_config(rootfs=it.rootfs, args=list(args), terminal=False),
+                         it.user.uid, it.user.gid)
+    config["mounts"] += [
+        {"destination": "/usr/lib", "type": "bind", "source": "/usr/lib", "options": ["rbind", "ro"]},
+        {"destination": "/usr/lib64", "type": "bind", "source": "/usr/lib64", "options": ["rbind", "ro"]},
+        {"destination": "/out", "type": "bind", "source": os.path.join(it.base, "out"), "options": ["bind"]},
+    ]
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    it.user.chown_tree(path)
+    return path
+
+
+def test_rootless_run_entrypoint_hijack(user_interp, cid):
+    """The CVE as an ordinary user: the container's root is the user, who owns (memfd,
+    disabled) or cannot write (unwritable) the interpreter pyrunc runs from. The attacker
+    holds /proc/1/exe while PID 1 is pyrunc's interpreter and writes it after PID 1 exec'd."""
+    it = user_interp
+    b = user_bundle(it, ["/attack/hijack", "spawn"])
+    r = it("run", "-d", "--bundle", b, cid)
+    assert r.rc == 0, r.err
+    report_path = os.path.join(it.base, "out", "result.json")
+    wait_for(lambda: os.path.exists(report_path), timeout=30, what="the attacker's report")
+    with open(report_path) as f:
+        report = json.load(f)
+    assert report["grab"] == "OK", report
+    if it.defence == "disabled":
+        assert report["wrote"] and sha256(it.path) != it.sha, report
+        return
+    assert not report["wrote"] and "OK" not in report["direct"] + report["reopen"], report
+    assert sha256(it.path) == it.sha, "the interpreter was modified"
+    st = os.stat(it.path)
+    if it.defence == "memfd":
+        # what the container saw was the sealed copy, not the file: a write there is refused
+        assert report["link"].startswith("/memfd:pyrunc-python"), report
+        assert report["ino"] != [st.st_dev, st.st_ino], report
+        assert report["reopen"][-1] in ("EPERM", "EACCES"), report  # sealed, and mode 0555
+    else:
+        assert report["link"] == it.path and report["ino"] == [st.st_dev, st.st_ino], report
+        assert report["reopen"][-1] == "EACCES", report
