@@ -462,3 +462,24 @@ def test_wire_timeout_and_refusals(sock_path, tmp_path, monkeypatch):
         bus.Systemd(path2, uid=5, via_bus=False)
     with pytest.raises(bus.SystemdError, match=f"cannot connect to systemd at {tmp_path}/none: no such file"):
         bus.Systemd(str(tmp_path / "none"), uid=0, via_bus=False)
+
+
+def test_jeepney_only_where_the_bus_is_used():
+    """The cgroupfs driver and the bus-free verbs of a systemd container (ps, pause, events,
+    kill read the files) never import jeepney or socket; the bus module does."""
+    import subprocess
+    import sys
+    code = """
+import sys
+import pyrunc.cgroups as cg
+from pyrunc.runtime import cgroup_ops, create, lifecycle
+m = cg.manager_from_state({"driver": "systemd", "mode": "unified", "unit": "p-n.scope",
+                           "slice": "system.slice", "paths": {"": "/nonexistent/p-n.scope"}})
+m.pids(); m.state()
+print(sorted(n for n in ("jeepney", "socket") if n in sys.modules))
+import pyrunc.cgroups.systemd.bus
+print("jeepney" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.split("\n")[:2] == ["[]", "False"], out.stderr
