@@ -88,7 +88,7 @@ class SystemdManager:
                 bus.set_properties(self.unit, props)
             except CgroupError as err:
                 raise CgroupError(f"unable to set unit properties: {err}") from None
-        self._fs.set(resources, update=True, linux_devices=linux_devices)
+        self._fs.set(resources, update=True, linux_devices=linux_devices, skip_devices=self.user)
 
     def apply(self, pid):
         bus = self._systemd()
@@ -100,7 +100,9 @@ class SystemdManager:
         # systemd made the unit's directories (the pid is in them); the v1 hierarchies it
         # does not manage are made here, and every limit is written to the files as well
         self._fs.create()
-        self._fs.set(self._resources, linux_devices=self._devices)
+        # the user instance's cgroup belongs to an unprivileged user: no device filter there
+        # (runc ignores the error for rootless); the container's /dev is the limit
+        self._fs.set(self._resources, linux_devices=self._devices, skip_devices=self.user)
         self._fs.apply(pid)
 
     def _start(self, bus, props):

@@ -256,6 +256,21 @@ def test_create_set_apply_starts_the_unit_then_writes_files(fs_calls):
     assert p["CollectMode"] == ("s", "inactive-or-failed") and p["DevicePolicy"] == ("s", "strict")
     assert [c[0] for c in fs_calls] == ["create", "set", "apply"]
     assert fs_calls[1][1] == ({"memory": {"limit": 1 << 20}},) and fs_calls[2][1] == (1234,)
+    assert fs_calls[1][2]["skip_devices"] is False
+
+
+def test_user_instance_writes_no_device_filter(fs_calls):
+    """An unprivileged user's delegated cgroup cannot take an eBPF device filter (EPERM):
+    runc skips it for rootless; so does the user instance here (systemd still gets the list)."""
+    fake = FakeBus()
+    m = SystemdManager("unified", "p-n.scope", "user.slice", "n", {"": "/x/p-n.scope"}, user=True,
+                       connect=lambda user: fake)
+    m.set({})
+    m.apply(5)
+    assert fs_calls[1][2]["skip_devices"] is True
+    assert dict(fake.calls[0][2])["DevicePolicy"] == ("s", "strict")
+    m.set({"pids": {"limit": 3}}, update=True)
+    assert fs_calls[-1][2]["skip_devices"] is True
 
 
 def test_existing_unit_is_reset_once_then_the_error_names_it(fs_calls):
@@ -466,7 +481,8 @@ def test_wire_timeout_and_refusals(sock_path, tmp_path, monkeypatch):
 
 def test_jeepney_only_where_the_bus_is_used():
     """The cgroupfs driver and the bus-free verbs of a systemd container (ps, pause, events,
-    kill read the files) never import jeepney or socket; the bus module does."""
+    kill read the files) never import jeepney or socket; even the bus module loads jeepney
+    only when it connects."""
     import subprocess
     import sys
     code = """
