@@ -89,7 +89,7 @@ def test_container_in_a_unit_limits_update_pause_ps_events_delete(units, sd, mak
     unit = f"pyrunctest-{cid}.scope"
     units.append(unit)
     slice_path = "/pyrunc.slice/pyrunc-test.slice"  # a nested slice: runc's ExpandSlice
-    b = make_bundle("sh", "-c", "sleep 100 & sleep 100")
+    b = make_bundle("sh", "-c", "sleep 1000 & sleep 1000")
     b.linux["resources"] = RESOURCES
     b.linux["cgroupsPath"] = f"pyrunc-test.slice:pyrunctest:{cid}"
     b.write()
@@ -158,7 +158,7 @@ def test_default_unit_annotations_and_forced_delete(units, sd, make_bundle, cid)
     reach the unit; delete --force stops a running unit and removes its cgroup."""
     unit = f"pyrunc-{cid}.scope"
     units.append(unit)
-    b = make_bundle("sleep", "100")
+    b = make_bundle("sleep", "1000")
     b.linux.pop("cgroupsPath", None)
     b.config["annotations"] = {"org.systemd.property.TimeoutStopUSec": "uint64 7000000",
                                "org.systemd.property.CollectMode": "'inactive-or-failed'",
@@ -181,7 +181,7 @@ def test_default_unit_annotations_and_forced_delete(units, sd, make_bundle, cid)
 def test_same_unit_twice_fails_and_leaves_the_first_alone(units, sd, make_bundle, cid):
     unit = f"pyrunctest-{cid}.scope"
     units.append(unit)
-    b = make_bundle("sleep", "100")
+    b = make_bundle("sleep", "1000")
     b.linux["cgroupsPath"] = f"system.slice:pyrunctest:{cid}"
     b.write()
     assert sd("run", "-d", "--bundle", b.path, cid).rc == 0
@@ -233,8 +233,8 @@ def test_same_properties_as_runc(units, sd, make_bundle, cid):
     from helpers import Runner
     root = os.path.join(os.path.dirname(sd.runner.root), "runc-root")
     runc = Runner(["/usr/sbin/runc"], root)
-    b = make_bundle("sleep", "100")
-    b.linux["resources"] = dict(RESOURCES, blockIO={"weight": 500})
+    b = make_bundle("sleep", "1000")
+    b.linux["resources"] = RESOURCES  # (no blockIO.weight: runc 1.1.5 fails on a VM disk without it)
     props = ("Delegate", "MemoryMax", "MemoryLimit", "TasksMax", "CPUWeight", "CPUShares",
              "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "DevicePolicy", "DefaultDependencies",
              "MemoryAccounting", "CPUAccounting", "TasksAccounting", "BlockIOWeight", "Slice")
