@@ -2,7 +2,7 @@
 
 Only the calls the cgroup driver needs: StartTransientUnit (and wait for its job),
 StopUnit, ResetFailedUnit, SetUnitProperties, and two manager properties (Version,
-ControlGroup). jeepney (~18 ms to import) is loaded here only, i.e. only by a
+ControlGroup). jeepney (~17 ms to import) is loaded here only, i.e. only by a
 --systemd-cgroup container's create/update/delete.
 
 Where we connect:
@@ -14,6 +14,7 @@ Where we connect:
                    (SO_PEERCRED: the host uid, also from inside a user namespace)
 """
 
+import errno
 import os
 import socket
 import time
@@ -89,7 +90,7 @@ def _unescape(value):
     out, i = bytearray(), 0
     raw = value.encode()
     while i < len(raw):
-        if raw[i:i + 1] == b"%" and i + 2 < len(raw) + 1:
+        if raw[i:i + 1] == b"%" and i + 2 < len(raw):
             out.append(int(raw[i + 1:i + 3], 16))
             i += 3
         else:
@@ -137,8 +138,10 @@ class Systemd:
             sock.close()
             reason = err.strerror.lower() if isinstance(err, OSError) and err.strerror else str(err) or "timed out"
             raise SystemdError(f"--systemd-cgroup: cannot connect to {what} at {shown}: {reason}") from None
-        from jeepney.io.blocking import DBusConnectionBase  # the wire format, lazily
-        self._conn = DBusConnectionBase(sock)
+        from jeepney import Parser  # the wire format, lazily
+        self._sock = sock
+        self._parser = Parser()
+        self._serial = 0
         if via_bus:
             self._call("/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", (),
                        dest="org.freedesktop.DBus")
@@ -148,7 +151,7 @@ class Systemd:
                        dest="org.freedesktop.DBus", no_reply=True)
 
     def close(self):
-        self._conn.close()
+        self._sock.close()
 
     # --- the manager's methods ----------------------------------------------------------
 
@@ -217,23 +220,42 @@ class Systemd:
             msg.header.flags |= MessageFlag.no_reply_expected
         return msg
 
+    def _next_serial(self):
+        self._serial += 1
+        return self._serial
+
     def _send(self, *args, **kw):
-        data, _ = self._conn._serialise(self._message(*args, **kw), None)
+        data = self._message(*args, **kw).serialise(serial=self._next_serial())
         try:
-            self._conn.sock.sendall(data)
+            self._sock.sendall(data)
         except OSError as err:
             raise self._lost(err) from None
+
+    def _receive(self, deadline):
+        """The next message; TimeoutError once `deadline` (monotonic) has passed."""
+        while True:
+            msg = self._parser.get_next_message()
+            if msg is not None:
+                return msg
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self._sock.settimeout(remaining)
+            data = self._sock.recv(65536)  # socket.timeout is a TimeoutError
+            if not data:
+                raise ConnectionResetError(errno.ECONNRESET, "closed by the peer")
+            self._parser.add_data(data)
 
     def _call(self, path, interface, member, signature, body, dest=DEST):
         from jeepney.low_level import HeaderFields, MessageType
         msg = self._message(path, interface, member, signature, body, dest)
-        serial = next(self._conn.outgoing_serial)
-        data, _ = self._conn._serialise(msg, serial)
+        serial = self._next_serial()
+        data = msg.serialise(serial=serial)
         deadline = time.monotonic() + CALL_TIMEOUT
         try:
-            self._conn.sock.sendall(data)
+            self._sock.sendall(data)
             while True:
-                reply = self._conn._receive(deadline)
+                reply = self._receive(deadline)
                 fields = reply.header.fields
                 if fields.get(HeaderFields.reply_serial) != serial:
                     if reply.header.message_type is MessageType.signal:
@@ -251,7 +273,7 @@ class Systemd:
 
     def _wait_job(self, job, timeout):
         """The result of the JobRemoved signal for `job`, or None after `timeout` seconds."""
-        from jeepney.low_level import HeaderFields
+        from jeepney.low_level import HeaderFields, MessageType
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -260,8 +282,7 @@ class Systemd:
                     if (sig.header.fields.get(HeaderFields.member) == "JobRemoved"
                             and len(sig.body) == 4 and sig.body[1] == job):
                         return sig.body[3]
-                msg = self._conn._receive(deadline)
-                from jeepney.low_level import MessageType
+                msg = self._receive(deadline)
                 if msg.header.message_type is MessageType.signal:
                     self._pending.append(msg)
         except TimeoutError:
