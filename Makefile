@@ -110,10 +110,30 @@ bench: setup
 bench-engines: setup-engines
 	$(PY) conformance/engines_bench.py
 
-# The launcher runs this checkout's sealed interpreter copy with -IS; it stays valid while the
-# checkout does.
+# A self-contained install, nothing of the checkout (DESTDIR stages it for a package):
+#   $(PREFIX)/lib/pyrunc/site-packages     pyrunc's wheel and its runtime dependencies (no test extra)
+#   $(PREFIX)/lib/pyrunc/bin/pyrunc-python the interpreter copy the launcher runs: a file of ours,
+#                                          sealed in place at the first create (security/exeseal.py)
+#   $(PREFIX)/lib/pyrunc/pyvenv.cfg        `home`: where that copy finds the standard library
+#   $(PREFIX)/bin/pyrunc                   the launcher (-IS, as bin/pyrunc)
+# Byte code is compiled for the final paths (compileall -s DESTDIR). pip runs from the checkout's
+# venv and builds the wheel in an isolated environment from the configured index.
+LIBDIR := $(PREFIX)/lib/pyrunc
+INST_PY = $(DESTDIR)$(LIBDIR)/bin/pyrunc-python
 install: setup
-	install -D -m 0755 bin/pyrunc $(DESTDIR)$(PREFIX)/bin/pyrunc
+	rm -rf build/wheel $(DESTDIR)$(LIBDIR)/site-packages
+	$(PY) -m pip wheel -q --no-deps -w build/wheel .
+	$(PY) -m pip install -q --no-compile --target $(DESTDIR)$(LIBDIR)/site-packages build/wheel/pyrunc-*.whl
+	rm -rf $(DESTDIR)$(LIBDIR)/site-packages/bin
+	$(PY) -m compileall -q $(if $(DESTDIR),-s $(DESTDIR) -p /) $(DESTDIR)$(LIBDIR)/site-packages
+	@mkdir -p $(DESTDIR)$(LIBDIR)/bin $(DESTDIR)$(PREFIX)/bin
+	@while mountpoint -q $(INST_PY) 2>/dev/null; do umount -l $(INST_PY) || break; done
+	cp $(realpath $(PYTHON_SYS)) $(INST_PY).tmp && chmod 0755 $(INST_PY).tmp && mv -f $(INST_PY).tmp $(INST_PY)
+	printf 'home = %s\ninclude-system-site-packages = false\n' "$(patsubst %/,%,$(dir $(realpath $(PYTHON_SYS))))" \
+		> $(DESTDIR)$(LIBDIR)/pyvenv.cfg
+	printf '#!%s -IS\nimport sys\nsys.path += ["%s"]\nfrom pyrunc.cli.main import entry\nentry()\n' \
+		"$(LIBDIR)/bin/pyrunc-python" "$(LIBDIR)/site-packages" > $(DESTDIR)$(PREFIX)/bin/pyrunc
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/pyrunc
 
 clean:
 	@$(UNSEAL)

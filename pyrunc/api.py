@@ -74,7 +74,11 @@ class Runtime:
     def update(self, container_id, resources):
         """Change linux.resources of a live container; zeros and absent fields change nothing."""
         from .runtime import cgroup_ops
+        from .spec import schema
         check_id(container_id)
+        # what `update -r FILE` checks (spec/load.py read_resources): a NUL byte or a wrong type
+        # is a field-named ConfigError here too, never a ValueError or a silently cut value
+        schema.validate(resources, "config#/$defs/linuxResources", "resources")
         cgroup_ops.update(self.store, container_id, resources)
 
     def pause(self, container_id):

@@ -180,7 +180,7 @@ class Runner:
         return p
 
     def ids(self):
-        """Entries under --root that are containers (not the runtime's own @cache)."""
+        """Entries under --root that are containers (names with "@" never are)."""
         try:
             return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
         except FileNotFoundError:

@@ -254,6 +254,20 @@ def _exec(rt, o, a, ctx):
                    cgroup=o["cgroup"])
 
 
+def _validate(rt, o, a, ctx):  # noqa: ARG001
+    import os
+    from ..runtime.validate import problems
+    bundle = os.path.abspath(o["bundle"] or ".")
+    found = problems(bundle, systemd_cgroup=rt.systemd_cgroup)
+    if not found:
+        sys.stdout.write(f"{bundle}: OK\n")
+        return 0
+    # the report is the verb's output; the failure is one error line, as for every verb
+    sys.stdout.write("".join(line + "\n" for line in found))
+    from ..errors import ConfigError
+    raise ConfigError(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}")
+
+
 def _features(rt, o, a, ctx):  # noqa: ARG001
     from .features import features_json
     from .main import _commit
@@ -351,6 +365,12 @@ COMMANDS = {c.name: c for c in (
                       "statistics", _ID,
             [Flag("interval", default="5s", help="set the stats collection interval"),
              Flag("stats", "bool", help="display the container's stats then exit")], 1, 1, _events),
+    Command("validate", "check a bundle the way create would, without creating anything", "",
+            [_BUNDLE], 0, 0, _validate,
+            "prints every problem create would find in the bundle, one per line (config.json's\n"
+            "   schema with each field's path, the semantic checks, the rootfs, process.args[0] in\n"
+            "   the rootfs), logs one error and exits 1; prints one OK line and exits 0 for a good\n"
+            "   bundle. Creates nothing."),
     Command("features", "show the enabled features", "", [], 0, 0, _features,
             "shows the enabled features (the runtime-spec's features document, as JSON)."),
     Command("spec", "create a new specification file", "",

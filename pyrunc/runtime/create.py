@@ -15,10 +15,6 @@ from ..state.store import EXEC_FIFO, check_id
 from . import child
 from .status import describe
 
-# Under --root but never a container: "@" cannot appear in a container id.
-CACHE_DIR = "@cache"
-
-
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
@@ -29,7 +25,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
-    capabilities, last_cap, seccomp = _security(store, config, warn)
+    capabilities, last_cap, seccomp = _security(config, warn)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
@@ -106,13 +102,13 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     return describe(store, record)
 
 
-def _security(store, config, warn):
+def _security(config, warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
-    _check_namespace_paths(config)
+    check_namespace_paths(config)
     process = config["process"]
     check_lsm(process, (config.get("linux") or {}).get("mountLabel"))
     capabilities, last_cap = resolve_capabilities(process, warn)
-    seccomp = compile_seccomp(store, (config.get("linux") or {}).get("seccomp"))
+    seccomp = compile_seccomp((config.get("linux") or {}).get("seccomp"))
     return capabilities, last_cap, seccomp
 
 
@@ -131,16 +127,17 @@ def resolve_capabilities(process, warn, source="config.json"):
     return capabilities, last_cap
 
 
-def compile_seccomp(store, linux_seccomp):
-    """The compiled linux.seccomp program (cached under <root>/@cache/seccomp), or None."""
+def compile_seccomp(linux_seccomp):
+    """The compiled linux.seccomp program (cached in pyrunc's own cache, never under --root:
+    state/cache.py), or None."""
     if linux_seccomp is None:
         return None
     from ..security.seccomp import program_for
-    from ..state.cache import TrustedCache
-    return program_for(linux_seccomp, TrustedCache(store.root, CACHE_DIR, "seccomp"))
+    from ..state import cache
+    return program_for(linux_seccomp, cache.for_kind("seccomp"))
 
 
-def _check_namespace_paths(config):
+def check_namespace_paths(config):
     from ..linux.syscalls import NAMESPACES, namespace_type
     for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or ()):
         path = ns.get("path")

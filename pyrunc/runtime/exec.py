@@ -56,6 +56,10 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
                                   no_new_privs=no_new_privs, apparmor=apparmor,
                                   process_label=process_label, tty=tty)
         source = "exec"
+        # the API's args/env/cwd/labels are strings no schema has seen (the CLI's cannot carry
+        # a NUL byte, a caller's can): named by field here, not "internal error" in the shim
+        from ..spec import schema
+        schema.validate(spec, "config#/$defs/process", source)
     own_tty = _check_terminal(spec, detach, console_socket)
     if pid_file:
         pid_file = os.path.abspath(pid_file)
@@ -67,7 +71,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     check_lsm(spec, source=source)
     capabilities, last_cap = resolve_capabilities(spec, warn, source)
     linux = config.get("linux") or {}
-    seccomp = compile_seccomp(store, linux.get("seccomp"))
+    seccomp = compile_seccomp(linux.get("seccomp"))
 
     namespaces, root_fd = _open_namespaces(record)
     console_fd, proxy = None, None

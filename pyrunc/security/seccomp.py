@@ -1,8 +1,9 @@
 """linux.seccomp -> a BPF program, compiled on the host with pyseccomp and cached.
 
 Importing pyseccomp costs ~26 ms here (it runs find_library), and engines send the same
-profile for every container, so the compiled program is cached under <root>/@cache/seccomp
-keyed by the profile's hash. The shim loads the bytes with seccomp(2); it never imports
+profile for every container, so the compiled program is cached in pyrunc's own cache
+(state/cache.py: /var/cache/pyrunc/seccomp for root, never under --root), keyed by the
+profile's hash. The shim loads the bytes with seccomp(2); it never imports
 pyseccomp.
 """
 

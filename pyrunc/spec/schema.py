@@ -12,12 +12,18 @@ the oracle. Semantics follow draft 2020-12 for those keywords.
 
 import os
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PyruncError
 from ..goparse import DIGITS
 
-# Same place as Path(__file__).resolve().parents[2] / "specs"; os.path because pathlib
-# is not imported at interpreter start and would cost more than this whole module.
-_SPECS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))), "specs")
+# Where the schema files are: pyrunc/specs/ in an installed package (pyproject.toml ships the
+# top-level specs/ there as package data), else the checkout's top-level specs/ (bin/pyrunc,
+# editable installs). The checkout's only in a checkout (pyproject.toml beside it): an
+# installed package's parent is site-packages, where a `specs` directory would be someone
+# else's. os.path because pathlib is not imported at interpreter start and would cost more
+# than this whole module.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+_CHECKOUT = os.path.dirname(_PACKAGE)
+SPECS_DIRS = (os.path.join(_PACKAGE, "specs"), os.path.join(_CHECKOUT, "specs"))
 
 # Every keyword the validator understands; the rest of these are annotations it skips.
 KEYWORDS = frozenset({
@@ -57,8 +63,7 @@ def _load(name):
     if root is None:
         from .. import jsonio
 
-        with open(os.path.join(_SPECS, base + ".schema.json"), "rb") as f:
-            root = jsonio.loads(f.read())
+        root = jsonio.loads(_read_schema(base + ".schema.json"))
         defs = root.get("$defs", {})
         done = {}
 
@@ -86,6 +91,19 @@ def _load(name):
             schema = schema[part]
     _cache[name] = schema
     return schema
+
+
+def _read_schema(filename):
+    for directory in SPECS_DIRS:
+        if directory != SPECS_DIRS[0] and not os.path.isfile(os.path.join(_CHECKOUT, "pyproject.toml")):
+            continue
+        try:
+            with open(os.path.join(directory, filename), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            continue
+    raise PyruncError(f"pyrunc is installed without its schema file {filename} (looked in "
+                      f"{' and '.join(SPECS_DIRS)})")
 
 
 def _is_type(x, t):

@@ -25,11 +25,19 @@ def _semver(version):
     return tuple(int(p) for p in parts)
 
 
-def _fail(field, message):
-    raise ConfigError(f"config.json: {field}: {message}")
+def failer(source, report=None):
+    """fail(field, message): raises ConfigError "<source>: <field>: <message>", or, given a
+    report list (`pyrunc validate`), appends (source, field, message) and lets the checks go on."""
+    def fail(field, message):
+        if report is None:
+            raise ConfigError(f"{source}: {field}: {message}")
+        report.append((source, field, message))
+    return fail
 
 
-def check_config(config):
+def check_config(config, report=None):
+    """Raise for the first problem, or with `report` (a list) collect every one."""
+    _fail = failer("config.json", report)
     version = config["ociVersion"]
     v = _semver(version)
     if not v or v[0] != SUPPORTED_MAJOR or v[1] > SUPPORTED_MINOR_MAX:
@@ -39,6 +47,7 @@ def check_config(config):
         _fail("root", "is required")
     if "process" not in config:
         _fail("process", "is required to create a container")
+        return
     process = config["process"]
     if not process.get("args"):
         _fail("process.args", "must contain at least the program to run")
@@ -47,8 +56,8 @@ def check_config(config):
     for i, m in enumerate(config.get("mounts") or []):
         if not os.path.isabs(m["destination"]):
             _fail(f"mounts[{i}].destination", f"{m['destination']!r} is not an absolute path")
-    check_process(process)
-    _check_linux(config, config.get("linux") or {})
+    check_process(process, report=report)
+    _check_linux(config, config.get("linux") or {}, _fail, report)
 
 
 # The rlimits setrlimit(2) knows (resource.RLIMIT_* on Linux), without importing `resource`.
@@ -60,11 +69,10 @@ MAX_ERRNO = 4095
 NO_ID = 4294967295  # (uid_t)-1: setresuid/setgroups read it as "leave unchanged", never an id
 
 
-def check_process(process, source="config.json"):
+def check_process(process, source="config.json", report=None):
     """Values the schema lets through but the syscalls taking them cannot (also for exec's
     --process): each one named, before anything is created."""
-    def fail(field, message):
-        raise ConfigError(f"{source}: {field}: {message}")
+    fail = failer(source, report)
 
     user = process["user"]
     for key in ("uid", "gid"):
@@ -94,7 +102,7 @@ def check_process(process, source="config.json"):
             fail(f"process.consoleSize.{key}", f"{size[key]} does not fit a terminal's size (at most 65535)")
 
 
-def _check_linux(config, linux):
+def _check_linux(config, linux, _fail, report):
     seen = set()
     for i, ns in enumerate(linux.get("namespaces") or []):
         if ns["type"] in seen:
@@ -103,7 +111,7 @@ def _check_linux(config, linux):
         if ns.get("path") and not os.path.isabs(ns["path"]):
             _fail(f"linux.namespaces[{i}].path", f"{ns['path']!r} is not an absolute path")
     new_ns = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
-    _check_user_namespace(linux, seen, new_ns)
+    _check_user_namespace(linux, seen, new_ns, _fail, report)
     if linux.get("timeOffsets") and "time" not in new_ns:
         _fail("linux.timeOffsets", "needs a new time namespace (linux.namespaces has no \"time\" "
                                    "without a path)")
@@ -117,7 +125,7 @@ def _check_linux(config, linux):
         if len(config.get(field) or "") > 64:
             _fail(field, f"{len(config[field])} characters is longer than the kernel's 64")
     for key in linux.get("sysctl") or {}:
-        _check_sysctl(key, seen, joined)
+        _check_sysctl(key, seen, joined, _fail)
     if linux.get("rootfsPropagation") and "mount" not in new_ns | seen:
         _fail("linux.rootfsPropagation", "needs a mount namespace")
     for field in ("maskedPaths", "readonlyPaths"):
@@ -157,11 +165,12 @@ _IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "ke
                           "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
 
 
-def _check_sysctl(key, seen, joined):
+def _check_sysctl(key, seen, joined, _fail):
     field = f"linux.sysctl[{key!r}]" if not key.replace(".", "").replace("_", "").isalnum() else \
         f"linux.sysctl.{key}"
     if sysctlnames.relpath(key) is None:
         _fail(field, "is not a valid sysctl name")
+        return
     key = sysctlnames.dotted(key)  # "net/ipv4/ip_forward" is net.ipv4.ip_forward too
     if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
         kind, what = "ipc", "an ipc sysctl"
@@ -171,8 +180,10 @@ def _check_sysctl(key, seen, joined):
         kind, what = "uts", "kernel.domainname"
     elif key == "kernel.hostname":
         _fail(field, "is not allowed: use the hostname field")
+        return
     else:
         _fail(field, "is not in a separate kernel namespace: it would change the host")
+        return
     if kind not in seen:
         _fail(field, f"{what} needs a {kind} namespace of the container's own (linux.namespaces)")
     if _is_ours(joined.get(kind), kind):
@@ -193,7 +204,7 @@ def _is_ours(path, kind):
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _check_user_namespace(linux, seen, new_ns):
+def _check_user_namespace(linux, seen, new_ns, _fail, report):
     from ..security.idmap import check
     uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
     if "user" not in seen:
@@ -210,5 +221,10 @@ def _check_user_namespace(linux, seen, new_ns):
         for field, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
             if maps:
                 _fail(f"linux.{field}", "cannot be combined with joining a user namespace by path")
-    check(uid_maps, "linux.uidMappings")
-    check(gid_maps, "linux.gidMappings")
+    for maps, field in ((uid_maps, "linux.uidMappings"), (gid_maps, "linux.gidMappings")):
+        try:
+            check(maps, field)
+        except ConfigError as e:  # its text names config.json and the field
+            if report is None:
+                raise
+            report.append((None, None, str(e)))

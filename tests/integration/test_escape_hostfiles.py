@@ -17,9 +17,9 @@ from helpers import Runner, live_inits, mountpoints, state
 NOBODY = 65534
 
 
-def run(pyrunc, bundle, cid, *args):
+def run(pyrunc, bundle, cid, *args, **kw):
     bundle.write()
-    return pyrunc("run", "--bundle", bundle.path, *args, cid)
+    return pyrunc("run", "--bundle", bundle.path, *args, cid, **kw)
 
 
 def canary(tmp_path, name="canary"):
@@ -200,41 +200,72 @@ def _plant_dir_writable(path):
     os.chmod(os.path.dirname(path), 0o777)
 
 
+@pytest.fixture
+def private_cache(tmp_path):
+    """A cache of this test's own ($XDG_CACHE_HOME), not the shared /var/cache/pyrunc: the
+    tests below plant entries in it. Returns (env for the runner, the seccomp directory)."""
+    base = tmp_path / "xdg-cache"
+    return dict(os.environ, XDG_CACHE_HOME=str(base)), os.path.join(base, "pyrunc", "seccomp")
+
+
+def _deny_mkdir_bundle(make_bundle):
+    b = make_bundle("sh", "-c", "mkdir /tmp/d && echo MADE")
+    b.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
+    b.linux["seccomp"] = DENY_MKDIR
+    return b
+
+
 @pytest.mark.parametrize("plant", [_plant_owner, _plant_writable, _plant_symlink, _plant_dir_owner,
                                    _plant_dir_writable],
                          ids=["other-owner", "other-writable", "symlink", "dir-other-owner",
                               "dir-other-writable"])
-def test_planted_allow_all_seccomp_cache_entry_is_not_used(pyrunc, make_bundle, cid, plant):
-    b = make_bundle("sh", "-c", "mkdir /tmp/d && echo MADE")
-    b.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
-    b.linux["seccomp"] = DENY_MKDIR
-    r = run(pyrunc, b, cid)  # compiles and caches the profile
+def test_planted_allow_all_seccomp_cache_entry_is_not_used(pyrunc, make_bundle, cid, plant, private_cache):
+    env, cache = private_cache
+    b = _deny_mkdir_bundle(make_bundle)
+    r = run(pyrunc, b, cid, env=env)  # compiles and caches the profile
     assert "Operation not permitted" in r.err and "MADE" not in r.out
-    cache = os.path.join(pyrunc.root, "@cache", "seccomp")
     (entry,) = os.listdir(cache)
     path = os.path.join(cache, entry)
     st = os.stat(path)
     assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+    for d in (cache, os.path.dirname(cache)):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     with open(path, "wb") as f:  # the attack: allow everything, under the profile's own key
         f.write(_allow_all_bpf())
     plant(path)
-    r = run(pyrunc, b, cid)
+    r = run(pyrunc, b, cid, env=env)
     assert "Operation not permitted" in r.err and "MADE" not in r.out, (r.out, r.err)
 
 
-def test_own_seccomp_cache_entry_is_used(pyrunc, make_bundle, cid):
+def test_own_seccomp_cache_entry_is_used(pyrunc, make_bundle, cid, private_cache):
     """The check for the tests above: the same planted program, but ours, IS loaded (so they
     would see mkdir succeed if the checks were missing)."""
-    b = make_bundle("sh", "-c", "mkdir /tmp/d && echo MADE")
-    b.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
-    b.linux["seccomp"] = DENY_MKDIR
-    run(pyrunc, b, cid)
-    cache = os.path.join(pyrunc.root, "@cache", "seccomp")
+    env, cache = private_cache
+    b = _deny_mkdir_bundle(make_bundle)
+    run(pyrunc, b, cid, env=env)
     (entry,) = os.listdir(cache)
     with open(os.path.join(cache, entry), "wb") as f:
         f.write(_allow_all_bpf())
-    r = run(pyrunc, b, cid)
+    r = run(pyrunc, b, cid, env=env)
     assert "MADE" in r.out
+
+
+def test_seccomp_cache_is_not_in_the_engines_root(pyrunc, make_bundle, cid, private_cache):
+    """--root is the engine's: only container directories there, so runc's `list` on the same
+    root (containerd's) still works ("@cache: invalid container ID format" when it was there)."""
+    env, cache = private_cache
+    b = make_bundle("sleep", "60")
+    b.linux["seccomp"] = DENY_MKDIR
+    b.write()
+    assert pyrunc("run", "--detach", "--bundle", b.path, cid, env=env).rc == 0
+    assert os.listdir(pyrunc.root) == [cid]
+    assert len(os.listdir(cache)) == 1  # it was compiled and cached, elsewhere
+    # (runc cannot read pyrunc's state.json and says so about the container, but lists on)
+    r = subprocess.run(["/usr/sbin/runc", "--root", pyrunc.root, "list", "-q"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "invalid container ID" not in r.stderr, r.stderr
+    assert pyrunc("delete", "--force", cid).rc == 0
+    assert os.listdir(pyrunc.root) == []
 
 
 # ---- a full or read-only --root ---------------------------------------------------------------
