@@ -32,7 +32,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     capabilities, last_cap, seccomp = _security(store, config, warn)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
-    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup)
+    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
+                         annotations=config.get("annotations"))
     terminal = bool(config["process"].get("terminal"))
     if terminal and not console_socket and console_fd is None:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -62,6 +63,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         for w in cgroup.warnings:
             (warn or _ignore)(w)
+        warned = len(cgroup.warnings)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
             init_hooks = None
@@ -75,6 +77,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
+            for w in cgroup.warnings[warned:]:  # the systemd driver writes files only at apply()
+                (warn or _ignore)(w)
         finally:
             os.close(barrier)  # the init has its own copy: the only fd of <root> it holds
             if console_fd is not None:
