@@ -128,7 +128,7 @@ test-v2-systemd: setup setup-engines vm-assets
 ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
 	$(NO_VM)
 else
-	"$(VM_TOOLS)/run-in-vm.sh" --systemd -s "$(CURDIR)" -t 1500 -- \
+	"$(VM_TOOLS)/run-in-vm.sh" --systemd -s "$(CURDIR)" -t 3000 -- \
 		tests/vm/systemd-lane.sh --expect v2 --engines --rootless --bench $(VM_BENCH_ROUNDS) -- $(V2_SYSTEMD_TESTS)
 endif
 
@@ -139,7 +139,7 @@ ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
 	$(NO_VM)
 else
 	@sh tests/vm/make-hybrid-vm.sh "$(VM_TOOLS)" build/vm/run-in-vm-hybrid.sh
-	build/vm/run-in-vm-hybrid.sh --systemd -s "$(CURDIR)" -t 900 -- \
+	build/vm/run-in-vm-hybrid.sh --systemd -s "$(CURDIR)" -t 1800 -- \
 		tests/vm/systemd-lane.sh --expect hybrid -- $(HYBRID_SYSTEMD_TESTS)
 endif
 

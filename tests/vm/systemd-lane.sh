@@ -63,7 +63,7 @@ for f in "$@"; do
   if [ -f "$f" ]; then FILES+=("$f"); else echo "== NOT RUN: $f is not in this checkout"; STEPS+=("$f: NOT RUN (missing)"); fi
 done
 if [ ${#FILES[@]} -gt 0 ]; then
-  step "pyrunc tests" $PY -m pytest -q -p no:cacheprovider "${FILES[@]}" || RC=1
+  step "pyrunc tests" $PY -m pytest -q -p no:cacheprovider --durations=5 "${FILES[@]}" || RC=1
 fi
 
 if [ "$ENGINES" = 1 ] || [ "$BENCH" != 0 ]; then
@@ -76,7 +76,7 @@ if [ "$ENGINES" = 1 ] || [ "$BENCH" != 0 ]; then
   mountpoint -q /sys/kernel/security && [ ! -x /sbin/apparmor_parser ] && umount /sys/kernel/security
 fi
 if [ "$ENGINES" = 1 ]; then
-  step "engines (systemd driver)" $PY -m pytest -q -p no:cacheprovider tests/engines/test_engines_systemd.py || RC=1
+  step "engines (systemd driver)" $PY -m pytest -q -p no:cacheprovider --durations=5 tests/engines/test_engines_systemd.py || RC=1
 fi
 if [ "$ROOTLESS" = 1 ]; then
   if [ -f tests/engines/test_rootless_podman.py ]; then
