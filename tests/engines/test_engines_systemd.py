@@ -28,9 +28,6 @@ ENGINES = ("docker", "podman", "ctr")
 RUNTIMES = ("runc", "pyrunc")
 MEMORY = 64 << 20
 SERVICE = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
-# pyrunc without a systemd cgroup driver refuses --systemd-cgroup with this (pyrunc/cgroups):
-# those cells are expected failures, marked xfail, until the driver exists
-NO_DRIVER = "the systemd cgroup driver is not supported yet"
 
 
 def systemd_host():
@@ -114,19 +111,13 @@ class Case:
         self.name = f"e2e-{uuid.uuid4().hex[:12]}"
         self.before = snapshot(engine, runtime)
         self.unit = self.cgroup = self.pid = None
-        self.refused = None  # pyrunc's refusal of --systemd-cgroup, once seen
 
-    def ok(self, result):
-        """result must have succeeded; pyrunc's known refusal makes the scenario an expected failure."""
-        if result.rc != 0 and self.runtime == "pyrunc" and NO_DRIVER in result.out + result.err:
-            self.refused = result
-            pytest.xfail("pyrunc has no systemd cgroup driver yet (refuses --systemd-cgroup)")
+    @staticmethod
+    def ok(result):
         assert result.rc == 0, result
         return result
 
     def started(self):
-        if self.refused is not None:
-            pytest.xfail("pyrunc refused --systemd-cgroup: no container")
         assert self.pid, "the container of this engine and runtime did not start (see memory_limit)"
 
 
@@ -203,7 +194,7 @@ def test_stop(case):
 
 
 def test_nothing_left(case):
-    """After the scenarios (even refused ones): no scope, no cgroup, no mount, no runtime state."""
+    """After the scenarios (even failed ones): no scope, no cgroup, no mount, no runtime state."""
     case.engine.cleanup()
     deadline = time.monotonic() + 15  # engines tear down asynchronously (podman's cleanup process)
     while True:
