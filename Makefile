@@ -125,7 +125,7 @@ endif
 # A cgroup v2 VM with systemd as PID 1 (--systemd; ~30 s to boot): pyrunc's systemd driver tests,
 # then docker, podman and ctr on their default (systemd) cgroup driver with runc and pyrunc (the
 # matrix, build/vm/engines-systemd-matrix.md), rootless podman (if its tests are there), and the
-# `run --rm` benchmark (build/vm/engines-bench-systemd.md). Never share /tmp into this VM.
+# `run --rm` benchmark if VM_BENCH_ROUNDS > 0 (build/vm/engines-bench-systemd.md). Never share /tmp into this VM.
 test-v2-systemd: setup setup-engines vm-assets
 ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
 	$(NO_VM)
