@@ -10,8 +10,11 @@ from ..goparse import is_atoi
 
 def parse(raw):
     raw = str(raw)
-    if is_atoi(raw):
-        return int(raw)  # runc passes numbers through; the kernel judges them
+    # runc passes numbers through and the kernel judges them; a number beyond Go's int fails
+    # strconv.Atoi and is then looked up as a name (an unknown signal)
+    if is_atoi(raw) and -(1 << 63) <= int(raw) < (1 << 63):
+        number = int(raw) & 0xFFFFFFFF  # the kernel's signal argument is a C int: the low 32 bits
+        return number - (1 << 32) if number >= (1 << 31) else number
     import signal
     name = raw.upper()
     if not name.startswith("SIG"):

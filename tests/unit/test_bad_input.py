@@ -236,3 +236,16 @@ def test_log_lines_carry_no_terminal_controls(capsys, tmp_path):
     Logger(str(tmp_path / "log")).error(text + "\n")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err[:-1].isprintable()
+
+
+def test_kill_signal_numbers_as_runc_passes_them():
+    """runc: a number is sent as is and the kernel sees its low 32 bits; one beyond Go's int
+    fails Atoi and is looked up as a name (checked with runc 1.1.5 on a running container)."""
+    import pytest
+    from pyrunc.errors import SignalError
+    from pyrunc.runtime.signals import parse
+    assert parse("9") == 9 and parse("+15") == 15 and parse("-5") == -5
+    assert parse("4294967305") == 9  # 2**32 + 9: runc killed the container with it
+    assert parse("99999999999") == 1215752191  # the kernel says EINVAL, as to runc
+    with pytest.raises(SignalError, match='unknown signal "999999999999999999999999999999"'):
+        parse("999999999999999999999999999999")
