@@ -41,7 +41,8 @@ class ConsoleReceiver:
         self.payload, self.fds = msg, list(fds)
         master = self.fds[0]
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and b"DONE" not in self.output:
+        # up to DONE's line end: stopping at "DONE" itself races the "\r\n" in a later read
+        while time.monotonic() < deadline and b"DONE\r\n" not in self.output:
             if select.select([master], [], [], 0.1)[0]:
                 try:
                     chunk = os.read(master, 4096)
