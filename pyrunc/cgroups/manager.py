@@ -150,6 +150,19 @@ class Manager:
             raise CgroupError(f"linux.cgroupsPath: creating {err.filename}: {fsio.strerror(err)}",
                               err.errno) from None
 
+    def check_unused(self):
+        """runc 1.1's checks before a container takes its cgroup (linux.cgroupsPath may name an
+        existing one): processes already there are a warning (runc 1.2 refuses them), a frozen
+        cgroup an error: the init would stop in it and create would wait for it forever."""
+        found = self.pids()
+        if found:
+            self.warnings.append(f"container's cgroup is not empty: {len(found)} process(es) found")
+            self.warnings.append("DEPRECATED: running container in a non-empty cgroup won't be "
+                                 "supported in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
+        from . import freezer
+        if self.state() == freezer.PAUSED:
+            raise CgroupError("container's cgroup unexpectedly frozen")
+
     def _create_v2(self, d, made):
         # as runc: going down from the mount, each level passes its controllers on before
         # the next one is made
