@@ -159,8 +159,15 @@ class Manager:
             self.warnings.append(f"container's cgroup is not empty: {len(found)} process(es) found")
             self.warnings.append("DEPRECATED: running container in a non-empty cgroup won't be "
                                  "supported in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
-        from . import freezer
-        if self.state() == freezer.PAUSED:
+        # freezer.py's state, without importing it on the create path: FROZEN by itself
+        # (v1's self_freezing; frozen by an ancestor is runc's "thawed") or cgroup.freeze 1
+        version, d = self._freezer()
+        if version == "v1":
+            frozen = (fsio.read_optional(d, "freezer.state") or "").strip() in ("FROZEN", "FREEZING") \
+                and (fsio.read_optional(d, "freezer.self_freezing") or "").strip() == "1"
+        else:
+            frozen = d is not None and (fsio.read_optional(d, "cgroup.freeze") or "").strip() == "1"
+        if frozen:
             raise CgroupError("container's cgroup unexpectedly frozen")
 
     def _create_v2(self, d, made):
