@@ -15,6 +15,8 @@ from .errors import CgroupError
 from .paths import UNIFIED
 from .values import PREFIX, SetContext, section
 
+_FROZEN = "container's cgroup unexpectedly frozen"  # runc's words
+
 # set() order: runc's v1 subsystem order (cpuset before anything a task needs, devices early)
 # (v1 key, v2 controller, linux.resources key, v1 setter, v2 setter)
 _GROUPS = (
@@ -153,7 +155,15 @@ class Manager:
     def check_unused(self):
         """runc 1.1's checks before a container takes its cgroup (linux.cgroupsPath may name an
         existing one): processes already there are a warning (runc 1.2 refuses them), a frozen
-        cgroup an error: the init would stop in it and create would wait for it forever."""
+        cgroup an error: the init would stop in it and create would wait for it forever.
+        (A rootless caller that may not read a cgroup it does not own learns nothing here.)"""
+        try:
+            self._check_unused()
+        except CgroupError as err:
+            if not self.rootless or err.args[0] == _FROZEN:
+                raise
+
+    def _check_unused(self):
         found = self.pids()
         if found:
             self.warnings.append(f"container's cgroup is not empty: {len(found)} process(es) found")
@@ -168,7 +178,7 @@ class Manager:
         else:
             frozen = d is not None and (fsio.read_optional(d, "cgroup.freeze") or "").strip() == "1"
         if frozen:
-            raise CgroupError("container's cgroup unexpectedly frozen")
+            raise CgroupError(_FROZEN)
 
     def _create_v2(self, d, made):
         # as runc: going down from the mount, each level passes its controllers on before
