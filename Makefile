@@ -9,10 +9,20 @@ ENGINE_PKGS := docker.io containerd podman conmon catatonit
 VM_TOOLS   ?= $(abspath ../shared/vm)
 VM_PKGS    := qemu-system-x86 linux-image-amd64 cpio xz-utils
 V2_TESTS   := tests/integration/test_cgroups_v2_host.py tests/integration/test_cgroups_v2.py tests/integration/test_cgroups_v2_devices.py
+# the systemd lanes: a VM with systemd as PID 1 (cgroup v2, then hybrid v1 + systemd), booted once
+# per lane; tests/vm/systemd-lane.sh runs these there (a file not in the checkout is reported)
+V2_SYSTEMD_TESTS     := tests/integration/test_cgroups_systemd.py
+HYBRID_SYSTEMD_TESTS := tests/integration/test_cgroups_systemd.py
+# `docker/podman run --rm` rounds (runc and pyrunc alternately) in the systemd lane: a benchmark,
+# ~1 min per round under emulation, so off in `make test` (VM_BENCH_ROUNDS=3 turns it on there;
+# `make bench-vm-engines` boots a VM for 15 rounds)
+VM_BENCH_ROUNDS ?= 0
+VM_LANES   := test-v2 test-v2-systemd test-hybrid-systemd
 BUNDLE     ?= build/bundle
 PREFIX     ?= /usr/local
 
-.PHONY: setup setup-engines demo test test-v2 unit integration engines bench bench-engines install clean
+.PHONY: setup setup-engines demo test test-vm test-v2 test-v2-systemd test-hybrid-systemd vm-assets unit \
+	integration engines bench bench-engines bench-vm-engines install clean
 
 # Idempotent and quick when everything is there: only missing apt packages are installed,
 # and the venv is rebuilt only when pyproject.toml changed.
@@ -80,18 +90,59 @@ setup-engines: setup
 
 test: setup setup-engines
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests
-	$(MAKE) --no-print-directory test-v2
+	$(MAKE) --no-print-directory test-vm
+
+# Every VM lane, one after the other (each boots its own VM once); all run even when one fails,
+# then each lane's outcome and wall time is printed (and kept in build/vm/lanes.txt).
+test-vm: setup setup-engines vm-assets
+	@mkdir -p build/vm; : > build/vm/lanes.txt; rc=0; \
+	for lane in $(VM_LANES); do \
+		t0=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$lane; then r=passed; else r=FAILED; rc=1; fi; \
+		echo "lane $$lane: $$r, wall $$(( $$(date +%s) - t0 ))s" | tee -a build/vm/lanes.txt; \
+	done; \
+	echo "== VM lanes"; cat build/vm/lanes.txt; exit $$rc
+
+# The VM's kernel and initramfs (in /tmp/vm; rebuilt each time: quick)
+vm-assets:
+ifneq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
+	$(call apt_missing,$(VM_PKGS))
+	@sh "$(VM_TOOLS)/build.sh" >/dev/null
+endif
+
+NO_VM = @echo "$@: NOT RUN: no VM scripts at $(VM_TOOLS) (set VM_TOOLS=)"
 
 # The same checkout, inside a VM booted on this host's kernel with cgroup v1 disabled (software
 # emulation, ~1 min): the tests of a pure cgroup v2 host, for real. They skip on this hybrid host.
-test-v2: setup
+test-v2: setup vm-assets
 ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
-	@echo "test-v2: NOT RUN: no VM scripts at $(VM_TOOLS) (set VM_TOOLS=)"
+	$(NO_VM)
 else
-	$(call apt_missing,$(VM_PKGS))
-	@sh "$(VM_TOOLS)/build.sh" >/dev/null
 	"$(VM_TOOLS)/run-in-vm.sh" -s "$(CURDIR)" -t 1200 -- \
 		sh -c '$(SEAL) && PYRUNC_REQUIRE_V2=1 $(TEST_PY) -m pytest -q -p no:cacheprovider $(V2_TESTS)'
+endif
+
+# A cgroup v2 VM with systemd as PID 1 (--systemd; ~30 s to boot): pyrunc's systemd driver tests,
+# then docker, podman and ctr on their default (systemd) cgroup driver with runc and pyrunc (the
+# matrix, build/vm/engines-systemd-matrix.md), rootless podman (if its tests are there), and the
+# `run --rm` benchmark if VM_BENCH_ROUNDS > 0 (build/vm/engines-bench-systemd.md). Never share /tmp into this VM.
+test-v2-systemd: setup setup-engines vm-assets
+ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
+	$(NO_VM)
+else
+	"$(VM_TOOLS)/run-in-vm.sh" --systemd -s "$(CURDIR)" -t 3000 -- \
+		tests/vm/systemd-lane.sh --expect v2 --engines --rootless --bench $(VM_BENCH_ROUNDS) -- $(V2_SYSTEMD_TESTS)
+endif
+
+# A hybrid host (cgroup v1 controllers + systemd's unified hierarchy) with systemd as PID 1: the VM
+# script is generated from run-in-vm.sh into build/vm (tests/vm/make-hybrid-vm.sh).
+test-hybrid-systemd: setup vm-assets
+ifeq ($(wildcard $(VM_TOOLS)/run-in-vm.sh),)
+	$(NO_VM)
+else
+	@sh tests/vm/make-hybrid-vm.sh "$(VM_TOOLS)" build/vm/run-in-vm-hybrid.sh
+	build/vm/run-in-vm-hybrid.sh --systemd -s "$(CURDIR)" -t 1800 -- \
+		tests/vm/systemd-lane.sh --expect hybrid -- $(HYBRID_SYSTEMD_TESTS)
 endif
 
 unit: setup
@@ -109,6 +160,11 @@ bench: setup
 
 bench-engines: setup-engines
 	$(PY) conformance/engines_bench.py
+
+# `docker/podman run --rm` on the systemd driver, runc and pyrunc alternately, in the --systemd VM
+bench-vm-engines: setup setup-engines vm-assets
+	"$(VM_TOOLS)/run-in-vm.sh" --systemd -s "$(CURDIR)" -t 3000 -- \
+		tests/vm/systemd-lane.sh --expect v2 --bench 15
 
 # A self-contained install, nothing of the checkout (DESTDIR stages it for a package):
 #   $(PREFIX)/lib/pyrunc/site-packages     pyrunc's wheel and its runtime dependencies (no test extra)

@@ -253,3 +253,15 @@ def bpf_prog_exists(prog_id):
     except OSError as err:
         assert err.errno == errno.ENOENT
         return False
+
+
+def systemd_host_marks():
+    """pytestmark of the tests that need systemd as init (the --systemd-cgroup driver): they
+    skip elsewhere; with PYRUNC_REQUIRE_SYSTEMD set (the systemd VM lanes) that is an error."""
+    import pytest
+    running = os.path.isdir("/run/systemd/system") and not os.path.islink("/run/systemd/system")
+    if os.environ.get("PYRUNC_REQUIRE_SYSTEMD") and not running:
+        raise RuntimeError("PYRUNC_REQUIRE_SYSTEMD is set but systemd is not running as init "
+                           "(/run/systemd/system is missing)")
+    return [pytest.mark.skipif(not running, reason="needs systemd as init: run the systemd VM lane"),
+            pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]

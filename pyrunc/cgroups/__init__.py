@@ -21,17 +21,38 @@ from .layout import Layout, probe
 from .manager import Manager
 from .paths import resolve
 
-__all__ = ["CgroupError", "Layout", "Manager", "manager_for", "probe"]
+__all__ = ["CgroupError", "Layout", "Manager", "manager_for", "manager_from_state", "probe"]
 
 
-def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, rootless=False):
+def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annotations=None,
+                rootless=False):
     """The Manager for linux.cgroupsPath (None: runc's default, "<id>" below our own cgroup).
-    rootless: runc's rootless cgroups (Manager's docstring)."""
+
+    systemd=True: runc's --systemd-cgroup, a SystemdManager (the same interface) for the
+    transient unit "slice:prefix:name" names; rootless=True talks to the systemd user instance
+    (runc's systemdUser) instead of the system one. annotations: the config's, for
+    org.systemd.property.* (only read with systemd)."""
     if systemd:
-        _refuse_systemd(cgroups_path)
+        from .systemd import check_syntax, make_manager
+        # runc checks the path's syntax while converting the spec, then whether systemd runs
+        check_syntax(cgroups_path)
+        if not systemd_running():
+            raise CgroupError("systemd not running on this host, cannot use systemd cgroups manager "
+                              "(--systemd-cgroup needs systemd as init: /run/systemd/system does not "
+                              "exist)")
+        return make_manager(layout or probe(), cgroups_path, container_id,
+                            annotations=annotations, user=rootless)
     layout = layout or probe()
     dirs, mounts = resolve(layout, cgroups_path, container_id)
     return Manager(layout.mode, dirs, mounts, rootless=rootless, explicit=bool(cgroups_path))
+
+
+def manager_from_state(data):
+    """The manager a container's state recorded (Manager.to_state / SystemdManager.to_state)."""
+    if isinstance(data, dict) and data.get("driver") == "systemd":
+        from .systemd.manager import SystemdManager  # no bus until one is needed
+        return SystemdManager.from_state(data)
+    return Manager.from_state(data)
 
 
 def systemd_running():
@@ -40,16 +61,3 @@ def systemd_running():
         return stat.S_ISDIR(os.lstat("/run/systemd/system").st_mode)
     except OSError:
         return False
-
-
-def _refuse_systemd(cgroups_path):
-    # runc checks the path's syntax while converting the spec, then whether systemd runs
-    if cgroups_path and len(cgroups_path.split(":")) != 3:
-        raise CgroupError(f'linux.cgroupsPath: expected cgroupsPath to be of format '
-                          f'"slice:prefix:name" for systemd cgroups, got {cgroups_path!r} instead')
-    if not systemd_running():
-        raise CgroupError("systemd not running on this host, cannot use systemd cgroups manager "
-                          "(--systemd-cgroup needs systemd as init: /run/systemd/system does not "
-                          "exist)")
-    raise CgroupError("--systemd-cgroup: the systemd cgroup driver is not supported yet (it needs "
-                      "a D-Bus client); run without --systemd-cgroup to use the cgroupfs driver")

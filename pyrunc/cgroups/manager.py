@@ -198,15 +198,19 @@ class Manager:
                 if not self._skip(key, err) and not self._best_effort(key):
                     raise
 
-    def set(self, resources, *, update=False, linux_devices=None):
+    def set(self, resources, *, update=False, linux_devices=None, skip_devices=False):
         """linux.resources -> files. update=True: 0/absent leaves a value alone and device
         rules are not touched. linux_devices (the spec's linux.devices) only drops default
-        device rules whose path the spec redefines, as runc does."""
+        device rules whose path the spec redefines, as runc does. skip_devices: no device
+        policy at all (runc's SkipDevices: a cgroup delegated to an unprivileged user, where
+        the kernel refuses device filters)."""
         r = resources or {}
         if not isinstance(r, dict):
             raise CgroupError(f"linux.resources: expected an object, got {r!r}")
         ctx = SetContext(update, self.warnings, linux_devices)
         for key, v2_name, rkey, set_v1, set_v2 in _GROUPS:
+            if key == "devices" and skip_devices:
+                continue
             part = section(r, rkey) if rkey in _OBJECT_SECTIONS else r.get(rkey)
             version, d = self._route(key, v2_name)
             if key == "devices" and self.rootless:

@@ -16,7 +16,7 @@ OCI_VERSION_MIN = "1.0.0"
 # tests/integration/test_cli_features.py checks each name against the code.
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-CGROUP = {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
+CGROUP = {"v1": True, "v2": True, "systemd": True, "systemdUser": True}
 
 
 def features(commit):

@@ -14,8 +14,8 @@ def manager(record):
     data = record.get("cgroup")
     if not data:
         return None
-    from ..cgroups import Manager
-    return Manager.from_state(data)
+    from ..cgroups import manager_from_state
+    return manager_from_state(data)
 
 
 def _require_manager(record):

@@ -38,7 +38,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
-                         rootless=rootless)
+                         annotations=config.get("annotations"), rootless=rootless)
     terminal = bool(config["process"].get("terminal"))
     if terminal and not console_socket and console_fd is None:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -71,6 +71,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         for w in cgroup.warnings:
             (warn or _ignore)(w)
         trace.debug("create %s: cgroup made and its limits set", container_id)
+        warned = len(cgroup.warnings)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
             init_hooks = None
@@ -85,6 +86,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
+            for w in cgroup.warnings[warned:]:  # the systemd driver writes files only at apply()
+                (warn or _ignore)(w)
         finally:
             os.close(barrier)  # the init has its own copy: the only fd of <root> it holds
             if console_fd is not None:

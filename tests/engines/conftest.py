@@ -12,7 +12,7 @@ import time
 import pytest
 
 from helpers import mountpoints, proc_stat
-from harness import PYRUNC, STATE, is_engine_storage, missing_tools, start_all, stop_all
+from harness import PYRUNC, REPORT_DIR, STATE, is_engine_storage, missing_tools, start_all, stop_all
 
 RUNTIMES = os.environ.get("PYRUNC_E2E_RUNTIMES", "pyrunc").split(",")
 ENGINES = ("docker", "podman", "ctr")
@@ -118,6 +118,8 @@ _results = {}
 
 
 def pytest_runtest_logreport(report):
+    if SYSTEMD_MODULE in report.nodeid:
+        return systemd_logreport(report)
     if "engines" not in report.nodeid or (report.when != "call" and report.passed):
         return
     name = report.nodeid.split("::")[-1]
@@ -134,6 +136,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    systemd_summary(terminalreporter)
     if not _results:
         return
     columns = sorted({params for _, params in _results})
@@ -148,3 +151,47 @@ def pytest_terminal_summary(terminalreporter):
     with open(os.path.join(STATE, "report", "matrix.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
+
+
+# --- the systemd-driver matrix (test_engines_systemd.py, in the --systemd VM): engine x scenario x
+# runtime -> outcome and the scenario's time; written to build/vm for the issue notes
+
+SYSTEMD_MODULE = "test_engines_systemd.py"
+_systemd = {}  # (scenario, "engine / runtime") -> (outcome, seconds)
+
+
+def systemd_logreport(report):
+    name = report.nodeid.split("::")[-1]
+    scenario, _, params = name.partition("[")
+    if not params:
+        return
+    engine, _, runtime = params.rstrip("]").partition("-")
+    key = (scenario.removeprefix("test_"), f"{engine} / {runtime}")
+    if report.when == "call" or not report.passed:
+        outcome = ("xfail" if hasattr(report, "wasxfail") else "skip" if report.skipped
+                   else "pass" if report.passed else "FAIL")
+        if key not in _systemd or outcome == "FAIL":
+            seconds = report.duration + (_systemd[key][1] if key in _systemd else 0)
+            _systemd[key] = (outcome, seconds)
+
+
+def systemd_summary(terminalreporter):
+    if all(outcome == "skip" for outcome, _ in _systemd.values()):
+        return  # not the VM: keep the VM's report
+    columns = list(dict.fromkeys(c for _, c in _systemd))
+    scenarios = list(dict.fromkeys(s for s, _ in _systemd))
+    lines = ["| scenario | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for s in scenarios:
+        cells = []
+        for c in columns:
+            outcome, seconds = _systemd.get((s, c), ("n/a", None))
+            cells.append(outcome if seconds is None else f"{outcome} {seconds:.1f}s")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    note = ("engines on their default (systemd) cgroup driver, cgroup v2 host with systemd as PID 1; "
+            "time: the scenario's, in the VM (software emulation)")
+    terminalreporter.write_sep("-", "engine x scenario x runtime (systemd cgroup driver)")
+    for line in [note, *lines]:
+        terminalreporter.write_line(line)
+    os.makedirs(REPORT_DIR, exist_ok=True)
+    with open(os.path.join(REPORT_DIR, "engines-systemd-matrix.md"), "w") as f:
+        f.write(note + "\n\n" + "\n".join(lines) + "\n")

@@ -2,9 +2,12 @@
 
 Used by the end-to-end tests (tests/engines) and by conformance/engines_bench.py. Everything the
 engines keep lives under STATE; the image is a busybox-static rootfs imported as "tiny".
-No bridge networking, no iptables, the cgroupfs driver (this host has no systemd).
+No bridge networking, no iptables. The cgroupfs driver by default (this host has no systemd);
+with systemd=True (the --systemd VM of `make test-v2-systemd`) each engine keeps its own default
+cgroup driver on a systemd host: dockerd's and podman's are systemd there, and ctr is given
+containerd's runc option SystemdCgroup = true.
 
-    python tests/engines/harness.py start|stop   # leave the engines running for manual use
+    python tests/engines/harness.py start [--systemd] | stop   # leave the engines running for manual use
 """
 
 import json
@@ -25,6 +28,8 @@ PYRUNC = os.path.join(os.path.dirname(TESTS), "bin", "pyrunc")
 RUNC = "/usr/sbin/runc"
 PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"  # /usr/bin/docker, not a newer CLI elsewhere
 RUNTIMES = {"pyrunc": PYRUNC, "runc": RUNC}
+# where the VM lanes leave their reports (the matrix, benchmark, engine logs): the shared checkout
+REPORT_DIR = os.environ.get("PYRUNC_E2E_REPORT", os.path.join(os.path.dirname(TESTS), "build", "vm"))
 PACKAGES = ("docker.io", "containerd", "podman", "conmon")
 
 
@@ -231,9 +236,12 @@ class DockerLikeCli:
 class Docker(DockerLikeCli):
     name = "docker"
 
-    def __init__(self, userns=False):
+    slice = "system.slice"  # dockerd's cgroup parent with the systemd driver
+
+    def __init__(self, userns=False, systemd=False):
         self.dir = os.path.join(STATE, "docker")
         self.userns = userns
+        self.systemd = systemd
         self.sock = os.path.join(self.dir, "docker.sock")
         self.exec_root = os.path.join(self.dir, "exec")
 
@@ -254,7 +262,9 @@ class Docker(DockerLikeCli):
                 "--data-root", os.path.join(self.dir, "data"), "--exec-root", self.exec_root,
                 "-H", f"unix://{self.sock}", "--pidfile", os.path.join(self.dir, "dockerd.pid"),
                 "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-                "--exec-opt", "native.cgroupdriver=cgroupfs", "--storage-driver", "overlay2"]
+                "--storage-driver", "overlay2"]
+        if not self.systemd:  # else dockerd's default, systemd on a cgroup v2 host run by systemd
+            argv += ["--exec-opt", "native.cgroupdriver=cgroupfs"]
         if self.userns:
             argv += ["--userns-remap", "default"]
         _daemon(argv, os.path.join(self.dir, "dockerd.log"), None)
@@ -278,18 +288,32 @@ class Docker(DockerLikeCli):
         assert r.rc == 0, r
         return path
 
+    def full_id(self, name):
+        return self.cli("inspect", "-f", "{{.Id}}", name).out.strip()
+
+    def unit(self, name):
+        """The systemd scope of a container (cgroupsPath system.slice:docker:<id>)."""
+        return f"docker-{self.full_id(name)}.scope"
+
+    def cgroup_driver(self):
+        return self.cli("info", "-f", "{{.CgroupDriver}}").out.strip()
+
 
 class Podman(DockerLikeCli):
     name = "podman"
 
-    def __init__(self):
+    slice = "machine.slice"  # podman's cgroup parent with the systemd manager
+
+    def __init__(self, systemd=False):
         self.dir = os.path.join(STATE, "podman")
         self.conf = os.path.join(self.dir, "containers.conf")
+        self.systemd = systemd
 
     def base(self):
         d = self.dir
+        manager = () if self.systemd else ("--cgroup-manager", "cgroupfs")  # else podman's default
         return ["/usr/bin/podman", "--root", f"{d}/root", "--runroot", f"{d}/runroot", "--storage-driver",
-                "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--tmpdir", f"{d}/tmp"]
+                "overlay", *manager, "--events-backend", "file", "--tmpdir", f"{d}/tmp"]
 
     def env(self):
         return clean_env(CONTAINERS_CONF=self.conf)
@@ -321,7 +345,7 @@ log_driver = "k8s-file"
 network_config_dir = "{self.dir}/cni"
 
 [engine]
-cgroup_manager = "cgroupfs"
+{"" if self.systemd else 'cgroup_manager = "cgroupfs"'}
 events_logger = "file"
 events_logfile_path = "{self.dir}/events.log"
 runtime = "pyrunc"
@@ -342,6 +366,16 @@ tmp_dir = "{self.dir}/tmp"
     def run_argv(self, runtime, *args):
         return ["run", "--runtime", runtime, "--network", "none", *args]
 
+    def full_id(self, name):
+        return self.cli("inspect", "-f", "{{.Id}}", name).out.strip()
+
+    def unit(self, name):
+        """The systemd scope of a container (cgroupsPath machine.slice:libpod:<id>)."""
+        return f"libpod-{self.full_id(name)}.scope"
+
+    def cgroup_driver(self):
+        return self.cli("info", "-f", "{{.Host.CgroupManager}}").out.strip()
+
 
 # ctr 1.6 wants each capability by its CAP_ name (no ALL), and applies --cap-drop after --cap-add:
 # dropping every default but NET_BIND_SERVICE is its way of saying --cap-drop ALL --cap-add it
@@ -361,16 +395,27 @@ class Ctr:
         Ctr._serial += 1
         return f"{self.PREFIX}{what}{os.getpid()}-{Ctr._serial}"
 
+    slice = "system.slice"  # the cgroup parent given to ctr with the systemd driver
+
+    def runtime_opts(self, runtime, cid):
+        """The runc shim's options: BinaryName, and (systemd driver) SystemdCgroup = true, which
+        needs a "slice:prefix:name" cgroupsPath (ctr's default, /<namespace>/<id>, is cgroupfs')."""
+        opts = ("--runtime", "io.containerd.runc.v2", "--runc-binary", RUNTIMES[runtime])
+        if self.systemd:
+            opts += ("--runc-systemd-cgroup", "--cgroup", f"{self.slice}:ctr:{cid}")
+        return opts
+
     def run(self, runtime, *cmd, opts=()):
-        return self.cli("run", "--rm", "--runc-binary", RUNTIMES[runtime], *opts, self.image,
-                        self._next_id("run"), *cmd)
+        cid = self._next_id("run")
+        return self.cli("run", "--rm", *self.runtime_opts(runtime, cid), *opts, self.image, cid, *cmd)
 
     def run_tty(self, runtime, *cmd):
-        return self.cli_pty("run", "--rm", "-t", "--runc-binary", RUNTIMES[runtime], self.image,
-                            self._next_id("tty"), *cmd)
+        cid = self._next_id("tty")
+        return self.cli_pty("run", "--rm", "-t", *self.runtime_opts(runtime, cid), self.image, cid, *cmd)
 
     def run_stdin(self, runtime, data, *cmd):
-        return self.cli("run", "--rm", "--runc-binary", RUNTIMES[runtime], self.image, self._next_id("in"),
+        cid = self._next_id("in")
+        return self.cli("run", "--rm", *self.runtime_opts(runtime, cid), self.image, cid,
                         *cmd, input=data, timeout=30)
 
     process_opts = None  # ctr 1.6's run has no --user or --hostname
@@ -382,7 +427,13 @@ class Ctr:
         return self.cli("task", "exec", "--user", user, "--exec-id", self._next_id("exec"), name, *cmd)
 
     def run_detached(self, runtime, name, *cmd, opts=()):
-        return self.cli("run", "-d", "--runc-binary", RUNTIMES[runtime], *opts, self.image, name, *cmd)
+        return self.cli("run", "-d", *self.runtime_opts(runtime, name), *opts, self.image, name, *cmd)
+
+    def unit(self, name):
+        return f"ctr-{name}.scope"
+
+    def cgroup_driver(self):
+        return "systemd" if self.systemd else "cgroupfs"
 
     def exec(self, name, *cmd):
         return self.cli("task", "exec", "--exec-id", self._next_id("exec"), name, *cmd)
@@ -437,8 +488,9 @@ class Ctr:
             if c.startswith(self.PREFIX):
                 self.cli("containers", "rm", c)
 
-    def __init__(self):
+    def __init__(self, systemd=False):
         self.dir = os.path.join(STATE, "containerd")
+        self.systemd = systemd
         self.sock = os.path.join(self.dir, "containerd.sock")
 
     def cli(self, *args, **kw):
@@ -484,11 +536,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     def run_argv(self, runtime, *args):
         """ctr's `run` puts options before IMAGE ID; callers give (options..., "--", cmd...)."""
         opts, cmd = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args else ((), args)
-        return ["run", "--runc-binary", RUNTIMES[runtime], *opts, self.image, *cmd]
+        return ["run", *self.runtime_opts(runtime, cmd[0] if cmd else ""), *opts, self.image, *cmd]  # cmd: ID ...
 
 
-def start_all():
-    docker, podman, ctr = Docker(), Podman(), Ctr()
+def start_all(systemd=False):
+    docker, podman, ctr = Docker(systemd=systemd), Podman(systemd=systemd), Ctr(systemd=systemd)
     docker.up()
     podman.up()
     ctr.up(docker)
@@ -525,11 +577,15 @@ def stop_all():
     Ctr().down()
     Docker().down()
     # whatever the engines left mounted under their state (ismount() misses a bind of a
-    # directory onto itself, hence mountinfo), deepest first
-    for point in sorted(set(mounts_under(STATE)), key=len, reverse=True):
+    # directory onto itself, hence mountinfo), deepest first; not STATE itself: the VM lanes
+    # mount a tmpfs there (tests/vm/systemd-lane.sh) for the next start
+    for point in sorted(set(mounts_under(STATE)) - {STATE}, key=len, reverse=True):
         subprocess.run(["umount", "-l", point], stderr=subprocess.DEVNULL)
     shutil.rmtree("/run/pyrunc-e2e", ignore_errors=True)
 
 
-if __name__ == "__main__":
-    {"start": start_all, "stop": stop_all}[sys.argv[1]]()
+if __name__ == "__main__":  # start [--systemd] | stop
+    if sys.argv[1] == "start":
+        start_all(systemd="--systemd" in sys.argv[2:])
+    else:
+        {"stop": stop_all}[sys.argv[1]]()

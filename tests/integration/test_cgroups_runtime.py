@@ -879,12 +879,16 @@ def test_failed_create_leaves_no_cgroup_and_no_state(pyrunc, make_bundle, cid, c
 
 
 def test_systemd_cgroup_is_refused_cleanly(pyrunc, make_bundle, cid, cg, no_leaks):
+    """Without systemd as init (this host): runc's error, nothing made (the driver itself:
+    test_cgroups_systemd.py, in a VM that boots systemd)."""
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here")
     b = make_bundle("true")
     b.linux["cgroupsPath"] = f"system.slice:pyrunc:{cid}"
     b.write()
     r = pyrunc("--systemd-cgroup", "create", "--bundle", b.path, cid)
     assert r.rc == 1
-    assert "systemd" in r.err and ("not running" in r.err or "not supported" in r.err), r.err
+    assert "systemd not running on this host, cannot use systemd cgroups manager" in r.err, r.err
     assert pyrunc.ids() == []
     # nothing named after the container where either driver would have put it
     for f in FIELDS:

@@ -43,7 +43,7 @@ def test_versions_and_lists(doc):
     linux = doc["linux"]
     assert linux["namespaces"] == sorted(NAMESPACES)
     assert linux["capabilities"] == list(NAMES)
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": True}
     assert linux["intelRdt"] == {"enabled": False}
     assert isinstance(doc["hooks"], list)
 

@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # ~13 ms together (json pulls in re, re and signal pull in enum), subprocess ~16 ms more,
 # pyseccomp ~26 ms (a seccomp cache hit must not load it), socket ~4 ms
-HEAVY = {"json", "re", "enum", "signal", "subprocess", "pyseccomp", "socket", "jsonschema", "pyroute2"}
+HEAVY = {"json", "re", "enum", "signal", "subprocess", "pyseccomp", "socket", "jsonschema", "pyroute2",
+         "jeepney"}
 
 DRIVER = """\
 import sys
