@@ -89,11 +89,68 @@ def pyrunc(tmp_path):
     assert not leftovers, f"containers still alive at teardown: {leftovers}"
 
 
+def _own_cgroup_dirs():
+    """This process's cgroup directory in every hierarchy mounted on the host."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            own[controllers] = path
+    dirs = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, supers = fields[sep + 1], fields[sep + 3].split(",")
+            if fstype == "cgroup2" and "" in own:
+                dirs.append(fields[4] + own[""])
+            elif fstype == "cgroup":
+                for controllers, path in own.items():
+                    if controllers and set(controllers.split(",")) <= set(supers):
+                        root = fields[3]
+                        rel = path[len(root):] if root != "/" and path.startswith(root) else path
+                        dirs.append(fields[4] + rel)
+    return sorted(set(os.path.normpath(d) for d in dirs))
+
+
+@pytest.fixture(scope="session")
+def runc_argv():
+    """runc run from a cgroup of its own (<our cgroup>/runc-side/runc): without cgroupsPath
+    runc and pyrunc both put a container in "<id>" beside or below their own cgroup, and the
+    differential tests run both with one id at the same time."""
+    made, leaves = [], []
+    for d in _own_cgroup_dirs():
+        side, leaf = os.path.join(d, f"runc-side-{os.getpid()}"), None
+        try:
+            for level in (side, os.path.join(side, "runc")):
+                os.makedirs(level, exist_ok=True)
+                made.append(level)
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    if os.path.exists(os.path.join(level, name)):
+                        with open(os.path.join(os.path.dirname(level), name)) as src:
+                            value = src.read()
+                        with open(os.path.join(level, name), "w") as dst:
+                            dst.write(value)
+            leaf = os.path.join(side, "runc")
+        except OSError:
+            continue
+        leaves.append(leaf)
+    import shlex
+    script = ("for d in " + " ".join(shlex.quote(d) for d in leaves) +
+              '; do echo $$ > "$d/cgroup.procs" 2>/dev/null; done; exec "$@"') if leaves else 'exec "$@"'
+    yield ["/bin/sh", "-c", script, "runc", RUNC]
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 @pytest.fixture
-def runc(tmp_path):
+def runc(tmp_path, runc_argv):
     if not os.path.exists(RUNC):
         pytest.skip("Debian's runc is not installed")
-    r = Runner([RUNC], str(tmp_path / "runc-root"))
+    r = Runner(runc_argv, str(tmp_path / "runc-root"))
     yield r
     r.cleanup()
 

@@ -71,8 +71,11 @@ def spec_rules(entries):
         access = d.get("access") or ""
         if not access:
             raise CgroupError(f"{field}.access: device access at {i} field cannot be empty")
-        if access.strip("rwm"):
-            raise CgroupError(f"{field}.access: invalid device access {access!r} (only r, w and m)")
+        # runc's devices.Permissions: r, w and m count, any other letter is ignored ("rwa" in
+        # runc's own tests); a rule left with none grants or denies nothing
+        access = "".join(c for c in "rwm" if c in access)
+        if not access:
+            continue
         rules.append(Rule(bool(d.get("allow")), type_, _number(d.get("major"), field + ".major"),
                           _number(d.get("minor"), field + ".minor"), access, field))
     return rules

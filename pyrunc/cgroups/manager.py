@@ -15,6 +15,8 @@ from .errors import CgroupError
 from .paths import UNIFIED
 from .values import PREFIX, SetContext, section
 
+_FROZEN = "container's cgroup unexpectedly frozen"  # runc's words
+
 # set() order: runc's v1 subsystem order (cpuset before anything a task needs, devices early)
 # (v1 key, v2 controller, linux.resources key, v1 setter, v2 setter)
 _GROUPS = (
@@ -149,6 +151,34 @@ class Manager:
                 raise
             raise CgroupError(f"linux.cgroupsPath: creating {err.filename}: {fsio.strerror(err)}",
                               err.errno) from None
+
+    def check_unused(self):
+        """runc 1.1's checks before a container takes its cgroup (linux.cgroupsPath may name an
+        existing one): processes already there are a warning (runc 1.2 refuses them), a frozen
+        cgroup an error: the init would stop in it and create would wait for it forever.
+        (A rootless caller that may not read a cgroup it does not own learns nothing here.)"""
+        try:
+            self._check_unused()
+        except CgroupError as err:
+            if not self.rootless or err.args[0] == _FROZEN:
+                raise
+
+    def _check_unused(self):
+        found = self.pids()
+        if found:
+            self.warnings.append(f"container's cgroup is not empty: {len(found)} process(es) found")
+            self.warnings.append("DEPRECATED: running container in a non-empty cgroup won't be "
+                                 "supported in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
+        # freezer.py's state, without importing it on the create path: FROZEN by itself
+        # (v1's self_freezing; frozen by an ancestor is runc's "thawed") or cgroup.freeze 1
+        version, d = self._freezer()
+        if version == "v1":
+            frozen = (fsio.read_optional(d, "freezer.state") or "").strip() in ("FROZEN", "FREEZING") \
+                and (fsio.read_optional(d, "freezer.self_freezing") or "").strip() == "1"
+        else:
+            frozen = d is not None and (fsio.read_optional(d, "cgroup.freeze") or "").strip() == "1"
+        if frozen:
+            raise CgroupError(_FROZEN)
 
     def _create_v2(self, d, made):
         # as runc: going down from the mount, each level passes its controllers on before

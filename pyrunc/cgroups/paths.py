@@ -45,9 +45,10 @@ def _join(*parts):
     return posixpath.normpath("/" + "/".join(p.strip("/") for p in parts if p.strip("/")))
 
 
-# Without linux.cgroupsPath runc uses "<id>" below its own cgroup; pyrunc prefixes the id so
-# that runc and pyrunc containers with the same id never share (and destroy) one cgroup.
-DEFAULT_PREFIX = "pyrunc-"
+# Without linux.cgroupsPath runc uses "<id>" below its own cgroup, and so does pyrunc (a
+# container moved from one runtime to the other keeps its cgroup; the tests run runc from a
+# cgroup of its own so that runc's and pyrunc's containers of one id never share one).
+DEFAULT_PREFIX = ""
 
 
 def inner_path(cgroups_path, container_id):

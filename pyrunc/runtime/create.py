@@ -28,6 +28,9 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
+    from ..spec.semantic import absolute_destinations
+    for w in absolute_destinations(config):
+        (warn or _ignore)(w)
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
     from ..security.rootless import check_config
     check_config(config)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
@@ -60,6 +63,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         if notify:
             notify_socket.setup(config, store.path(container_id))  # mount + env, before the fork
         # limits are in place before anything joins (cpusets, rt budgets need that)
+        if hasattr(cgroup, "check_unused"):
+            cgroup.check_unused()  # before cgroup_made: a refused cgroup is not ours to remove
         cgroup_made = True
         cgroup.create()
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))

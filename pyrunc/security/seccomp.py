@@ -61,6 +61,15 @@ def program_for(seccomp, cache=None):
     uses_notify = seccomp.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
         r.get("action") == "SCMP_ACT_NOTIFY" for r in seccomp.get("syscalls") or ())
     if uses_notify:
+        # runc's InitSeccomp refuses both: the init would hang writing to its own listener
+        # (nobody answers before the fd is handed over), or trap every syscall at once
+        if seccomp.get("defaultAction") == "SCMP_ACT_NOTIFY":
+            raise ConfigError("unable to start container process: unable to init seccomp: "
+                              "SCMP_ACT_NOTIFY cannot be used as default action")
+        if any(r.get("action") == "SCMP_ACT_NOTIFY" and "write" in (r.get("names") or ())
+               for r in seccomp.get("syscalls") or ()):
+            raise ConfigError("unable to start container process: unable to init seccomp: "
+                              "SCMP_ACT_NOTIFY cannot be used for the write syscall")
         if not seccomp.get("listenerPath"):
             raise ConfigError("config.json: linux.seccomp.listenerPath: required when a rule uses "
                               "SCMP_ACT_NOTIFY")

@@ -1,4 +1,7 @@
-"""The config.json `pyrunc spec` writes: a minimal, locked-down container running sh."""
+"""The config.json `pyrunc spec` writes: runc 1.1's template (a minimal, locked-down container
+running sh), key for key. Two values differ on purpose: ociVersion (runc writes "1.0.2-dev", a
+pre-release of the version it implements) and the hostname ("pyrunc" for "runc"). Like runc's,
+the template has no cgroup namespace: configs built on it add one without "listed twice"."""
 
 
 MASKED_PATHS = [
@@ -18,7 +21,8 @@ def default_config(rootfs="rootfs", args=("sh",), terminal=True):
             "args": list(args),
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
             "cwd": "/",
-            "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")},
+            # runc lists ambient caps without inheritable ones: the kernel raises none
+            "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted", "ambient")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
@@ -41,7 +45,7 @@ def default_config(rootfs="rootfs", args=("sh",), terminal=True):
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },

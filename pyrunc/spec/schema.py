@@ -40,13 +40,12 @@ def _text(x):
 
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-# The patterns our schemas use, as plain predicates: configs from engines hit all three, and
+# The patterns our schemas use, as plain predicates: configs from engines hit both, and
 # importing `re` costs milliseconds on every create. Any other pattern compiles with `re`.
 # (Each returns a truthy value for a match, None for none, like re.search.)
 _regexes = {
     "^RLIMIT_[A-Z]+$": lambda x: (t := _text(x)).startswith("RLIMIT_") and len(t) > 7
     and _UPPER.issuperset(t[7:]) or None,
-    "^[rwm]*$": lambda x: frozenset("rwm").issuperset(_text(x)) or None,
     "^[1-9][0-9]*[KMG]B$": lambda x: len(t := _text(x)) >= 3 and t[0] in "123456789"
     and DIGITS.issuperset(t[1:-2]) and t[-2] in "KMG" and t[-1] == "B" or None,
 }

@@ -53,11 +53,20 @@ def check_config(config, report=None):
         _fail("process.args", "must contain at least the program to run")
     if not os.path.isabs(process["cwd"]):
         _fail("process.cwd", f"{process['cwd']!r} is not an absolute path")
-    for i, m in enumerate(config.get("mounts") or []):
-        if not os.path.isabs(m["destination"]):
-            _fail(f"mounts[{i}].destination", f"{m['destination']!r} is not an absolute path")
     check_process(process, report=report)
     _check_linux(config, config.get("linux") or {}, _fail, report)
+
+
+def absolute_destinations(config):
+    """runc 1.1 still takes a relative mount destination as relative to the rootfs' "/", with
+    a warning: rewrite each to that absolute path; the warnings, in runc's words."""
+    warnings = []
+    for m in config.get("mounts") or ():
+        if not m["destination"].startswith("/"):
+            warnings.append(f"mount destination {m['destination']} is not absolute. Support for "
+                            "non-absolute mount destinations will be removed in a future release.")
+            m["destination"] = os.path.normpath("/" + m["destination"])
+    return warnings
 
 
 # The rlimits setrlimit(2) knows (resource.RLIMIT_* on Linux), without importing `resource`.
@@ -69,10 +78,20 @@ MAX_ERRNO = 4095
 NO_ID = 4294967295  # (uid_t)-1: setresuid/setgroups read it as "leave unchanged", never an id
 
 
+def process_defaults(process):
+    """Fill in what runc reads as zero when it is missing (its Go structs are not pointers):
+    process.user (uid 0, gid 0), process.user.gid, process.ioPriority.priority."""
+    user = process.setdefault("user", {"uid": 0, "gid": 0})
+    user.setdefault("gid", 0)
+    if process.get("ioPriority"):
+        process["ioPriority"].setdefault("priority", 0)
+
+
 def check_process(process, source="config.json", report=None):
     """Values the schema lets through but the syscalls taking them cannot (also for exec's
-    --process): each one named, before anything is created."""
+    --process): each one named, before anything is created. Fills in process_defaults first."""
     fail = failer(source, report)
+    process_defaults(process)
 
     user = process["user"]
     for key in ("uid", "gid"):
@@ -133,8 +152,10 @@ def _check_linux(config, linux, _fail, report):
             if not os.path.isabs(path):
                 _fail(f"linux.{field}[{i}]", f"{path!r} is not an absolute path")
     for i, d in enumerate(linux.get("devices") or []):
-        if not os.path.isabs(d["path"]) or not os.path.normpath(d["path"]).startswith("/dev/"):
-            _fail(f"linux.devices[{i}].path", f"{d['path']!r} must be an absolute path under /dev")
+        # runc creates a device anywhere in the rootfs (a relative path from "/"); only one
+        # that names the rootfs itself is nothing it could make
+        if os.path.normpath("/" + d["path"]) == "/":
+            _fail(f"linux.devices[{i}].path", f"{d['path']!r} names the root directory, not a device")
         # mknod(2)'s dev_t: a 12-bit major and a 20-bit minor
         for key, top in (("major", 4095), ("minor", 1048575)):
             if not 0 <= d.get(key, 0) <= top:
@@ -179,7 +200,7 @@ def _check_sysctl(key, seen, joined, _fail):
     elif key == "kernel.domainname":
         kind, what = "uts", "kernel.domainname"
     elif key == "kernel.hostname":
-        _fail(field, "is not allowed: use the hostname field")
+        _fail(field, 'sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field')
         return
     else:
         _fail(field, "is not in a separate kernel namespace: it would change the host")

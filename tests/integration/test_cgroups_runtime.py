@@ -83,8 +83,8 @@ def _clean(path):
 def expected_paths(cgroups_path, cid):
     """Where runc 1.1's cgroupfs driver puts a container, per hierarchy field: absolute paths
     as they are, relative ones below our own cgroup in each v1 hierarchy and below the mount's
-    root in a hybrid host's cgroup2 hierarchy; no path = relative "pyrunc-<id>"."""
-    inner = cgroups_path or f"pyrunc-{cid}"
+    root in a hybrid host's cgroup2 hierarchy; no path = relative "<id>", as runc."""
+    inner = cgroups_path or cid
     out = {}
     for field in FIELDS:
         if inner.startswith("/"):
@@ -253,6 +253,7 @@ PATH_STYLES = {
 @pytest.mark.parametrize("style", PATH_STYLES)
 def test_cgroups_path_joined_before_the_program_runs(pyrunc, make_bundle, cid, tmp_path, cg, style):
     b = make_bundle("sh", "-c", "cat /proc/self/cgroup > /tmp/inside.tmp; mv /tmp/inside.tmp /tmp/inside")
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     out = share(b, tmp_path)
     path = PATH_STYLES[style](cid)
     if path is not None:
@@ -265,7 +266,7 @@ def test_cgroups_path_joined_before_the_program_runs(pyrunc, make_bundle, cid, t
         with open(os.path.join(host_dir(field, p), "cgroup.procs")) as f:
             assert str(pid) in f.read().split(), (field, p)
     if style == "absent":
-        assert exp[ctrl_field("pids")].endswith(f"/pyrunc-{cid}")
+        assert exp[ctrl_field("pids")].endswith(f"/{cid}")  # runc's default: the id
     assert pyrunc("start", cid).rc == 0
     inside = read_when(os.path.join(out, "inside"))
     # the cgroup namespace's root is the container's cgroup, in every hierarchy

@@ -41,6 +41,7 @@ def test_limits_inside_and_on_the_host(pyrunc, make_bundle, cid, cgroup_path, no
                                 "/sys/fs/cgroup/cpu.max; grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
     b.linux["resources"] = RESOURCES
     b.linux["cgroupsPath"] = cgroup_path
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     b.write()
     r = pyrunc("run", "--bundle", b.path, cid)
     assert r.rc == 0, r.err
@@ -85,6 +86,7 @@ def test_detached_container_pause_update_stats_delete(pyrunc, make_bundle, cid, 
 def test_exec_joins_the_cgroup(pyrunc, make_bundle, cid, cgroup_path, no_leaks):
     b = make_bundle("sleep", "60")
     b.linux["cgroupsPath"] = cgroup_path
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     b.write()
     assert pyrunc("run", "-d", "--bundle", b.path, cid).rc == 0
     r = pyrunc("exec", cid, "cat", "/proc/self/cgroup")

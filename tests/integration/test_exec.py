@@ -45,8 +45,9 @@ def start(pyrunc, cid):
 
 @pytest.fixture
 def running(start, make_bundle):
-    """A running container from the default config: (bundle, init pid)."""
+    """A running container from the default config plus a cgroup namespace: (bundle, init pid)."""
     b = make_bundle()
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     return b, start(b)
 
 

@@ -252,7 +252,8 @@ def test_exec_errors_at_create(pyrunc, make_bundle, cid, no_leaks, args, env, me
 # ---------------------------------------------------------------- namespaces
 
 def test_new_namespaces_differ_from_the_hosts(pyrunc, make_bundle, cid):
-    b = make_bundle("sleep", "30")  # the default config asks for all of them
+    b = make_bundle("sleep", "30")  # the default config asks for all of them but cgroup
+    b.linux["namespaces"].append({"type": "cgroup"})
     pid = create(pyrunc, b, cid)
     try:
         for ns, name in NAMESPACE_FILES.items():
@@ -279,6 +280,7 @@ def test_network_namespace_has_only_lo(pyrunc, make_bundle, cid):
 
 def test_cgroup_namespace_shows_root_paths(pyrunc, make_bundle, cid):
     b = make_bundle()
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     lines = sh_ok(pyrunc, b, cid, "cat /proc/self/cgroup").splitlines()
     assert lines and all(line.split(":", 2)[2] == "/" for line in lines), lines
     with open("/proc/self/cgroup") as f:

@@ -268,7 +268,8 @@ def _host_cgroup_v1_memory():
 
 @pytest.mark.skipif(not _host_cgroup_v1_memory(), reason="needs a cgroup v1 memory hierarchy on the host")
 def test_cgroup_mount_on_v1_host(pyrunc, make_bundle, cid):
-    b = make_bundle()  # default config: cgroup at /sys/fs/cgroup with "ro", cgroup namespace
+    b = make_bundle()  # default config: cgroup at /sys/fs/cgroup with "ro"
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     r = sh(pyrunc, b, cid, "cat /proc/self/mountinfo; ls /sys/fs/cgroup/memory/memory.limit_in_bytes; "
                            # writes back the current value: harmless should the mount be writable
                            "f=/sys/fs/cgroup/memory/notify_on_release; v=$(cat $f); echo $v > $f; echo rc=$?")

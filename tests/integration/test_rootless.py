@@ -259,7 +259,7 @@ def test_cgroup_limit_without_delegation_fails(ws, user, cid):
     assert ws.ids() == []
     assert not [p for p in os.listdir("/proc") if p.isdigit() and _runs_as(p, user.uid) and _alive(p)
                 and _comm(p) in ("pyrunc:init", "sleep")]
-    assert not os.path.exists(f"/sys/fs/cgroup/pids/pyrunc-{cid}")
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/{cid}")
 
 
 def _alive(pid):
@@ -295,7 +295,7 @@ def test_delegated_cgroup_is_used(ws, user, cid):
     if not os.path.isdir(base):
         pytest.skip("no v1 pids hierarchy")
     delegated = os.path.join(base, f"pyrunc-deleg-{cid}")
-    mine = os.path.join(delegated, f"pyrunc-{cid}")
+    mine = os.path.join(delegated, cid)
     os.mkdir(delegated)
 
     def in_delegated(*args):

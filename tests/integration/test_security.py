@@ -156,7 +156,7 @@ def test_init_not_dumpable_before_exec(pyrunc, make_bundle, cid):
     (lambda b: userns(b, [{"containerID": 0, "hostID": 4294967000, "size": 65536}], REMAP),
      "linux.uidMappings[0]"),
     (lambda b: b.linux["namespaces"].append({"type": "user", "path": "/proc/self/ns/net"}),
-     "linux.namespaces[6].path"),
+     "linux.namespaces[5].path"),
     (lambda b: (userns(b), b.linux["namespaces"][-1].update(path="/proc/self/ns/user")),
      "linux.uidMappings"),
     (lambda b: b.linux.update(timeOffsets={"boottime": {"secs": 1}}), "linux.timeOffsets"),

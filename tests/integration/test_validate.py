@@ -58,7 +58,7 @@ def test_every_schema_error_at_once_with_its_field(pyrunc, make_bundle, cid):
         'config.json: process.user.uid: "root" is not of type integer',
         'config.json: hostname: 5 is not of type string',
         'config.json: mounts[0].type: null is not of type string',
-        'config.json: linux.namespaces[6].type: "nosuch" is not one of "pid", "network", "mount", '
+        'config.json: linux.namespaces[5].type: "nosuch" is not one of "pid", "network", "mount", '
         '"ipc", "uts", "user", "cgroup", "time"',
         'config.json: linux.cgroupsPath: "/a\\u0000b" contains a NUL byte',
     ], r.out

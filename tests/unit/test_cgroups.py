@@ -332,18 +332,17 @@ def test_relative_path_inside_a_mount_root(v1host):
     assert manager_for("x", "x", layout=lay).paths()["memory"] == f"{v1host.root}/memory/me/x"
 
 
-def test_default_path_is_the_prefixed_id_below_our_cgroup(v1host):
-    """runc's rule ("<id>" below our own cgroup) with a prefix, so a runc container of the
-    same id never shares the cgroup."""
+def test_default_path_is_the_id_below_our_cgroup(v1host):
+    """runc's rule: "<id>" below our own cgroup (no prefix: issue 11)."""
     lay = v1host.layout(own={"memory": "/m"})
     paths = manager_for(None, "ctr", layout=lay).paths()
-    assert paths["memory"] == f"{v1host.root}/memory/m/pyrunc-ctr"
-    assert paths["pids"] == f"{v1host.root}/pids/pyrunc-ctr"
+    assert paths["memory"] == f"{v1host.root}/memory/m/ctr"
+    assert paths["pids"] == f"{v1host.root}/pids/ctr"
 
 
 def test_unified_relative_path_is_beside_our_cgroup(v2host):
     lay = v2host.layout(own={"": "/user.slice/session-1.scope"})
-    assert manager_for(None, "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/user.slice/pyrunc-ctr"}
+    assert manager_for(None, "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/user.slice/ctr"}
     assert manager_for("/a/b", "ctr", layout=lay).paths() == {"": f"{v2host.root}/unified/a/b"}
 
 

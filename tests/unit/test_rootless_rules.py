@@ -85,7 +85,7 @@ def test_running_in_userns_on_this_host():
 
 def test_to_rootless_matches_runc(tmp_path):
     """runc spec --rootless and ours differ exactly as runc spec and ours do (pyrunc's own
-    defaults: ociVersion, hostname, no ambient caps, a cgroup namespace)."""
+    defaults: ociVersion and hostname: spec/default.py)."""
     if not os.path.exists(RUNC):
         pytest.skip("Debian's runc is not installed")
 

@@ -14,7 +14,7 @@ from ..errors import CgroupError
 FIELD = "linux.cgroupsPath"
 SUFFIX = ".slice"
 # runc names the default unit "runc-<id>.scope"; pyrunc's own prefix keeps a runc container
-# and a pyrunc container with the same id from fighting over one unit (as paths.DEFAULT_PREFIX)
+# and a pyrunc container with the same id from fighting over one unit
 DEFAULT_PREFIX = "pyrunc"
 SYSTEM_SLICE = "system.slice"
 USER_SLICE = "user.slice"
