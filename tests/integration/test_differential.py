@@ -75,6 +75,12 @@ RUN_CASES = [
     ("user-1000", ["id"], [_edit(["process", "user"], {"uid": 1000, "gid": 1000})]),
     ("user-1000-groups", ["id"], [_edit(["process", "user"], {"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]})]),
     ("user-nobody-umask", ["sh", "-c", "id; umask"], [_edit(["process", "user"], {"uid": 65534, "gid": 65534, "umask": 63})]),
+    # runc's fixStdioPermissions: fds 0-2 are chowned to the user (not /dev/null)
+    ("user-1000-reopens-stdio", ["sh", "-c", ": >> /dev/stdout && echo opened stdout; : >> /dev/stderr && "
+                                 "echo opened stderr; stat -L -c %u /proc/self/fd/1 /proc/self/fd/2"],
+     [_edit(["process", "user"], {"uid": 1000, "gid": 1000})]),
+    # runc brings up `lo` in a network namespace it creates
+    ("loopback-up", ["sh", "-c", "ip -o link show lo | cut -d' ' -f3"], []),
     ("default-umask", ["sh", "-c", "umask"], []),
     ("cwd", ["pwd"], [_edit(["process", "cwd"], "/home/user")]),
     ("hostname", ["hostname"], [_edit(["hostname"], "difftest")]),
