@@ -253,6 +253,7 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
             _mount(m.get("source") or kind, node.fd, kind, opts.flags, opts.data or None)
             mnt = _mounted(node)
     _propagate(mnt, opts)
+    _set_recursive(mnt, opts)
     if kind == "tmpfs" and opts.flags & mf.MS_RDONLY:
         late_ro.append((mnt, opts.flags))
     return mnt
@@ -296,7 +297,24 @@ def _bind(root_fd, m, opts, source_fd, attach):
         os.close(mnt)
         raise
     _propagate(mnt, opts)
+    _set_recursive(mnt, opts)
     return mnt
+
+
+def _set_recursive(mnt, opts):
+    """rro, rnosuid, ... (runc >= 1.1): on the new mount and every mount below it, through
+    the verified fd of the mount."""
+    if not opts.recursive:
+        return
+    try:
+        mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
+    except OSError as e:
+        os.close(mnt)
+        raise OSError(e.errno, "mount_setattr of the recursive options: "
+                      + os.strerror(e.errno).lower()) from None
+    except BaseException:
+        os.close(mnt)
+        raise
 
 
 def _own_source(m):

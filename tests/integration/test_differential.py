@@ -153,6 +153,38 @@ def test_relative_bind_source_is_relative_to_the_bundle(runc, pyrunc, make_bundl
     assert same_run(runc, pyrunc, b, cid).out == "from the bundle\n"
 
 
+@pytest.fixture
+def source_with_submount(tmp_path):
+    """A host directory with a tmpfs mounted below it (noatime, so the atime options show)."""
+    import subprocess
+    src = tmp_path / "rsrc"
+    (src / "sub").mkdir(parents=True)
+    (src / "file").write_text("top\n")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,noatime", "tmpfs", str(src / "sub")], check=True)
+    try:
+        yield src
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=True)
+
+
+@pytest.mark.parametrize("options", [
+    ["rbind", "rro"],
+    ["rbind", "rro", "rrw"],
+    ["rbind", "rnosuid", "rnodev", "rnoexec"],
+    ["rbind", "rstrictatime", "rnodiratime"],
+    ["rbind", "rrelatime"],
+    ["rbind", "rnoatime", "ratime", "rnosymfollow"],
+])
+def test_recursive_mount_options(runc, pyrunc, make_bundle, cid, source_with_submount, options):
+    """runc's rro, rnosuid, ...: mount_setattr(AT_RECURSIVE), so the submount gets them too."""
+    b = make_bundle("sh", "-c", "grep -E ' /mnt(/sub)? ' /proc/self/mountinfo | cut -d' ' -f5,6; "
+                    "touch /mnt/sub/x; echo $?")
+    b.config["mounts"].append({"destination": "/mnt", "type": "bind",
+                               "source": str(source_with_submount), "options": options})
+    b.write()
+    same_run(runc, pyrunc, b, cid)
+
+
 # --------------------------------------------------------------------------- state JSON
 
 def skeleton(text):
