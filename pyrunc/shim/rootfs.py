@@ -239,13 +239,16 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
             mnt = _mount_cgroup(node, opts, cgroup_paths)
         elif kind == "tmpfs":
             flags = opts.flags & ~mf.MS_RDONLY  # devices and copy-up need it writable first
-            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, opts.data or None)
+            data = opts.data
+            if previous_mode is not None:
+                # as runc >= 1.2: the covered directory's mode, first, so an explicit mode=
+                # in the options wins (runc 1.1 chmods afterwards: the directory's wins)
+                data = ",".join(filter(None, (f"mode={previous_mode:04o}", data)))
+            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, data or None)
             mnt = _mounted(node)
             try:
                 if "tmpcopyup" in opts.extensions:
                     copyup.copy_tree(node.fd, mnt)  # podman's: what the image had there
-                if previous_mode is not None:
-                    os.chmod(fd_path(mnt), previous_mode)  # runc keeps the covered directory's mode
             except BaseException:
                 os.close(mnt)
                 raise

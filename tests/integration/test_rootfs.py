@@ -235,6 +235,16 @@ def test_tmpfs_size_and_mode(pyrunc, make_bundle, cid):
     assert fstype == "tmpfs"
 
 
+def test_tmpfs_mode_from_the_mountpoint_unless_given(pyrunc, make_bundle, cid):
+    """As runc >= 1.2: the covered directory's mode (/root 0755, /tmp 01777) comes first in
+    the options, so an explicit mode= wins (runc 1.1.5 chmods to the directory's mode)."""
+    b = make_bundle()
+    b.config["mounts"] += [tmpfs(["mode=700"], "/root"), tmpfs(["size=1m"], "/tmp"),
+                           tmpfs(["mode=1733"], "/home")]
+    out = sh_ok(pyrunc, b, cid, "stat -c %a /root /tmp /home")
+    assert out.split() == ["700", "1777", "1733"]
+
+
 def test_ro_tmpfs_keeps_its_options(pyrunc, make_bundle, cid):
     b = make_bundle()
     b.config["mounts"].append(tmpfs(["ro", "mode=700", "size=2m"], "/mnt/rotmp"))
