@@ -235,6 +235,9 @@ def _stage2(plan, sock, cgroup_paths, step):
         step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
+    if "mount" in namespaces:
+        step.now = "applying linux.rootfsPropagation"
+        rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))
 
     step.now = "preparing the process"
     process = config["process"]

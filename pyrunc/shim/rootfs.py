@@ -41,7 +41,12 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
     try:
         prop = linux.get("rootfsPropagation")
         # Slave by default so the container sees host unmounts but its mounts never leak out.
-        mount(None, "/", None, mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC)
+        flags = mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC
+        if flags & mf.MS_UNBINDABLE:
+            # the rootfs is bound onto itself below, which an unbindable source refuses
+            # (EINVAL, runc 1.1 too): slave now, unbindable on the new root after the pivot
+            flags = mf.MS_SLAVE | mf.MS_REC
+        mount(None, "/", None, flags)
         _make_parent_private(rootfs)
         mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -430,6 +435,23 @@ def host_cgroup_paths():
                 if c and set(c.split(",")) <= opts:
                     paths.setdefault("@mount:" + c, mnt)
     return paths
+
+
+def root_propagation(propagation):
+    """linux.rootfsPropagation shared/unbindable on the container's root itself, after the
+    pivot (runc >= 1.2 does it there: the root is a bind whose parent was made private, so
+    "shared" set before never reached it; slave and private were applied by prepare). Last, once the masks and the console are mounted: they clone mounts (open_tree),
+    which an unbindable one refuses."""
+    # the root alone: the mounts below keep what prepare and their own options gave them
+    # (runbindable, which prepare could not apply, is the exception)
+    flags = {"shared": mf.MS_SHARED, "rshared": mf.MS_SHARED, "unbindable": mf.MS_UNBINDABLE,
+             "runbindable": mf.MS_UNBINDABLE | mf.MS_REC}.get(propagation)
+    if flags:
+        try:
+            mount(None, "/", None, flags)
+        except OSError as e:
+            raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
+                              f"root: {os.strerror(e.errno).lower()}") from None
 
 
 def pivot(rootfs, no_pivot):

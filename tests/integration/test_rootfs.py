@@ -578,3 +578,22 @@ def test_mounts_without_a_mount_namespace_are_refused(pyrunc, make_bundle, cid, 
     b.config["mounts"] = []
     b.write()
     assert pyrunc("run", "--bundle", b.path, cid).rc == 0  # no mounts: nothing to refuse
+
+
+@pytest.mark.parametrize("propagation, root, proc", [
+    ("shared", "shared:", None),
+    ("rshared", "shared:", None),
+    ("unbindable", "unbindable", None),
+    ("runbindable", "unbindable", "unbindable"),
+])
+def test_root_propagation_reaches_the_container_root(pyrunc, make_bundle, cid, no_leaks,
+                                                     propagation, root, proc):
+    """Applied to the root after the pivot (runc >= 1.2); runc 1.1.5 leaves `shared` off the
+    root (its parent was made private) and fails `unbindable` (EINVAL binding the rootfs)."""
+    b = make_bundle()
+    b.linux["rootfsPropagation"] = propagation
+    out = sh_ok(pyrunc, b, cid, "cat /proc/self/mountinfo")
+    fields = {line.split()[4]: line.split()[6:line.split().index("-")] for line in out.splitlines()}
+    assert any(f.startswith(root) for f in fields["/"]), fields["/"]
+    if proc:
+        assert any(f.startswith(proc) for f in fields["/proc"]), fields["/proc"]
