@@ -141,9 +141,12 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
                 os.close(mnt)
 
-        if not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts):
+        own_dev = not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts)
+        if own_dev:
             devices.create_defaults(root_fd, config)
         devices.create_configured(root_fd, linux.get("devices") or [])
+        if own_dev:
+            devices.link_ptmx(root_fd)
         cwd = (config.get("process") or {}).get("cwd")
         if cwd:
             try:

@@ -88,6 +88,12 @@ RUN_CASES = [
     ("mount-options", ["sh", "-c", "cut -d' ' -f5,6 /proc/self/mountinfo | sort"], []),
     ("dev", ["ls", "-l", "/dev"], []),
     ("dev-all", ["ls", "-la", "/dev/", "/dev/pts", "/dev/shm", "/dev/mqueue"], []),
+    # a default device listed again in linux.devices: no error; /dev/ptmx stays the devpts link
+    # (not /dev/null: runc then drops its cgroup rule and fails reopening it)
+    ("dev-listed-again", ["ls", "-l", "/dev/ptmx", "/dev/tty"],
+     [_edit(["linux", "devices"], [
+         {"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 0o666, "uid": 0, "gid": 0},
+         {"path": "/dev/tty", "type": "c", "major": 5, "minor": 0, "fileMode": 0o620, "uid": 0, "gid": 5}])]),
     ("readonly-root", ["sh", "-c", "touch /x; echo $?"], []),
     ("writable-tmpfs", ["sh", "-c", "echo hi > /dev/shm/f && cat /dev/shm/f"], []),
     ("masked-paths", ["sh", "-c", "stat -c '%n %F %t %T %s' /proc/kcore /proc/keys /sys/firmware"], []),
