@@ -85,11 +85,26 @@ BIND_REMOUNT_FLAGS = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME
                       | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW)
 
 
-class MountOptions:
-    __slots__ = ("flags", "propagation", "data", "extensions", "rec_set", "rec_clr")
+ATIME_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
+# Flags the kernel locks on the mounts a new user namespace's mount namespace copies.
+LOCKABLE_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | ATIME_FLAGS
+_ST_RELATIME = 4096  # statvfs's ST_RELATIME; its other ST_* values are the MS_* ones
 
-    def __init__(self, flags, propagation, data, extensions, rec_set=0, rec_clr=0):
+
+def from_statvfs(f_flag):
+    """statvfs().f_flag as MS_* flags (the lockable ones)."""
+    flags = f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+    if f_flag & _ST_RELATIME:
+        flags |= MS_RELATIME
+    return flags
+
+
+class MountOptions:
+    __slots__ = ("flags", "propagation", "data", "extensions", "rec_set", "rec_clr", "cleared")
+
+    def __init__(self, flags, propagation, data, extensions, rec_set=0, rec_clr=0, cleared=0):
         self.flags = flags
+        self.cleared = cleared  # flags an option explicitly turned off ("rw", "suid", ...)
         self.propagation = propagation
         self.data = data
         self.extensions = extensions
@@ -106,7 +121,7 @@ def parse(options):
     propagation = []
     data = []
     extensions = set()
-    rec_set = rec_clr = 0
+    rec_set = rec_clr = cleared = 0
     for opt in options or ():
         if opt in RECURSIVE:
             clear, attr = RECURSIVE[opt]
@@ -121,10 +136,11 @@ def parse(options):
         elif opt in FLAGS:
             clear, flag = FLAGS[opt]
             flags = flags & ~flag if clear else flags | flag
+            cleared = cleared | flag if clear else cleared & ~flag
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
         elif opt in EXTENSIONS:
             extensions.add(opt)
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, ",".join(data), extensions, rec_set, rec_clr)
+    return MountOptions(flags, propagation, ",".join(data), extensions, rec_set, rec_clr, cleared)

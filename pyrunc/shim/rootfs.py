@@ -303,7 +303,7 @@ def _bind(root_fd, m, opts, source_fd, attach):
             os.close(own)
     try:
         if opts.flags & mf.BIND_REMOUNT_FLAGS:
-            _remount_bind(mnt, opts.flags)
+            _remount_bind(mnt, opts.flags, opts.cleared)
     except BaseException:
         os.close(mnt)
         raise
@@ -343,17 +343,39 @@ def _own_source(m):
         return None
 
 
-def remount_bind(target, flags):
-    """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it."""
-    locked = os.statvfs(target).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
-    mount(None, target, None, mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS))
+def remount_bind(target, flags, cleared=0):
+    """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it.
 
-
-def _remount_bind(mnt, flags):
+    nosuid/nodev/noexec already on the mount are kept, and the atime setting is kept unless
+    one is asked (the kernel preserves it on a remount). In a user namespace the kernel also
+    refuses (EPERM) a remount that drops the source's ro or changes its locked atime: then,
+    as runc >= 1.2, the source's lockable flags are added and the remount tried again, unless
+    the options explicitly clear one ("rw" on a read-only source) or ask another atime."""
+    have = os.statvfs(target).f_flag
+    locked = have & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+    flags = mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS)
     try:
-        remount_bind(fd_path(mnt), flags)
+        mount(None, target, None, flags)
+        return
+    except PermissionError:
+        pass
+    source = mf.from_statvfs(have)
+    if source & mf.LOCKABLE_FLAGS & cleared:
+        raise OSError(errno.EPERM, "cannot clear flags the kernel locked on the source "
+                                   "(it is read-only, nosuid, nodev or noexec)")
+    asked = flags & mf.ATIME_FLAGS
+    if asked and asked != source & mf.ATIME_FLAGS:
+        raise OSError(errno.EPERM, "cannot change the access-time flags the kernel locked on "
+                                   "the source")
+    mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+
+
+def _remount_bind(mnt, flags, cleared=0):
+    try:
+        remount_bind(fd_path(mnt), flags, cleared)
     except OSError as e:
-        raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+        raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
+                      else os.strerror(e.errno).lower()) from None
 
 
 def _mount_cgroup(node, opts, cgroup_paths):
