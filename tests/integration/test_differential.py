@@ -194,6 +194,37 @@ def test_recursive_mount_options(runc, pyrunc, make_bundle, cid, source_with_sub
     same_run(runc, pyrunc, b, cid)
 
 
+def test_bind_source_made_by_an_earlier_mount(runc, pyrunc, make_bundle, cid, rootfs):
+    """A bind whose source (a host path) lies under an earlier entry's mount point in the
+    rootfs gets that mount, not the directory it covers: mounts are made in order."""
+    b = make_bundle("sh", "-c", "touch /home/made-in-tmpfs; ls /mnt; "
+                    "grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f9")
+    b.config["mounts"] += [
+        {"destination": "/home", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+        {"destination": "/mnt", "type": "bind", "source": os.path.join(rootfs, "home"),
+         "options": ["bind"]}]
+    b.write()
+    assert same_run(runc, pyrunc, b, cid).out == "made-in-tmpfs\ntmpfs\n"
+    # also from a user namespace, whose root could not make the mount points (they exist)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = b.config["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 231072, "size": 65536}]
+    b.write()
+    r = pyrunc("run", "--bundle", b.path, cid)
+    assert (r.rc, r.out) == (0, "made-in-tmpfs\ntmpfs\n"), r.err
+
+
+@pytest.mark.parametrize("options", [["bind", "noatime"], ["bind", "strictatime", "ro"],
+                                     ["rbind", "nodiratime", "nosuid"]])
+def test_bind_atime_options(runc, pyrunc, make_bundle, cid, tmp_path, options):
+    (tmp_path / "src").mkdir()
+    b = make_bundle("sh", "-c", "grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f6")
+    b.config["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(tmp_path / "src"),
+                               "options": options})
+    b.write()
+    same_run(runc, pyrunc, b, cid)
+
+
 # --------------------------------------------------------------------------- state JSON
 
 def skeleton(text):
