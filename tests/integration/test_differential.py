@@ -225,6 +225,16 @@ def test_bind_atime_options(runc, pyrunc, make_bundle, cid, tmp_path, options):
     same_run(runc, pyrunc, b, cid)
 
 
+def test_loopback_up_in_a_user_namespace(runc, pyrunc, make_bundle, cid):
+    """The network namespace made in the container's user namespace: lo is brought up there."""
+    b = make_bundle("sh", "-c", "ip -o link show lo | cut -d' ' -f3")
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = b.config["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 231072, "size": 65536}]
+    b.write()
+    assert same_run(runc, pyrunc, b, cid).out == "<LOOPBACK,UP,LOWER_UP>\n"
+
+
 # --------------------------------------------------------------------------- state JSON
 
 def skeleton(text):
