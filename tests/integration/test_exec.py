@@ -533,3 +533,10 @@ def test_flags_end_at_the_container_id():
     assert parser.leading_flags(cmd.flags, ["-u", "0", "-h", "id", "--help"]) == ["-u", "-h"]
     assert parser.leading_flags(cmd.flags, ["-u", "-h", "id"]) == ["-u"]  # -h is the value of -u
     assert parser.leading_flags(cmd.flags, ["-d", "id", "ls", "-h"]) == ["-d"]
+
+
+def test_exec_hands_stdio_to_the_user(pyrunc, running, cid):
+    """runc's fixStdioPermissions runs for exec too: a uid-1000 process reopens its stdout."""
+    script = ": >> /dev/stdout && echo opened; stat -L -c %u /proc/self/fd/1"
+    r = pyrunc("exec", "--user", "1000:1000", cid, "sh", "-c", script)
+    assert (r.rc, r.out) == (0, "opened\n1000\n"), r.err
