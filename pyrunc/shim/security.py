@@ -9,6 +9,7 @@
 
 import errno
 import os
+import stat
 
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
@@ -90,18 +91,26 @@ def fix_stdio_permissions(uid):
     """As runc (fixStdioPermissions), before the uid switch: fds 0-2 (pipes, files, the pty
     slave) become owned by process.user's uid, so the process can reopen /dev/stdout or its
     tty; their gid is kept (the pty's is devpts' gid=). Skipped for an fd already owned by
-    the uid or on /dev/null; a chown the kernel refuses (an id unmapped in our user
+    the uid, on /dev/null, or on a character device that is not of the container's devpts; a chown the kernel refuses (an id unmapped in our user
     namespace, a read-only /dev) leaves the fd as it is."""
     try:
         null_rdev = os.stat("/dev/null").st_rdev
     except OSError:
         null_rdev = None  # runc fails here; without a /dev/null no fd can be on it
+    try:
+        own_pts = os.stat("/dev/pts/ptmx").st_dev  # the container's devpts instance
+    except OSError:
+        own_pts = None
     for fd in (0, 1, 2):
         try:
             st = os.fstat(fd)
         except OSError:
             continue  # closed: nothing to hand over
         if st.st_uid == uid or (null_rdev is not None and st.st_rdev == null_rdev):
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_dev != own_pts:
+            # stricter than runc: a device of the host (the terminal `pyrunc run` was started
+            # from) is never given to a container user; the container's own pty is
             continue
         try:
             os.fchown(fd, uid, st.st_gid)

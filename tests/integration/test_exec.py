@@ -540,3 +540,22 @@ def test_exec_hands_stdio_to_the_user(pyrunc, running, cid):
     script = ": >> /dev/stdout && echo opened; stat -L -c %u /proc/self/fd/1"
     r = pyrunc("exec", "--user", "1000:1000", cid, "sh", "-c", script)
     assert (r.rc, r.out) == (0, "opened\n1000\n"), r.err
+
+
+def test_a_host_terminal_as_stdio_is_not_given_to_the_user(pyrunc, make_bundle, cid, no_leaks):
+    """runc would fchown it; pyrunc never hands a host device (the terminal `run` was started
+    from) to a container user. Pipes and files are handed over (test_differential)."""
+    import pty
+    b = make_bundle("sh", "-c", "stat -L -c %u /proc/self/fd/1 > /proc/self/fd/2")
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.write()
+    master, slave = pty.openpty()
+    try:
+        before = os.fstat(slave)
+        p = subprocess.run([*pyrunc.argv, "--root", pyrunc.root, "run", "--bundle", b.path, cid],
+                           stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert os.fstat(slave).st_uid == before.st_uid == 0
+    finally:
+        os.close(master)
+        os.close(slave)
