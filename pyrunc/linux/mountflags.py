@@ -51,6 +51,32 @@ PROPAGATION = {
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }
 
+# mount_setattr(2) attributes (linux/mount.h)
+MOUNT_ATTR_RDONLY = 0x01
+MOUNT_ATTR_NOSUID = 0x02
+MOUNT_ATTR_NODEV = 0x04
+MOUNT_ATTR_NOEXEC = 0x08
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x00
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x00200000
+
+# runc's recursive options (runc >= 1.1): option -> (clear?, attribute), applied to the mount
+# and every mount below it with mount_setattr(AT_RECURSIVE) once it is made.
+RECURSIVE = {
+    "rro": (False, MOUNT_ATTR_RDONLY), "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID), "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV), "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC), "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME), "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, MOUNT_ATTR_RELATIME), "rnorelatime": (True, MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME), "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME), "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+}
+
 # Options that are pyrunc's business, not the kernel's.
 EXTENSIONS = {"tmpcopyup"}
 
@@ -59,14 +85,35 @@ BIND_REMOUNT_FLAGS = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME
                       | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW)
 
 
-class MountOptions:
-    __slots__ = ("flags", "propagation", "data", "extensions")
+ATIME_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
+# Flags the kernel locks on the mounts a new user namespace's mount namespace copies.
+LOCKABLE_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | ATIME_FLAGS
+_ST_RELATIME = 4096  # statvfs's ST_RELATIME; its other ST_* values are the MS_* ones
 
-    def __init__(self, flags, propagation, data, extensions):
+
+def from_statvfs(f_flag):
+    """statvfs().f_flag as MS_* flags (the lockable ones)."""
+    flags = f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+    if f_flag & _ST_RELATIME:
+        flags |= MS_RELATIME
+    return flags
+
+
+class MountOptions:
+    __slots__ = ("flags", "propagation", "data", "extensions", "rec_set", "rec_clr", "cleared")
+
+    def __init__(self, flags, propagation, data, extensions, rec_set=0, rec_clr=0, cleared=0):
         self.flags = flags
+        self.cleared = cleared  # flags an option explicitly turned off ("rw", "suid", ...)
         self.propagation = propagation
         self.data = data
         self.extensions = extensions
+        self.rec_set = rec_set  # mount_setattr attr_set / attr_clr for the recursive options
+        self.rec_clr = rec_clr
+
+    @property
+    def recursive(self):
+        return bool(self.rec_set or self.rec_clr)
 
 
 def parse(options):
@@ -74,14 +121,26 @@ def parse(options):
     propagation = []
     data = []
     extensions = set()
+    rec_set = rec_clr = cleared = 0
     for opt in options or ():
-        if opt in FLAGS:
+        if opt in RECURSIVE:
+            clear, attr = RECURSIVE[opt]
+            if clear:
+                rec_clr |= attr
+            else:
+                rec_set |= attr
+                if attr & MOUNT_ATTR__ATIME == attr:
+                    # mount_setattr(2): an access-time setting also needs the whole
+                    # MOUNT_ATTR__ATIME field in attr_clr (rrelatime's attribute is 0)
+                    rec_clr |= MOUNT_ATTR__ATIME
+        elif opt in FLAGS:
             clear, flag = FLAGS[opt]
             flags = flags & ~flag if clear else flags | flag
+            cleared = cleared | flag if clear else cleared & ~flag
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
         elif opt in EXTENSIONS:
             extensions.add(opt)
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, ",".join(data), extensions)
+    return MountOptions(flags, propagation, ",".join(data), extensions, rec_set, rec_clr, cleared)

@@ -119,6 +119,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
 def _security(config, warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
     check_namespace_paths(config)
+    check_mount_namespace(config)
     process = config["process"]
     check_lsm(process, (config.get("linux") or {}).get("mountLabel"))
     capabilities, last_cap = resolve_capabilities(process, warn)
@@ -164,6 +165,20 @@ def check_namespace_paths(config):
             raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
         if kind != NAMESPACES[ns["type"]][0]:
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
+
+
+def check_mount_namespace(config):
+    """Mounts and masks need the container's own mount namespace (made or joined). runc 1.1
+    refuses masks without one ("unable to restrict sys entries ...") but makes the mounts in
+    the host's namespace, where they outlive the container: pyrunc refuses both."""
+    linux = config.get("linux") or {}
+    if any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+        return
+    if linux.get("maskedPaths") or linux.get("readonlyPaths"):
+        raise ConfigError("unable to restrict sys entries without a private MNT namespace")
+    if config.get("mounts"):
+        raise ConfigError("config.json: mounts: needs a mount namespace (linux.namespaces has no "
+                          "\"mount\"): they would be made in the host's")
 
 
 def check_lsm(process, mount_label=None, source="config.json"):

@@ -43,7 +43,7 @@ def problems(bundle, systemd_cgroup=False):
     rootfs_ok = os.path.isdir(rootfs)
     if not rootfs_ok:
         found.append(f"config.json: root.path: rootfs ({rootfs}) does not exist or is not a directory")
-    for check in (_capabilities, _namespace_paths, _lsm, _seccomp):
+    for check in (_capabilities, _namespace_paths, _mount_namespace, _lsm, _seccomp):
         try:
             check(config)
         except PyruncError as e:
@@ -78,6 +78,11 @@ def _capabilities(config):
 def _namespace_paths(config):
     from .create import check_namespace_paths
     check_namespace_paths(config)
+
+
+def _mount_namespace(config):
+    from .create import check_mount_namespace
+    check_mount_namespace(config)
 
 
 def _lsm(config):

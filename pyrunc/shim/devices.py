@@ -31,7 +31,6 @@ def create_defaults(root_fd, config):
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "core"))
-    links.append(("pts/ptmx", "ptmx"))  # the container's own devpts instance
     dev = paths.mkdir_all(root_fd, "/dev")
     try:
         for path, major, minor in DEFAULT_DEVICES:
@@ -40,12 +39,25 @@ def create_defaults(root_fd, config):
         for target, name in links:
             try:
                 os.stat(name, dir_fd=dev, follow_symlinks=False)
-                if name != "ptmx":
-                    continue  # the image's own stays
-                os.unlink(name, dir_fd=dev)
+                continue  # the image's own stays
             except FileNotFoundError:
                 pass
             os.symlink(target, name, dir_fd=dev)
+    finally:
+        os.close(dev)
+
+
+def link_ptmx(root_fd):
+    """/dev/ptmx -> pts/ptmx, the container's own devpts instance, replacing whatever has the
+    name: after linux.devices, so a /dev/ptmx listed there becomes the link too (runc's
+    setupPtmx runs after createDevices)."""
+    dev = paths.mkdir_all(root_fd, "/dev")
+    try:
+        try:
+            os.unlink("ptmx", dir_fd=dev)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
     finally:
         os.close(dev)
 

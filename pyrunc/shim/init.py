@@ -107,6 +107,8 @@ def stage1(plan, sock):
         # (the phrases runc's debug.bats looks for are kept: "nsexec container setup", ...)
         sync.debug(sock, "stage1: nsexec container setup: namespaces joined and made "
                          "(unshare flags 0x%x)", flags)
+        if flags & sc.CLONE_NEWNET:
+            _loopback_up()
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.get("timeOffsets") or {})
         step.now = "forking the container init"
@@ -129,6 +131,17 @@ def become_root():
             setter(0, 0, 0)
         except OSError:
             pass  # 0 is not mapped: stay as we are
+
+
+def _loopback_up():
+    """A new network namespace's `lo` starts down; runc brings it up (its "loopback"
+    network, set for every network namespace it creates, not for one joined by path)."""
+    from ..linux import netif
+    try:
+        netif.link_up("lo")
+    except OSError as e:
+        raise proc.ProcessError(f"unable to bring up the loopback interface of the new network "
+                                f"namespace: {os.strerror(e.errno).lower()}") from None
 
 
 def _time_offsets(offsets):
@@ -222,6 +235,9 @@ def _stage2(plan, sock, cgroup_paths, step):
         step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
+    if "mount" in namespaces:
+        step.now = "applying linux.rootfsPropagation"
+        rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))
 
     step.now = "preparing the process"
     process = config["process"]

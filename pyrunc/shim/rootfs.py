@@ -41,7 +41,12 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
     try:
         prop = linux.get("rootfsPropagation")
         # Slave by default so the container sees host unmounts but its mounts never leak out.
-        mount(None, "/", None, mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC)
+        flags = mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC
+        if flags & mf.MS_UNBINDABLE:
+            # the rootfs is bound onto itself below, which an unbindable source refuses
+            # (EINVAL, runc 1.1 too): slave now, unbindable on the new root after the pivot
+            flags = mf.MS_SLAVE | mf.MS_REC
+        mount(None, "/", None, flags)
         _make_parent_private(rootfs)
         mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -136,9 +141,12 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
                 os.close(mnt)
 
-        if not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts):
+        own_dev = not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts)
+        if own_dev:
             devices.create_defaults(root_fd, config)
         devices.create_configured(root_fd, linux.get("devices") or [])
+        if own_dev:
+            devices.link_ptmx(root_fd)
         cwd = (config.get("process") or {}).get("cwd")
         if cwd:
             try:
@@ -239,13 +247,16 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
             mnt = _mount_cgroup(node, opts, cgroup_paths)
         elif kind == "tmpfs":
             flags = opts.flags & ~mf.MS_RDONLY  # devices and copy-up need it writable first
-            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, opts.data or None)
+            data = opts.data
+            if previous_mode is not None:
+                # as runc >= 1.2: the covered directory's mode, first, so an explicit mode=
+                # in the options wins (runc 1.1 chmods afterwards: the directory's wins)
+                data = ",".join(filter(None, (f"mode={previous_mode:04o}", data)))
+            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, data or None)
             mnt = _mounted(node)
             try:
                 if "tmpcopyup" in opts.extensions:
                     copyup.copy_tree(node.fd, mnt)  # podman's: what the image had there
-                if previous_mode is not None:
-                    os.chmod(fd_path(mnt), previous_mode)  # runc keeps the covered directory's mode
             except BaseException:
                 os.close(mnt)
                 raise
@@ -253,6 +264,7 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
             _mount(m.get("source") or kind, node.fd, kind, opts.flags, opts.data or None)
             mnt = _mounted(node)
     _propagate(mnt, opts)
+    _set_recursive(mnt, opts)
     if kind == "tmpfs" and opts.flags & mf.MS_RDONLY:
         late_ro.append((mnt, opts.flags))
     return mnt
@@ -291,12 +303,29 @@ def _bind(root_fd, m, opts, source_fd, attach):
             os.close(own)
     try:
         if opts.flags & mf.BIND_REMOUNT_FLAGS:
-            _remount_bind(mnt, opts.flags)
+            _remount_bind(mnt, opts.flags, opts.cleared)
     except BaseException:
         os.close(mnt)
         raise
     _propagate(mnt, opts)
+    _set_recursive(mnt, opts)
     return mnt
+
+
+def _set_recursive(mnt, opts):
+    """rro, rnosuid, ... (runc >= 1.1): on the new mount and every mount below it, through
+    the verified fd of the mount."""
+    if not opts.recursive:
+        return
+    try:
+        mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
+    except OSError as e:
+        os.close(mnt)
+        raise OSError(e.errno, "mount_setattr of the recursive options: "
+                      + os.strerror(e.errno).lower()) from None
+    except BaseException:
+        os.close(mnt)
+        raise
 
 
 def _own_source(m):
@@ -314,17 +343,39 @@ def _own_source(m):
         return None
 
 
-def remount_bind(target, flags):
-    """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it."""
-    locked = os.statvfs(target).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
-    mount(None, target, None, mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS))
+def remount_bind(target, flags, cleared=0):
+    """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it.
 
-
-def _remount_bind(mnt, flags):
+    nosuid/nodev/noexec already on the mount are kept, and the atime setting is kept unless
+    one is asked (the kernel preserves it on a remount). In a user namespace the kernel also
+    refuses (EPERM) a remount that drops the source's ro or changes its locked atime: then,
+    as runc >= 1.2, the source's lockable flags are added and the remount tried again, unless
+    the options explicitly clear one ("rw" on a read-only source) or ask another atime."""
+    have = os.statvfs(target).f_flag
+    locked = have & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+    flags = mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS)
     try:
-        remount_bind(fd_path(mnt), flags)
+        mount(None, target, None, flags)
+        return
+    except PermissionError:
+        pass
+    source = mf.from_statvfs(have)
+    if source & mf.LOCKABLE_FLAGS & cleared:
+        raise OSError(errno.EPERM, "cannot clear flags the kernel locked on the source "
+                                   "(it is read-only, nosuid, nodev or noexec)")
+    asked = flags & mf.ATIME_FLAGS
+    if asked and asked != source & mf.ATIME_FLAGS:
+        raise OSError(errno.EPERM, "cannot change the access-time flags the kernel locked on "
+                                   "the source")
+    mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+
+
+def _remount_bind(mnt, flags, cleared=0):
+    try:
+        remount_bind(fd_path(mnt), flags, cleared)
     except OSError as e:
-        raise OSError(e.errno, os.strerror(e.errno).lower()) from None
+        raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
+                      else os.strerror(e.errno).lower()) from None
 
 
 def _mount_cgroup(node, opts, cgroup_paths):
@@ -409,6 +460,23 @@ def host_cgroup_paths():
                 if c and set(c.split(",")) <= opts:
                     paths.setdefault("@mount:" + c, mnt)
     return paths
+
+
+def root_propagation(propagation):
+    """linux.rootfsPropagation shared/unbindable on the container's root itself, after the
+    pivot (runc >= 1.2 does it there: the root is a bind whose parent was made private, so
+    "shared" set before never reached it; slave and private were applied by prepare). Last, once the masks and the console are mounted: they clone mounts (open_tree),
+    which an unbindable one refuses."""
+    # the root alone: the mounts below keep what prepare and their own options gave them
+    # (runbindable, which prepare could not apply, is the exception)
+    flags = {"shared": mf.MS_SHARED, "rshared": mf.MS_SHARED, "unbindable": mf.MS_UNBINDABLE,
+             "runbindable": mf.MS_UNBINDABLE | mf.MS_REC}.get(propagation)
+    if flags:
+        try:
+            mount(None, "/", None, flags)
+        except OSError as e:
+            raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
+                              f"root: {os.strerror(e.errno).lower()}") from None
 
 
 def pivot(rootfs, no_pivot):

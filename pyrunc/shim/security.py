@@ -7,7 +7,9 @@
      user's program and a strict profile still lets the init finish]
 """
 
+import errno
 import os
+import stat
 
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
@@ -61,6 +63,7 @@ def switch_identity(user, capabilities, last_cap, sock):
     """setuid/setgid to process.user and end with exactly the configured capability sets."""
     uid, gid = user["uid"], user["gid"]
     groups = list(user.get("additionalGids") or ())
+    fix_stdio_permissions(uid)
     if capabilities is None:
         _set_ids(uid, gid, groups)
         return
@@ -82,6 +85,40 @@ def switch_identity(user, capabilities, last_cap, sock):
         # every container would warn); --debug shows it.
         sync.debug(sock, "process.capabilities.ambient: not raised because they are not both "
                          f"permitted and inheritable: {', '.join(refused)}")
+
+
+def fix_stdio_permissions(uid):
+    """As runc (fixStdioPermissions), before the uid switch: fds 0-2 (pipes, files, the pty
+    slave) become owned by process.user's uid, so the process can reopen /dev/stdout or its
+    tty; their gid is kept (the pty's is devpts' gid=). Skipped for an fd already owned by
+    the uid, on /dev/null, or on a character device that is not of the container's devpts; a chown the kernel refuses (an id unmapped in our user
+    namespace, a read-only /dev) leaves the fd as it is."""
+    try:
+        null_rdev = os.stat("/dev/null").st_rdev
+    except OSError:
+        null_rdev = None  # runc fails here; without a /dev/null no fd can be on it
+    try:
+        own_pts = os.stat("/dev/pts/ptmx").st_dev  # the container's devpts instance
+    except OSError:
+        own_pts = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # closed: nothing to hand over
+        if st.st_uid == uid or (null_rdev is not None and st.st_rdev == null_rdev):
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_dev != own_pts:
+            # stricter than runc: a device of the host (the terminal `pyrunc run` was started
+            # from) is never given to a container user; the container's own pty is
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                continue
+            raise SecurityError(f"unable to chown the process's fd {fd} to uid {uid}: "
+                                f"{e.strerror.lower()}") from None
 
 
 def _set_ids(uid, gid, groups):

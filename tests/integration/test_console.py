@@ -96,6 +96,18 @@ def test_console_output_matches_runc(pyrunc, runc, make_bundle, cid, tmp_path):
     assert mine == theirs
 
 
+@pytest.mark.differential
+def test_console_is_handed_to_the_process_user(pyrunc, runc, make_bundle, cid, tmp_path):
+    """runc's fixStdioPermissions: the pty slave becomes the user's (its gid, devpts' gid=5,
+    is kept), so a uid-1000 process can reopen its tty."""
+    b = make_bundle("sh", "-c", "stat -c %u:%g $(tty); echo hi > $(tty) && echo reopened")
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    _, theirs = run_with_console(runc, b, cid, tmp_path, "runc")
+    _, mine = run_with_console(pyrunc, b, cid, tmp_path, "pyrunc")
+    assert mine == theirs
+    assert mine.splitlines()[0] == "1000:5" and "reopened" in mine
+
+
 def test_terminal_without_console_socket_is_refused(pyrunc, make_bundle, cid, no_leaks):
     b = make_bundle("true")
     b.process["terminal"] = True

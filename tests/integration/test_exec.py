@@ -264,6 +264,9 @@ def test_container_without_a_mount_namespace_is_chrooted(pyrunc, make_bundle, ci
     b.linux["namespaces"] = [{"type": "pid"}]
     del b.config["hostname"]
     b.config["mounts"] = []
+    # without a mount namespace these are refused (runc's "unable to restrict sys entries")
+    b.linux.pop("maskedPaths", None)
+    b.linux.pop("readonlyPaths", None)
     start(b)
     r = pyrunc("exec", cid, "sh", "-c", "ls /bin/busybox; grep ^user: /etc/passwd; ls -a /proc")
     assert r.out.split() == ["/bin/busybox", "user:x:1000:1000:user:/home/user:/bin/sh", ".", ".."], r.err
@@ -531,3 +534,29 @@ def test_flags_end_at_the_container_id():
     assert parser.leading_flags(cmd.flags, ["-u", "0", "-h", "id", "--help"]) == ["-u", "-h"]
     assert parser.leading_flags(cmd.flags, ["-u", "-h", "id"]) == ["-u"]  # -h is the value of -u
     assert parser.leading_flags(cmd.flags, ["-d", "id", "ls", "-h"]) == ["-d"]
+
+
+def test_exec_hands_stdio_to_the_user(pyrunc, running, cid):
+    """runc's fixStdioPermissions runs for exec too: a uid-1000 process reopens its stdout."""
+    script = ": >> /dev/stdout && echo opened; stat -L -c %u /proc/self/fd/1"
+    r = pyrunc("exec", "--user", "1000:1000", cid, "sh", "-c", script)
+    assert (r.rc, r.out) == (0, "opened\n1000\n"), r.err
+
+
+def test_a_host_terminal_as_stdio_is_not_given_to_the_user(pyrunc, make_bundle, cid, no_leaks):
+    """runc would fchown it; pyrunc never hands a host device (the terminal `run` was started
+    from) to a container user. Pipes and files are handed over (test_differential)."""
+    import pty
+    b = make_bundle("sh", "-c", "stat -L -c %u /proc/self/fd/1 > /proc/self/fd/2")
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.write()
+    master, slave = pty.openpty()
+    try:
+        before = os.fstat(slave)
+        p = subprocess.run([*pyrunc.argv, "--root", pyrunc.root, "run", "--bundle", b.path, cid],
+                           stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert os.fstat(slave).st_uid == before.st_uid == 0
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -133,3 +133,53 @@ def test_host_locked_flags_stay_locked_in_a_user_namespace(pyrunc, make_bundle, 
     assert r.rc == 0, r.err
     lines = r.out.splitlines()
     assert lines[-2:] == ["rc=1", "ro,nosuid,relatime"], r.out
+
+
+@pytest.fixture
+def host_tmpfs_with(tmp_path):
+    """host_tmpfs_with(options) -> a tmpfs mounted so on the host, at a path a remapped root
+    can walk to."""
+    tmp_path.chmod(0o711)
+    made = []
+
+    def make(options):
+        path = tmp_path / f"src{len(made)}"
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options + ",mode=755", "tmpfs", str(path)],
+                       check=True)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.mark.parametrize("source, options, expected", [
+    ("noatime,nodev", ["bind", "ro"], "ro,nodev,noatime"),
+    ("noatime,nodev", ["bind", "nosuid"], "rw,nosuid,nodev,noatime"),
+    ("noatime,nodev,ro", ["bind", "nosuid"], "ro,nosuid,nodev,noatime"),
+    ("noexec", ["bind", "nodev"], "rw,nodev,noexec,relatime"),
+    # asks to change a locked flag: refused, naming it
+    ("noatime", ["bind", "ro", "strictatime"], None),
+    ("ro", ["bind", "nosuid", "rw"], None),
+])
+def test_bind_remount_keeps_the_sources_locked_flags(pyrunc, make_bundle, sources_rootfs, no_leaks,
+                                                     host_tmpfs_with, cid,
+                                                     source, options, expected):
+    """In a user namespace the kernel locks the source's ro, nosuid/nodev/noexec and atime
+    flags: the remount of a bind for ro/nosuid/... must repeat them (EPERM otherwise)."""
+    b = make_bundle("sh", "-c", "grep ' /vol ' /proc/self/mountinfo | cut -d' ' -f6")
+    b.config["root"]["path"] = sources_rootfs
+    b.config["mounts"].append({"destination": "/vol", "type": "bind",
+                               "source": str(host_tmpfs_with(source)), "options": options})
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = b.config["linux"]["gidMappings"] = REMAP
+    b.write()
+    r = pyrunc("run", "--bundle", b.path, cid)
+    if expected is None:
+        assert r.rc == 1 and "/vol" in r.err and "the kernel locked on the source" in r.err, r.err
+        assert not pyrunc.ids()
+        return
+    assert r.rc == 0, r.err
+    assert r.out.split() == [expected], r.out

@@ -235,6 +235,16 @@ def test_tmpfs_size_and_mode(pyrunc, make_bundle, cid):
     assert fstype == "tmpfs"
 
 
+def test_tmpfs_mode_from_the_mountpoint_unless_given(pyrunc, make_bundle, cid):
+    """As runc >= 1.2: the covered directory's mode (/root 0755, /tmp 01777) comes first in
+    the options, so an explicit mode= wins (runc 1.1.5 chmods to the directory's mode)."""
+    b = make_bundle()
+    b.config["mounts"] += [tmpfs(["mode=700"], "/root"), tmpfs(["size=1m"], "/tmp"),
+                           tmpfs(["mode=1733"], "/home")]
+    out = sh_ok(pyrunc, b, cid, "stat -c %a /root /tmp /home")
+    assert out.split() == ["700", "1777", "1733"]
+
+
 def test_ro_tmpfs_keeps_its_options(pyrunc, make_bundle, cid):
     b = make_bundle()
     b.config["mounts"].append(tmpfs(["ro", "mode=700", "size=2m"], "/mnt/rotmp"))
@@ -533,3 +543,58 @@ def test_no_pivot(pyrunc, make_bundle, cid, rootfs):
     assert root_line.split()[3] == rootfs and "ro" in root_line.split()[5].split(",")
     assert keys == "0"  # masked paths still applied
     assert "touch: /probe: Read-only file system" in r.err
+
+
+# ---------------------------------------------------------------- no mount namespace
+
+
+def _without_mount_namespace(b):
+    b.linux["namespaces"] = [ns for ns in b.linux["namespaces"] if ns["type"] != "mount"]
+
+
+@pytest.mark.differential
+def test_masks_without_a_mount_namespace_are_refused_as_runc(runc, pyrunc, make_bundle, cid, no_leaks):
+    b = make_bundle("true")
+    _without_mount_namespace(b)
+    b.config["mounts"] = []
+    b.write()
+    theirs, mine = runc("run", "--bundle", b.path, cid), pyrunc("run", "--bundle", b.path, cid)
+    assert theirs.rc == mine.rc == 1
+    text = "unable to restrict sys entries without a private MNT namespace"
+    assert text in theirs.err and text in mine.err
+    assert not pyrunc.ids()
+
+
+def test_mounts_without_a_mount_namespace_are_refused(pyrunc, make_bundle, cid, no_leaks):
+    """runc 1.1 makes them in the host's mount namespace, where they stay after the container
+    (a leak on the host): pyrunc refuses, naming the field, and leaves nothing."""
+    b = make_bundle("ls", "/proc")
+    _without_mount_namespace(b)
+    b.linux.pop("maskedPaths", None)
+    b.linux.pop("readonlyPaths", None)
+    b.write()
+    r = pyrunc("run", "--bundle", b.path, cid)
+    assert r.rc == 1 and "mounts: needs a mount namespace" in r.err, r.err
+    assert not pyrunc.ids()
+    b.config["mounts"] = []
+    b.write()
+    assert pyrunc("run", "--bundle", b.path, cid).rc == 0  # no mounts: nothing to refuse
+
+
+@pytest.mark.parametrize("propagation, root, proc", [
+    ("shared", "shared:", None),
+    ("rshared", "shared:", None),
+    ("unbindable", "unbindable", None),
+    ("runbindable", "unbindable", "unbindable"),
+])
+def test_root_propagation_reaches_the_container_root(pyrunc, make_bundle, cid, no_leaks,
+                                                     propagation, root, proc):
+    """Applied to the root after the pivot (runc >= 1.2); runc 1.1.5 leaves `shared` off the
+    root (its parent was made private) and fails `unbindable` (EINVAL binding the rootfs)."""
+    b = make_bundle()
+    b.linux["rootfsPropagation"] = propagation
+    out = sh_ok(pyrunc, b, cid, "cat /proc/self/mountinfo")
+    fields = {line.split()[4]: line.split()[6:line.split().index("-")] for line in out.splitlines()}
+    assert any(f.startswith(root) for f in fields["/"]), fields["/"]
+    if proc:
+        assert any(f.startswith(proc) for f in fields["/proc"]), fields["/proc"]
