@@ -27,7 +27,10 @@ def _exists(directory, name):
 def memory(d, mem, ctx):
     if not mem:
         return
-    limit, swap, reservation = memory_values(mem, ctx, MEMORY)
+    # kernelTCP: applied where the kernel has the file (runc 1.1 ignores it everywhere)
+    kernel_tcp = integer(mem, "kernelTCP", MEMORY + "kernelTCP")
+    tcp_file = bool(kernel_tcp) and _exists(d, "memory.kmem.tcp.limit_in_bytes")
+    limit, swap, reservation = memory_values(mem, ctx, MEMORY, kernel_tcp_applied=tcp_file)
     if mem.get("checkBeforeUpdate") and (limit > 0 or swap > 0):
         _check_usage(d, "memory.usage_in_bytes", limit, swap)
     _memory_and_swap(d, limit, swap)
@@ -41,6 +44,8 @@ def memory(d, mem, ctx):
             raise CgroupError(f"{MEMORY}swappiness: invalid memory swappiness value: {swappiness} "
                               f"(valid range is 0-100)")
         fsio.write(d, "memory.swappiness", str(swappiness), MEMORY + "swappiness")
+    if tcp_file:
+        fsio.write(d, "memory.kmem.tcp.limit_in_bytes", str(kernel_tcp), MEMORY + "kernelTCP")
 
 
 def _check_usage(d, usage_file, limit, swap):

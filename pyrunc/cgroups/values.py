@@ -94,12 +94,13 @@ def write_idle(d, cpu_):
                 raise
 
 
-def memory_values(mem, ctx, field):
-    """(limit, swap, reservation) of linux.resources.memory, 0 when unset; kernel memory
-    limits are warned about and ignored on both versions, as runc 1.1 does."""
+def memory_values(mem, ctx, field, *, kernel_tcp_applied=False):
+    """(limit, swap, reservation) of linux.resources.memory, 0 when unset. The kernel memory
+    limit is warned about and ignored, as runc 1.1 does; kernelTCP too, unless the caller
+    applies it (cgroup v1 where the kernel has memory.kmem.tcp)."""
     limit = integer(mem, "limit", field + "limit") or 0
     swap = integer(mem, "swap", field + "swap") or 0
     reservation = integer(mem, "reservation", field + "reservation") or 0
-    if mem.get("kernel") or mem.get("kernelTCP"):  # (0: what some engines send for "unset")
+    if mem.get("kernel") or (mem.get("kernelTCP") and not kernel_tcp_applied):  # (0: "unset")
         ctx.warn("Kernel memory settings are ignored and will be removed")  # runc's words
     return limit, swap, reservation
