@@ -153,9 +153,9 @@ class Manager:
                               err.errno) from None
 
     def check_unused(self):
-        """runc 1.1's checks before a container takes its cgroup (linux.cgroupsPath may name an
-        existing one): processes already there are a warning (runc 1.2 refuses them), a frozen
-        cgroup an error: the init would stop in it and create would wait for it forever.
+        """runc's checks before a container takes its cgroup (linux.cgroupsPath may name an
+        existing one): processes already there are an error (runc >= 1.2; 1.1 only warned), and
+        so is a frozen cgroup: the init would stop in it and create would wait for it forever.
         (A rootless caller that may not read a cgroup it does not own learns nothing here.)"""
         try:
             self._check_unused()
@@ -166,9 +166,7 @@ class Manager:
     def _check_unused(self):
         found = self.pids()
         if found:
-            self.warnings.append(f"container's cgroup is not empty: {len(found)} process(es) found")
-            self.warnings.append("DEPRECATED: running container in a non-empty cgroup won't be "
-                                 "supported in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
+            raise CgroupError(f"container's cgroup is not empty: {len(found)} process(es) found")
         # freezer.py's state, without importing it on the create path: FROZEN by itself
         # (v1's self_freezing; frozen by an ancestor is runc's "thawed") or cgroup.freeze 1
         version, d = self._freezer()

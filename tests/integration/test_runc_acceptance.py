@@ -188,9 +188,10 @@ def test_frozen_cgroup_is_refused_like_runc(runc, pyrunc, make_bundle, cid, own_
     assert all(os.path.isdir(d) for d in dirs)
 
 
-def test_non_empty_cgroup_warns_like_runc(runc, pyrunc, make_bundle, cid, own_cgroup):
-    """runc 1.1 runs a container in a cgroup that already has processes, with two warnings
-    (1.2 refuses it)."""
+def test_non_empty_cgroup_is_refused_as_runc_1_2(pyrunc, make_bundle, cid, own_cgroup):
+    """A cgroup that already has processes is refused, as runc >= 1.2 does (1.1.5 ran the
+    container with two warnings): runc's words, the process and the cgroup left alone, no
+    state."""
     name, dirs = own_cgroup
     sleeper = subprocess.Popen(["sleep", "100"])
     try:
@@ -200,15 +201,11 @@ def test_non_empty_cgroup_warns_like_runc(runc, pyrunc, make_bundle, cid, own_cg
         b = make_bundle("echo", "hi")
         b.linux["cgroupsPath"] = name
         b.write()
-        # runc first: pyrunc's delete kills every process of the container's cgroup (runc,
-        # with a pid namespace, leaves the others and fails to remove the cgroup)
-        a = runc("run", "--bundle", b.path, cid, timeout=20)
-        assert sleeper.poll() is None
         p = pyrunc("run", "--bundle", b.path, cid, timeout=20)
-        warnings = [line for line in _norm(a.err).splitlines(True) if "level=warning" in line][:2]
-        assert len(warnings) == 2 and "not empty: 1 process(es) found" in warnings[0], a.err
-        assert (p.rc, p.out) == (a.rc, a.out) == (0, "hi\n")
-        assert _norm(p.err).splitlines(True)[:2] == warnings, p.err
+        assert p.rc == 1 and p.out == "", p.err
+        assert "container's cgroup is not empty: 1 process(es) found" in p.err
+        assert sleeper.poll() is None and all(os.path.isdir(d) for d in dirs)
+        assert not pyrunc.ids()
     finally:
         sleeper.kill()
         sleeper.wait()
