@@ -11,7 +11,7 @@ VM_PKGS    := qemu-system-x86 linux-image-amd64 cpio xz-utils
 V2_TESTS   := tests/integration/test_cgroups_v2_host.py tests/integration/test_cgroups_v2.py tests/integration/test_cgroups_v2_devices.py
 # the systemd lanes: a VM with systemd as PID 1 (cgroup v2, then hybrid v1 + systemd), booted once
 # per lane; tests/vm/systemd-lane.sh runs these there (a file not in the checkout is reported)
-V2_SYSTEMD_TESTS     := tests/integration/test_cgroups_systemd.py
+V2_SYSTEMD_TESTS     := tests/integration/test_cgroups_systemd.py tests/integration/test_rootless.py
 HYBRID_SYSTEMD_TESTS := tests/integration/test_cgroups_systemd.py
 # `docker/podman run --rm` rounds (runc and pyrunc alternately) in the systemd lane: a benchmark,
 # ~1 min per round under emulation, so off in `make test` (VM_BENCH_ROUNDS=3 turns it on there;

@@ -170,3 +170,57 @@ def _site_packages(root):
             return path
     import sysconfig
     return sysconfig.get_paths()["purelib"]
+
+
+def systemd_v2_host():
+    """A modern host: systemd is PID 1 and /sys/fs/cgroup is cgroup v2 alone (the systemd VM
+    lane). There an ordinary user has a systemd instance of their own (user@UID.service, with
+    a delegated cgroup), which rootless engines and `--systemd-cgroup` use."""
+    try:
+        init = os.readlink("/proc/1/exe")
+    except OSError:
+        return False
+    return (init.endswith("/systemd") and os.path.isdir("/run/systemd/system")
+            and os.path.exists("/sys/fs/cgroup/cgroup.controllers"))
+
+
+def _is_socket(path):
+    import stat
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def user_session(user, timeout=90):
+    """The user's systemd instance running (logind's linger starts user@UID.service, as a login
+    would), and the environment that reaches it: {XDG_RUNTIME_DIR: logind's /run/user/UID tmpfs,
+    DBUS_SESSION_BUS_ADDRESS: its bus socket (dbus-user-session)}. AssertionError if the bus
+    does not come up in `timeout` seconds."""
+    import time
+    run = f"/run/user/{user.uid}"
+    bus = os.path.join(run, "bus")
+    env = {"XDG_RUNTIME_DIR": run, "DBUS_SESSION_BUS_ADDRESS": "unix:path=" + bus}
+    if not _is_socket(bus):
+        subprocess.run(["loginctl", "enable-linger", user.name], capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+        subprocess.run(["systemctl", "start", f"user@{user.uid}.service"], capture_output=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        if _is_socket(bus):
+            r = user.run(["busctl", "--user", "--no-pager", "status"], env=user.env(run, **env), timeout=30)
+            if r.rc == 0:
+                return env
+        if time.monotonic() > deadline:
+            state = subprocess.run(["systemctl", "--no-pager", "status", f"user@{user.uid}.service"],
+                                   capture_output=True, text=True, timeout=30).stdout
+            raise AssertionError(f"{user.name}'s systemd instance or its bus {bus} did not come up "
+                                 f"(is dbus-user-session installed?):\n{state}")
+        time.sleep(0.5)
+
+
+def user_systemctl(user, env, *args):
+    """systemctl --user as the user (its bus), output as text."""
+    return user.run(["systemctl", "--user", "--no-pager", *args], env=user.env(env["XDG_RUNTIME_DIR"], **env),
+                    timeout=60).out

@@ -236,7 +236,12 @@ class Manager:
                 set_v2(d, part, ctx)
         unified = r.get("unified")
         if self.mode == "unified":
-            v2.unified(self._dirs[UNIFIED], unified, ctx, self._v2_controllers)
+            d = self._dirs.get(UNIFIED)
+            if d is not None:
+                v2.unified(d, unified, ctx, self._v2_controllers)
+            elif unified:  # the hierarchy was skipped (rootless, no permission)
+                raise CgroupError(f"{PREFIX}unified: cannot set unified limit: container could not "
+                                  f"join or create cgroup (rootless: no permission)")
         elif unified:
             raise CgroupError(f"{PREFIX}unified: invalid configuration: cannot use unified on "
                               f"cgroup v1")

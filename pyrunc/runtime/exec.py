@@ -294,9 +294,20 @@ def _spawn(plan, record, warn, reap):
     """Fork stage1, put it in the container's cgroups, answer it; returns the process's pid
     once it is ready to exec."""
     def join_cgroup(pid):
-        if record.get("cgroup"):
-            from ..cgroups import Manager
-            Manager.from_state(record["cgroup"]).apply(pid)
+        data = record.get("cgroup")
+        if data:
+            from ..cgroups import CgroupError, Manager
+            try:
+                Manager.from_state(data).apply(pid)
+            except CgroupError as err:
+                import errno
+                # runc's setnsProcess ignores this for rootless cgroups: a user's exec from a
+                # cgroup whose common ancestor with the container's it may not write (the kernel's
+                # rule for cgroup.procs; e.g. a user-instance scope joined from a root service's
+                # cgroup) stays where it is
+                rootless = data.get("rootless") or (data.get("driver") == "systemd" and data.get("user"))
+                if not rootless or getattr(err, "errno", None) not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                    raise
 
     trace.debug("exec in %s: forking stage1", record["id"])
     return child.spawn(exec_init.stage1, plan, _Answers(record, warn), join_cgroup=join_cgroup,

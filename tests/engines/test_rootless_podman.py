@@ -19,9 +19,13 @@ import pytest
 
 from harness import PYRUNC, build_image_tar
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools, runnable_checkout
+from rootless_users import (ensure_user, missing_tools, runnable_checkout, systemd_v2_host,
+                            user_session, user_systemctl)
 
 IMAGE = "localhost/tiny:latest"
+SYSTEMD = systemd_v2_host()
+if os.environ.get("PYRUNC_REQUIRE_SYSTEMD") and not SYSTEMD:
+    raise RuntimeError("PYRUNC_REQUIRE_SYSTEMD is set but this host is not cgroup v2 run by systemd")
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="creates users: run the suite as root"),
@@ -35,10 +39,17 @@ class RootlessPodman:
         self.user = user
         self.pyrunc = pyrunc
         self.base = base
-        # podman wants a runroot of at most 50 characters: not below the home
-        import tempfile
-        self.xdg = tempfile.mkdtemp(prefix="pyrunc-rl-")
+        # systemd: the user's session (its bus reaches the user instance); else a private dir
+        # (podman wants a runroot of at most 50 characters: not below the home)
+        self.session = user_session(user) if SYSTEMD else {}
+        if SYSTEMD:
+            self.xdg = self.session["XDG_RUNTIME_DIR"]
+        else:
+            import tempfile
+            self.xdg = tempfile.mkdtemp(prefix="pyrunc-rl-")
         self.conf = os.path.join(base, "containers.conf")
+        # podman's defaults on a systemd host; cgroupfs on the v1 host without systemd
+        self.manager = ["--cgroup-manager", "cgroupfs"] if not SYSTEMD else []
 
     @property
     def state_root(self):
@@ -46,14 +57,14 @@ class RootlessPodman:
 
     def up(self):
         os.chown(self.xdg, self.user.uid, self.user.gid)
+        manager = 'cgroup_manager = "cgroupfs"\n' if not SYSTEMD else ""
         with open(self.conf, "w") as f:
             f.write(f"""[containers]
 netns = "none"
 log_driver = "k8s-file"
 
 [engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
+{manager}events_logger = "file"
 runtime = "pyrunc"
 runtime_supports_json = ["pyrunc", "runc", "crun"]
 
@@ -70,10 +81,13 @@ runc = ["/usr/sbin/runc"]
 
     def __call__(self, *args, timeout=120):
         argv = ["/usr/bin/podman", "--root", f"{self.base}/storage", "--runroot", f"{self.xdg}/containers",
-                "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--storage-driver", "vfs", *self.manager, "--events-backend", "file",
                 "--tmpdir", f"{self.xdg}/libpod-tmp", *args]
-        return self.user.run(argv, env=self.user.env(self.xdg, CONTAINERS_CONF=self.conf),
+        return self.user.run(argv, env=self.user.env(self.xdg, CONTAINERS_CONF=self.conf, **self.session),
                              cwd=self.base, timeout=timeout)
+
+    def systemctl(self, *args):
+        return user_systemctl(self.user, self.session, *args)
 
     def state_ids(self):
         try:
@@ -141,7 +155,11 @@ def podman():
     finally:
         p.down()
         shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(p.xdg, ignore_errors=True)
+        if SYSTEMD:  # logind's directory stays, what podman made in it goes
+            for name in ("containers", "libpod-tmp", "pyrunc"):
+                shutil.rmtree(os.path.join(p.xdg, name), ignore_errors=True)
+        else:
+            shutil.rmtree(p.xdg, ignore_errors=True)
 
 
 @pytest.fixture
@@ -217,3 +235,77 @@ def test_rootless_nested_uidmap(podman, clean):
                IMAGE, "sh", "-c", "id -u; cat /proc/self/uid_map")
     assert r.rc == 0, r.err
     assert r.out.split() == ["0", "0", "1", "1000"], r.out
+
+
+# ------------------------------------------------------- cgroup v2 + systemd: podman's defaults
+
+systemd_only = pytest.mark.skipif(not SYSTEMD, reason="needs cgroup v2 with systemd as PID 1: "
+                                  "`make test-v2-systemd`")
+RUNTIMES = ("runc", "pyrunc")
+MEMORY = 64 << 20
+
+
+def _cgroup_of(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    raise AssertionError(f"no cgroup v2 line for {pid}")
+
+
+@systemd_only
+def test_systemd_is_podmans_default(podman):
+    """No cgroupfs forced anywhere: podman picks systemd, the user's instance is up."""
+    r = podman("info", "--format", "{{.Host.CgroupManager}} {{.Host.CgroupsVersion}}")
+    assert (r.rc, r.out.split()) == (0, ["systemd", "v2"]), r.err
+    assert podman.systemctl("is-system-running").strip() in ("running", "degraded")
+
+
+@systemd_only
+@pytest.mark.parametrize("rt", RUNTIMES)
+def test_systemd_run_rm_echo(podman, clean, rt):
+    r = podman("run", "--rm", "--runtime", rt, IMAGE, "echo", "hi")
+    assert (r.rc, r.out) == (0, "hi\n"), r.err
+    assert not _libpod_scopes(podman), "a scope left after run --rm"
+
+
+def _libpod_scopes(podman):
+    out = podman.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=scope")
+    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith("libpod-")]
+
+
+@systemd_only
+@pytest.mark.parametrize("rt", RUNTIMES)
+def test_systemd_memory_exec_stop_rm(podman, clean, rt):
+    """run -d --memory 64m: the container is in libpod-<id>.scope of the user's systemd (below
+    user@UID.service), the limit is on the scope (systemd's MemoryMax and the cgroup's
+    memory.max) and visible inside; exec joins it; stop and rm leave no scope, no cgroup, no
+    runtime state."""
+    uid = podman.user.uid
+    r = podman("run", "-d", "--name", f"m-{rt}", "--memory", "64m", "--runtime", rt, IMAGE,
+               "sleep", "1000")
+    assert r.rc == 0, r.err
+    cid = r.out.strip()
+    scope = f"libpod-{cid}.scope"
+    pid = json.loads(podman("inspect", f"m-{rt}").out)[0]["State"]["Pid"]
+    cgroup = _cgroup_of(pid)
+    assert cgroup.startswith(f"/user.slice/user-{uid}.slice/user@{uid}.service/"), cgroup
+    assert os.path.basename(cgroup) == scope or os.path.basename(os.path.dirname(cgroup)) == scope, cgroup
+    scope_dir = "/sys/fs/cgroup" + cgroup[:cgroup.index(scope) + len(scope)]
+    with open(os.path.join(scope_dir, "memory.max")) as f:
+        assert int(f.read()) == MEMORY
+    assert podman.systemctl("show", "-p", "MemoryMax", "--value", scope).strip() == str(MEMORY)
+    if rt == "pyrunc":
+        assert podman.state_ids() == [cid]  # pyrunc, not another runtime, ran it
+    r = podman("exec", f"m-{rt}", "sh", "-c", "cat /sys/fs/cgroup/memory.max; cat /proc/self/cgroup")
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == str(MEMORY), r.out
+    assert lines[1] == "0::/", r.out  # podman's private cgroup namespace: the scope is its root
+    r = podman("stop", "-t", "1", f"m-{rt}")
+    assert r.rc == 0, r.err
+    assert podman("rm", f"m-{rt}").rc == 0
+    wait_for(lambda: not _libpod_scopes(podman), timeout=20, what=f"{scope} to go")
+    assert podman.systemctl("show", "-p", "LoadState", "--value", scope).strip() == "not-found"
+    assert not os.path.exists(scope_dir)
+    wait_for(lambda: not podman.state_ids(), timeout=10, what="pyrunc state to go")

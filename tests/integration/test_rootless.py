@@ -16,7 +16,8 @@ import pytest
 
 from bundle import make_rootfs
 from helpers import wait_for
-from rootless_users import ensure_user, missing_tools, runnable_checkout
+from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, \
+    user_systemctl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYRUNC = None  # the launcher the test users can run (the `user` fixture decides)
@@ -60,10 +61,10 @@ class Workspace:
             json.dump(self.config, f)
         os.chown(path, self.user.uid, self.user.gid)
 
-    def pyrunc(self, *args, root="", cwd=None, timeout=60, global_args=(), env=None):
-        """pyrunc as the user; root "" is the default ($XDG_RUNTIME_DIR/pyrunc), None no flag
-        at all either."""
-        argv = [PYRUNC, *global_args]
+    def pyrunc(self, *args, root="", cwd=None, timeout=60, global_args=(), env=None, binary=None):
+        """pyrunc (or `binary`) as the user; root "" is the default ($XDG_RUNTIME_DIR/pyrunc),
+        None no flag at all either."""
+        argv = [binary or PYRUNC, *global_args]
         if root:
             argv += ["--root", root]
         return self.user.run([*argv, *args], env=self.user.env(self.xdg, **(env or {})),
@@ -404,4 +405,100 @@ def test_subordinate_range_not_granted_fails(ws, user, cid):
     ws.write(["true"])
     r = ws.run(cid)
     assert r.rc == 1 and "failed to use newuid map on" in r.err, r.err
+    assert ws.ids() == []
+
+
+# ------------------------------------------- cgroup v2 + systemd: the user's systemd instance
+
+SYSTEMD = systemd_v2_host()
+if os.environ.get("PYRUNC_REQUIRE_SYSTEMD") and not SYSTEMD:
+    raise RuntimeError("PYRUNC_REQUIRE_SYSTEMD is set but this host is not cgroup v2 run by systemd")
+systemd_only = pytest.mark.skipif(not SYSTEMD, reason="needs cgroup v2 with systemd as PID 1: "
+                                  "`make test-v2-systemd`")
+RUNC = "/usr/sbin/runc"
+MEMORY = 64 << 20
+
+
+@pytest.fixture(scope="session")
+def session(user):
+    """The user's systemd instance up; the environment that reaches its bus. Only the bus
+    address goes to the runtime: $XDG_RUNTIME_DIR stays the workspace's (its state root)."""
+    env = user_session(user)
+    return env
+
+
+def _bus(session):
+    return {"DBUS_SESSION_BUS_ADDRESS": session["DBUS_SESSION_BUS_ADDRESS"]}
+
+
+def _unit_state(user, session, unit):
+    return user_systemctl(user, session, "show", "-p", "LoadState", "--value", unit).strip()
+
+
+def _cgroup_v2(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return next(line[3:].strip() for line in f if line.startswith("0::"))
+
+
+@systemd_only
+@pytest.mark.parametrize("runtime", ("runc", "pyrunc"))
+def test_systemd_user_scope_with_limits(ws, user, session, cid, runtime):
+    """`--systemd-cgroup` as an ordinary user (rootless auto: the user's own systemd instance,
+    reached on its bus): the container is a transient scope <prefix>-<id>.scope in user.slice
+    of user@UID.service, with the pids and memory limits on the unit (TasksMax, MemoryMax) and
+    in its cgroup files; delete stops the unit and leaves no cgroup. runc is the reference."""
+    binary, prefix = (RUNC, "runc") if runtime == "runc" else (None, "pyrunc")
+    root = os.path.join(ws.xdg, runtime)
+    ws.config["linux"]["resources"] = {"pids": {"limit": 17}, "memory": {"limit": MEMORY}}
+    ws.write(["sleep", "100"])
+    kw = dict(binary=binary, root=root, env=_bus(session), global_args=("--systemd-cgroup",))
+    r = ws.run("-d", cid, **kw)
+    assert r.rc == 0, r.err
+    unit = f"{prefix}-{cid}.scope"
+    try:
+        pid = json.loads(ws.pyrunc("state", cid, binary=binary, root=root).out)["pid"]
+        cgroup = _cgroup_v2(pid)
+        assert cgroup == f"/user.slice/user-{user.uid}.slice/user@{user.uid}.service/user.slice/{unit}", cgroup
+        d = "/sys/fs/cgroup" + cgroup
+        with open(os.path.join(d, "pids.max")) as f:
+            assert f.read().strip() == "17"
+        with open(os.path.join(d, "memory.max")) as f:
+            assert int(f.read()) == MEMORY
+        show = user_systemctl(user, session, "show", "-p", "TasksMax", "-p", "MemoryMax", "-p", "ActiveState", unit)
+        assert sorted(show.split()) == ["ActiveState=active", f"MemoryMax={MEMORY}", "TasksMax=17"], show
+        r = ws.pyrunc("exec", cid, "true", **kw)
+        assert r.rc == 0, r.err
+    finally:
+        r = ws.pyrunc("delete", "--force", cid, **kw)
+    assert r.rc == 0, r.err
+    wait_for(lambda: _unit_state(user, session, unit) == "not-found", timeout=20, what=f"{unit} to go")
+    assert not os.path.exists(d)
+    assert not _alive(pid)
+
+
+@systemd_only
+def test_systemd_user_run_foreground_in_a_slice(ws, user, session, cid):
+    """`run` (foreground) with linux.cgroupsPath "slice:prefix:name" on the user instance: the
+    limit holds while it runs (the container's cgroup namespace is rooted at the unit), and
+    the unit and its cgroup are gone when run returns."""
+    unit = f"rl-{cid}.scope"
+    slice_dir = f"/sys/fs/cgroup/user.slice/user-{user.uid}.slice/user@{user.uid}.service/app.slice"
+    ws.config["linux"]["cgroupsPath"] = f"app.slice:rl:{cid}"
+    ws.config["linux"]["resources"] = {"pids": {"limit": 9}}
+    ws.write(["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/pids.max"])
+    r = ws.run(cid, env=_bus(session), global_args=("--systemd-cgroup",))
+    assert (r.rc, r.out) == (0, "0::/\n9\n"), r.err
+    assert _unit_state(user, session, unit) == "not-found"
+    assert not os.path.exists(f"{slice_dir}/{unit}")
+    assert ws.ids() == []
+
+
+@systemd_only
+def test_systemd_user_without_systemd_cgroup(ws, user, cid):
+    """Without --systemd-cgroup on the same host: rootless cgroupfs; the user may not write
+    the cgroup it runs in (root's service), so the container runs with no cgroup of its own,
+    as runc's rootless does, and leaves nothing."""
+    ws.write(["sh", "-c", "cat /proc/self/uid_map"])
+    r = ws.run(cid)
+    assert r.rc == 0 and r.out.split() == ["0", str(user.uid), "1"], r.err
     assert ws.ids() == []

@@ -862,3 +862,15 @@ def test_import_is_cheap():
                          check=True).stdout.split()
     for heavy in ("json", "re", "logging", "subprocess", "pyrunc.cgroups.stats", "pyrunc.cgroups.freezer"):
         assert heavy not in out
+
+
+def test_rootless_v2_skipped_hierarchy_sets_nothing(tmp_path):
+    """A rootless container on a cgroup v2 host whose cgroup the user may not create (runc's
+    rootless cgroups: the hierarchy is skipped): set() with no limits is a no-op, not a
+    lookup of the dropped directory; a unified limit then names the field."""
+    m = Manager("unified", {}, {"": str(tmp_path)}, rootless=True, skipped=[""])
+    m.set({})
+    m.set({"pids": {}})
+    with pytest.raises(CgroupError, match=r"^linux.resources.unified: cannot set unified limit: "
+                                          r"container could not join or create cgroup"):
+        m.set({"unified": {"pids.max": "5"}})
