@@ -7,7 +7,7 @@ APT_PKGS   := busybox-static libseccomp2 libseccomp-dev libcap-dev gcc python3-v
 ENGINE_PKGS := docker.io containerd podman conmon catatonit
 # the cgroup v2 lane: a throw-away VM whose host is cgroup v2 only (scripts in ../shared/vm)
 VM_TOOLS   ?= $(abspath ../shared/vm)
-VM_PKGS    := qemu-system-x86 linux-image-amd64 cpio xz-utils
+VM_PKGS    := qemu-system-x86 linux-image-amd64 cpio xz-utils dbus-user-session
 V2_TESTS   := tests/integration/test_cgroups_v2_host.py tests/integration/test_cgroups_v2.py tests/integration/test_cgroups_v2_devices.py
 # the systemd lanes: a VM with systemd as PID 1 (cgroup v2, then hybrid v1 + systemd), booted once
 # per lane; tests/vm/systemd-lane.sh runs these there (a file not in the checkout is reported)
