@@ -445,8 +445,7 @@ def test_abstract_host_socket(pyrunc, make_bundle, notify_rootfs, tmp_path, cid)
 def test_same_as_runc(runc, pyrunc, make_bundle, notify_rootfs, tmp_path, how):
     """What the container sees (env, socket mode, mount options) and what the host socket gets."""
     results = {}
-    for runner in (runc, pyrunc):
-        name = os.path.basename(runner.argv[0])
+    for name, runner in (("runc", runc), ("pyrunc", pyrunc)):  # (runc's argv starts with a sh)
         cid = "n-" + name
         directory = tempfile.mkdtemp(prefix="nfy-", dir="/tmp")
         with Datagrams() as sock:
