@@ -180,11 +180,7 @@ class Runner:
         return p
 
     def ids(self):
-        """Entries under --root that are containers (names with "@" never are)."""
-        try:
-            return sorted(n for n in os.listdir(self.root) if not n.startswith("@"))
-        except FileNotFoundError:
-            return []
+        return container_ids(self.root)
 
     def cleanup(self):
         leftovers = []
@@ -265,3 +261,11 @@ def systemd_host_marks():
                            "(/run/systemd/system is missing)")
     return [pytest.mark.skipif(not running, reason="needs systemd as init: run the systemd VM lane"),
             pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+
+def container_ids(root):
+    """Entries under a --root that are containers (names with "@" never are)."""
+    try:
+        return sorted(n for n in os.listdir(root) if not n.startswith("@"))
+    except FileNotFoundError:
+        return []

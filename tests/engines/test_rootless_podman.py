@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness import PYRUNC, build_image_tar
-from helpers import wait_for
+from helpers import container_ids, wait_for
 from rootless_users import (ensure_user, missing_tools, runnable_checkout, systemd_v2_host,
                             user_session, user_systemctl)
 
@@ -90,10 +90,7 @@ runc = ["/usr/sbin/runc"]
         return user_systemctl(self.user, self.session, *args)
 
     def state_ids(self):
-        try:
-            return sorted(n for n in os.listdir(self.state_root) if not n.startswith("@"))
-        except FileNotFoundError:
-            return []
+        return container_ids(self.state_root)
 
     def down(self):
         self("rm", "-af", "-t", "0")

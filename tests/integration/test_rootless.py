@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from bundle import make_rootfs
-from helpers import wait_for
+from helpers import container_ids, wait_for
 from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, \
     user_systemctl
 
@@ -74,10 +74,7 @@ class Workspace:
         return self.pyrunc("run", "--bundle", self.bundle, *args, **kw)
 
     def ids(self):
-        try:
-            return sorted(n for n in os.listdir(self.default_root) if not n.startswith("@"))
-        except FileNotFoundError:
-            return []
+        return container_ids(self.default_root)
 
     def cleanup(self):
         left = []
