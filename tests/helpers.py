@@ -104,6 +104,12 @@ def proc_stat(pid):
     return raw[raw.index(b"(") + 1:raw.rindex(b")")].decode(errors="replace"), rest[0].decode(), int(rest[1])
 
 
+def comm_of(pid):
+    """A host process's name (comm), "" once it is gone."""
+    st = proc_stat(pid)
+    return st[0] if st else ""
+
+
 def alive(pid):
     """Running and not a zombie (this host's PID 1 does not reap, so zombies linger)."""
     st = proc_stat(pid)

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness import PYRUNC, build_image_tar
-from helpers import container_ids, wait_for
+from helpers import comm_of, container_ids, wait_for
 from rootless_users import (ensure_user, missing_tools, runnable_checkout, systemd_v2_host,
                             user_session, user_systemctl)
 
@@ -97,19 +97,11 @@ runc = ["/usr/sbin/runc"]
         # podman's pause process holds its user namespace: end it (it is the user's)
         self("system", "migrate")
         for pid in os.listdir("/proc"):
-            if pid.isdigit() and _uid_of(pid) == self.user.uid and _comm(pid) == "catatonit":
+            if pid.isdigit() and _uid_of(pid) == self.user.uid and comm_of(pid) == "catatonit":
                 try:
                     os.kill(int(pid), 9)
                 except ProcessLookupError:
                     pass
-
-
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def _uid_of(pid):
@@ -127,7 +119,7 @@ def user_containers(uid):
     """The user's container processes still alive (pyrunc inits, the test's sleeps)."""
     out = []
     for pid in os.listdir("/proc"):
-        if pid.isdigit() and _uid_of(pid) == uid and _comm(pid) in ("pyrunc:init", "sleep"):
+        if pid.isdigit() and _uid_of(pid) == uid and comm_of(pid) in ("pyrunc:init", "sleep"):
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):

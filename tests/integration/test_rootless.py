@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from bundle import make_rootfs
-from helpers import container_ids, wait_for
+from helpers import comm_of, container_ids, wait_for
 from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, \
     user_systemctl
 
@@ -256,7 +256,7 @@ def test_cgroup_limit_without_delegation_fails(ws, user, cid):
             "create cgroup") in r.err, r.err
     assert ws.ids() == []
     assert not [p for p in os.listdir("/proc") if p.isdigit() and _runs_as(p, user.uid) and _alive(p)
-                and _comm(p) in ("pyrunc:init", "sleep")]
+                and comm_of(p) in ("pyrunc:init", "sleep")]
     assert not os.path.exists(f"/sys/fs/cgroup/pids/{cid}")
 
 
@@ -267,14 +267,6 @@ def _alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def _runs_as(pid, uid):
