@@ -90,6 +90,7 @@ def test_container_in_a_unit_limits_update_pause_ps_events_delete(units, sd, mak
     units.append(unit)
     slice_path = "/pyrunc.slice/pyrunc-test.slice"  # a nested slice: runc's ExpandSlice
     b = make_bundle("sh", "-c", "sleep 1000 & sleep 1000")
+    b.linux["namespaces"].append({"type": "cgroup"})  # runc's template has none
     b.linux["resources"] = RESOURCES
     b.linux["cgroupsPath"] = f"pyrunc-test.slice:pyrunctest:{cid}"
     b.write()

@@ -443,7 +443,9 @@ def test_duplicate_id_leaves_the_first_container_alone(pyrunc, make_bundle, cid,
     assert state(pyrunc, cid) == first
     assert alive(first["pid"])
     assert pyrunc("start", cid).rc == 0
-    assert cmdline(first["pid"]) == [b"sleep", b"100"]
+    # start returns once the barrier is passed; the execve may still be under way (an empty
+    # cmdline meanwhile)
+    wait_for(lambda: cmdline(first["pid"]) == [b"sleep", b"100"], 5, "the first container's exec")
     assert pyrunc("delete", "-f", cid).rc == 0
 
 

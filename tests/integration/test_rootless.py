@@ -474,6 +474,7 @@ def test_systemd_user_run_foreground_in_a_slice(ws, user, session, cid):
     slice_dir = f"/sys/fs/cgroup/user.slice/user-{user.uid}.slice/user@{user.uid}.service/app.slice"
     ws.config["linux"]["cgroupsPath"] = f"app.slice:rl:{cid}"
     ws.config["linux"]["resources"] = {"pids": {"limit": 9}}
+    ws.config["linux"]["namespaces"].append({"type": "cgroup"})  # runc's template has none
     ws.write(["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/pids.max"])
     r = ws.run(cid, env=_bus(session), global_args=("--systemd-cgroup",))
     assert (r.rc, r.out) == (0, "0::/\n9\n"), r.err
