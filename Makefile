@@ -21,7 +21,7 @@ VM_LANES   := test-v2 test-v2-systemd test-hybrid-systemd
 BUNDLE     ?= build/bundle
 PREFIX     ?= /usr/local
 
-.PHONY: setup setup-engines demo test test-vm test-v2 test-v2-systemd test-hybrid-systemd vm-assets unit \
+.PHONY: setup setup-engines demo lint test test-vm test-v2 test-v2-systemd test-hybrid-systemd vm-assets unit \
 	integration engines bench bench-engines bench-vm-engines install clean
 
 # Idempotent and quick when everything is there: only missing apt packages are installed,
@@ -88,7 +88,12 @@ demo: setup $(BUNDLE)/config.json
 setup-engines: setup
 	$(call apt_missing,$(ENGINE_PKGS))
 
-test: setup setup-engines
+# the linter and the type checker (configured in pyproject.toml), then the suites
+lint: setup
+	$(VENV)/bin/ruff check pyrunc tests conformance
+	$(VENV)/bin/mypy
+
+test: setup setup-engines lint
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-vm
 

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from bundle import make_rootfs  # noqa: E402
 from helpers import Runner, live_inits, mountpoints  # noqa: E402
+
 from pyrunc.spec.default import default_config  # noqa: E402
 
 PYRUNC = [os.path.join(ROOT, "bin", "pyrunc")]

@@ -67,6 +67,7 @@ def destroy_cgroup(manager, procs=()):
     """Kill what is in a test cgroup (thawed first), then remove it; asserts nothing is left."""
     import os
     import signal
+
     from pyrunc.cgroups import CgroupError
     try:
         manager.thaw()

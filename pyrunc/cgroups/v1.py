@@ -11,7 +11,7 @@ import os
 from . import devices as devrules
 from . import fsio
 from .errors import CgroupError
-from .values import memory_values, write_idle, PREFIX, entries, integer, items, mapping, string
+from .values import PREFIX, entries, integer, items, mapping, memory_values, string, write_idle
 
 MEMORY = PREFIX + "memory."
 CPU = PREFIX + "cpu."

@@ -9,7 +9,7 @@ import errno
 from . import convert, fsio, v1
 from . import devices as devrules
 from .errors import CgroupError
-from .values import memory_values, write_idle, PREFIX, entries, integer, string
+from .values import PREFIX, entries, integer, memory_values, string, write_idle
 
 MEMORY, CPU, BLKIO = v1.MEMORY, v1.CPU, v1.BLKIO
 

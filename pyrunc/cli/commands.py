@@ -95,6 +95,7 @@ def _table(rows):
 
 def _spec(rt, o, a, ctx):  # noqa: ARG001
     import os
+
     from ..errors import PyruncError
     from ..spec.default import default_config
     path = os.path.join(o["bundle"] or ".", "config.json")
@@ -198,6 +199,7 @@ def _ps(rt, o, a, ctx):
         sys.stdout.write(jsonio.dumps(pids or None) + "\n")
         return 0
     import subprocess
+
     from ..errors import PyruncError
     ps_args = a[1:] or ["-ef"]
     # runc's errors (ps.go): "exit status N: <ps output>" and "couldn't find PID field ..."
@@ -257,6 +259,7 @@ def _exec(rt, o, a, ctx):
 
 def _validate(rt, o, a, ctx):  # noqa: ARG001
     import os
+
     from ..runtime.validate import problems
     bundle = os.path.abspath(o["bundle"] or ".")
     found = problems(bundle, systemd_cgroup=rt.systemd_cgroup)

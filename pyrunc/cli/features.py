@@ -22,7 +22,8 @@ CGROUP = {"v1": True, "v2": True, "systemd": True, "systemdUser": True}
 def features(commit):
     from ..linux import lsm, mountflags
     from ..linux.capabilities import NAMES as CAPABILITIES
-    from ..linux.seccomp import FLAGS as SECCOMP_FLAGS, flag_supported
+    from ..linux.seccomp import FLAGS as SECCOMP_FLAGS
+    from ..linux.seccomp import flag_supported
     from ..linux.syscalls import NAMESPACES
     from ..security.seccomp import _ARCHES, _OPS, ACTIONS
 

@@ -210,7 +210,8 @@ def main(argv=None):
 
 def _rootless_cgroups(gopts):
     from ..errors import ConfigError
-    from ..rootless import RootlessFlagError, rootless_cgroups, systemd_owner_uid as owner
+    from ..rootless import RootlessFlagError, rootless_cgroups
+    from ..rootless import systemd_owner_uid as owner
     try:
         return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
     except RootlessFlagError as e:

@@ -6,13 +6,55 @@ The foreground verbs (run, exec) may use `signal` itself.
 """
 
 try:
-    from _signal import (ITIMER_REAL, SIG_DFL, SIG_SETMASK, SIGALRM, SIGHUP, SIGINT, SIGKILL,
-                         SIGPIPE, SIGQUIT, SIGSTOP, SIGTERM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGWINCH, SIGCONT,
-                         pidfd_send_signal, pthread_sigmask, setitimer, signal, strsignal, valid_signals)
+    from _signal import (
+        ITIMER_REAL,
+        SIG_DFL,
+        SIG_SETMASK,
+        SIGALRM,
+        SIGCONT,
+        SIGHUP,
+        SIGINT,
+        SIGKILL,
+        SIGPIPE,
+        SIGQUIT,
+        SIGSTOP,
+        SIGTERM,
+        SIGUSR1,
+        SIGUSR2,
+        SIGWINCH,
+        SIGXFSZ,
+        pidfd_send_signal,
+        pthread_sigmask,
+        setitimer,
+        signal,
+        strsignal,
+        valid_signals,
+    )
 except ImportError:  # pragma: no cover - not CPython
-    from signal import (ITIMER_REAL, SIG_DFL, SIG_SETMASK, SIGALRM, SIGHUP, SIGINT, SIGKILL,
-                        SIGPIPE, SIGQUIT, SIGSTOP, SIGTERM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGWINCH, SIGCONT,
-                        pidfd_send_signal, pthread_sigmask, setitimer, signal, strsignal, valid_signals)
+    from signal import (
+        ITIMER_REAL,
+        SIG_DFL,
+        SIG_SETMASK,
+        SIGALRM,
+        SIGCONT,
+        SIGHUP,
+        SIGINT,
+        SIGKILL,
+        SIGPIPE,
+        SIGQUIT,
+        SIGSTOP,
+        SIGTERM,
+        SIGUSR1,
+        SIGUSR2,
+        SIGWINCH,
+        SIGXFSZ,
+        pidfd_send_signal,
+        pthread_sigmask,
+        setitimer,
+        signal,
+        strsignal,
+        valid_signals,
+    )
 
 __all__ = ["ITIMER_REAL", "SIG_DFL", "SIG_SETMASK", "SIGALRM", "SIGHUP", "SIGINT", "SIGKILL", "SIGPIPE",
            "SIGQUIT", "SIGSTOP", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGXFSZ", "SIGWINCH", "SIGCONT", "pidfd_send_signal",

@@ -7,14 +7,15 @@ import time
 from .. import trace
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
-from ..shim.process import check_preserved_fds
 from ..shim import sync
+from ..shim.process import check_preserved_fds
 from ..spec.load import load_bundle
 from ..state import procfs
 from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
 from . import child
 from .status import describe
+
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,

@@ -20,8 +20,8 @@ from ..linux import syscalls as sc
 from ..shim import exec_init
 from ..shim import process as proc
 from ..state import procfs
-from . import child
 from ..state.hostfile import write_pid_file
+from . import child
 from .create import check_lsm, compile_seccomp, resolve_capabilities
 from .status import PAUSED, STOPPED, status_of
 

@@ -11,14 +11,11 @@ returns into the host's code (os._exit).
 import os
 import select
 
-from ..linux import sig
+from ..linux import sig, sysctlnames
 from ..linux import syscalls as sc
-from ..linux import sysctlnames
-from . import masks, procfs
+from . import masks, procfs, security, sync
 from . import process as proc
 from . import rootfs as rfs
-from . import security, sync
-
 
 WATCHDOG_INTERVAL_MS = 1000
 

@@ -24,8 +24,7 @@ import errno
 import os
 import stat
 
-from ..linux.syscalls import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
-                              RESOLVE_NO_SYMLINKS, openat2)
+from ..linux.syscalls import RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
 _MAX_LINKS = 40  # the kernel's limit (ELOOP)
 # One component at a time: nothing is followed by the kernel, we read symlinks ourselves.

@@ -10,11 +10,28 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, MNT_DETACH,
-                              MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLOEXEC,
-                              OPEN_TREE_CLONE, PROC_SUPER_MAGIC, RESOLVE_BENEATH,
-                              RESOLVE_NO_SYMLINKS, UMOUNT_NOFOLLOW, fstatfs_type, mount,
-                              mount_setattr, move_mount, open_tree, openat2, pivot_root, umount2)
+from ..linux.syscalls import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_RECURSIVE,
+    MNT_DETACH,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH,
+    OPEN_TREE_CLOEXEC,
+    OPEN_TREE_CLONE,
+    PROC_SUPER_MAGIC,
+    RESOLVE_BENEATH,
+    RESOLVE_NO_SYMLINKS,
+    UMOUNT_NOFOLLOW,
+    fstatfs_type,
+    mount,
+    mount_setattr,
+    move_mount,
+    open_tree,
+    openat2,
+    pivot_root,
+    umount2,
+)
 from . import copyup, devices, masks, paths
 from .paths import fd_path
 

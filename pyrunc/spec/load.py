@@ -6,7 +6,6 @@ from .. import jsonio
 from ..errors import BundleError, ConfigError
 from . import schema, semantic
 
-
 # No OCI document nests deeper than ~7 levels (linux.seccomp.syscalls[].args[].op); the
 # bound keeps every later walk (validation, state.json, messages) far from the stack's end.
 MAX_DEPTH = 64

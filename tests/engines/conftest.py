@@ -10,9 +10,8 @@ import os
 import time
 
 import pytest
-
-from helpers import mountpoints, proc_stat
 from harness import PYRUNC, REPORT_DIR, STATE, is_engine_storage, missing_tools, start_all, stop_all
+from helpers import mountpoints, proc_stat
 
 RUNTIMES = os.environ.get("PYRUNC_E2E_RUNTIMES", "pyrunc").split(",")
 ENGINES = ("docker", "podman", "ctr")

@@ -10,7 +10,6 @@ import re
 import uuid
 
 import pytest
-
 from harness import STATE, Docker, execute, subid_range
 
 CAP_NET_BIND_SERVICE = 1 << 10

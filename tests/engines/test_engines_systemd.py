@@ -20,7 +20,6 @@ import time
 import uuid
 
 import pytest
-
 from harness import REPORT_DIR, STATE, is_engine_storage, missing_tools, start_all, stop_all
 from helpers import mountpoints
 

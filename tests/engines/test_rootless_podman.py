@@ -16,11 +16,9 @@ import shutil
 import time
 
 import pytest
-
 from harness import PYRUNC, build_image_tar
 from helpers import comm_of, container_ids, wait_for
-from rootless_users import (ensure_user, missing_tools, runnable_checkout, systemd_v2_host,
-                            user_session, user_systemctl)
+from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, user_systemctl
 
 IMAGE = "localhost/tiny:latest"
 SYSTEMD = systemd_v2_host()

@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-
 from helpers import alive, children, wait_for  # noqa: E402
 
 ENGINE_CONFIGS = os.environ.get("PYRUNC_ENGINE_CONFIGS") or os.path.join(

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import error_of, systemd_host_marks, wait_for  # noqa: E402
 
 pytestmark = systemd_host_marks()

@@ -15,9 +15,9 @@ import time
 import uuid
 
 import pytest
+from helpers import CgroupHarness as Harness  # noqa: E402
 
 from pyrunc.cgroups import CgroupError, Manager, manager_for, probe
-from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
 pytestmark = [

@@ -12,11 +12,11 @@ import time
 import uuid
 
 import pytest
+from helpers import DOCKER_CAPS, a_disk, bpf_prog_exists, host_kmsg  # noqa: E402
+from helpers import CgroupHarness as Harness  # noqa: E402
 
 from pyrunc.cgroups import CgroupError, Layout, manager_for, probe
 from pyrunc.cgroups.convert import hugepage_size_name
-from helpers import DOCKER_CAPS, a_disk, bpf_prog_exists, host_kmsg  # noqa: E402
-from helpers import CgroupHarness as Harness  # noqa: E402
 
 HOST = probe()
 pytestmark = [
@@ -258,7 +258,9 @@ def test_a_real_container_with_cap_mknod_in_a_filtered_cgroup(pyrunc, make_bundl
     container's cgroup2 directory. Filtered: EPERM, nothing reaches the host's kernel log.
     Unfiltered (the control): the write lands in the host's log, so the check can see it."""
     import json
-    from pyrunc.cgroups import devices as devrules, ebpf_attach, ebpf_devices
+
+    from pyrunc.cgroups import devices as devrules
+    from pyrunc.cgroups import ebpf_attach, ebpf_devices
     marker = f"pyrunc-devices-{uuid.uuid4().hex}"
     out = tmp_path / "out"
     out.mkdir()

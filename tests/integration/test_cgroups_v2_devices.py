@@ -15,7 +15,6 @@ import time
 import uuid
 
 import pytest
-
 from helpers import DOCKER_CAPS, a_disk, bpf_prog_exists, host_kmsg, v2_host_marks  # noqa: E402
 
 pytestmark = v2_host_marks()

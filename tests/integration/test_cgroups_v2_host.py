@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-
 from helpers import v2_host_marks  # noqa: E402
 
 pytestmark = v2_host_marks()

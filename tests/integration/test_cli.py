@@ -11,10 +11,10 @@ import subprocess
 import time
 
 import pytest
+from helpers import alive, error_of, fails, live_inits, state, wait_for  # noqa: E402,F401
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli.commands import COMMANDS
-from helpers import alive, live_inits, error_of, fails, state, wait_for  # noqa: E402,F401
 
 
 class Spawned:

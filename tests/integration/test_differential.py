@@ -12,7 +12,6 @@ import os
 import re
 
 import pytest
-
 from helpers import alive, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.differential

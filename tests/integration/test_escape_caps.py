@@ -6,8 +6,8 @@ powers the container's config never granted. Real containers; /proc/self/status 
 """
 
 import pytest
-
 from helpers import state  # noqa: E402
+
 from pyrunc.linux.capabilities import NUMBERS
 
 

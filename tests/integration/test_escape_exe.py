@@ -29,9 +29,9 @@ import sysconfig
 import time
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import Runner, mountpoints, wait_for
+
 from pyrunc.spec.default import default_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

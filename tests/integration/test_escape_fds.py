@@ -15,7 +15,6 @@ import time
 import uuid
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import alive, children, live_inits, state, wait_for
 

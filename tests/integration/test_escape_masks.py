@@ -18,7 +18,6 @@ import stat
 import subprocess
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import error_of, sh, state
 from test_console import ConsoleReceiver

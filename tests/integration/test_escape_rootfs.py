@@ -20,7 +20,6 @@ import threading
 import time
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import error_of, live_inits, mountpoints, sh_ok
 

@@ -13,8 +13,8 @@ import subprocess
 import time
 
 import pytest
-
 from helpers import create, error_of, state, wait_for  # noqa: E402
+
 from pyrunc.linux.capabilities import NUMBERS
 
 ENGINE_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(

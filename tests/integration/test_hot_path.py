@@ -9,7 +9,6 @@ import os
 import sys
 
 import pytest
-
 from helpers import Runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -115,7 +115,7 @@ def test_nul_byte_in_update_resources_is_named(pyrunc, make_bundle, cid, tmp_pat
         with pytest.raises(ConfigError) as e:
             rt.update(cid, resources)
         assert str(e.value) == message
-    assert "cpus" not in json.dumps((rt.state(cid).to_oci().get("annotations") or {}))
+    assert "cpus" not in json.dumps(rt.state(cid).to_oci().get("annotations") or {})
     assert pyrunc("delete", "--force", cid).rc == 0
 
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import alive, live_inits, error_of, fails, proc_stat, state, wait_for  # noqa: E402,F401
+from helpers import alive, error_of, fails, live_inits, proc_stat, state, wait_for  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- helpers
 

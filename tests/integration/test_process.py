@@ -9,10 +9,8 @@ import os
 import resource
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import create, sh_ok  # noqa: E402
-
 
 # ---------------------------------------------------------------- helpers
 

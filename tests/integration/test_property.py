@@ -26,7 +26,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,11 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from bundle import make_rootfs  # noqa: E402
+from helpers import live_inits, mountpoints  # noqa: E402
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bundle import make_rootfs  # noqa: E402
-from helpers import live_inits, mountpoints  # noqa: E402
 from pyrunc.cli.commands import COMMANDS  # noqa: E402
 from pyrunc.spec.default import default_config  # noqa: E402
 

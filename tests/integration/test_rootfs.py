@@ -11,10 +11,8 @@ import stat
 import subprocess
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import create, sh, sh_ok  # noqa: E402,F401
-
 
 # ---------------------------------------------------------------- helpers
 

@@ -13,11 +13,9 @@ import time
 import uuid
 
 import pytest
-
 from bundle import make_rootfs
 from helpers import comm_of, container_ids, wait_for
-from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, \
-    user_systemctl
+from rootless_users import ensure_user, missing_tools, runnable_checkout, systemd_v2_host, user_session, user_systemctl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYRUNC = None  # the launcher the test users can run (the `user` fixture decides)

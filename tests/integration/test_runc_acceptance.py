@@ -11,7 +11,6 @@ import subprocess
 import uuid
 
 import pytest
-
 from helpers import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.differential

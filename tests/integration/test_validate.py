@@ -1,7 +1,6 @@
 """`pyrunc validate [--bundle B]`: every problem create would find, each naming its field, and
 nothing created (no --root, no state, no cgroup, no cache entry, no process)."""
 
-import json
 import os
 import time
 

@@ -11,7 +11,6 @@ import socket
 
 import pytest
 from helpers import error_of, state
-
 from test_differential import message
 
 # runc's own default config (`runc spec`): ambient caps that are not inheritable

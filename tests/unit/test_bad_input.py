@@ -242,6 +242,7 @@ def test_kill_signal_numbers_as_runc_passes_them():
     """runc: a number is sent as is and the kernel sees its low 32 bits; one beyond Go's int
     fails Atoi and is looked up as a name (checked with runc 1.1.5 on a running container)."""
     import pytest
+
     from pyrunc.errors import SignalError
     from pyrunc.runtime.signals import parse
     assert parse("9") == 9 and parse("+15") == 15 and parse("-5") == -5

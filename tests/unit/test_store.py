@@ -16,7 +16,6 @@ from pyrunc.runtime import status
 from pyrunc.state import procfs
 from pyrunc.state.store import EXEC_FIFO, STATE_FILE, Store, check_id
 
-
 # --------------------------------------------------------------------------- ids
 
 @pytest.mark.parametrize("good", ["a", "A", "_a", ".a", "a.", "a+b", "a,b", "a-b", "a.b", "a_b", "A_b-c",
@@ -251,6 +250,7 @@ def test_claim_when_the_directory_vanishes_before_the_lock(store, monkeypatch):
 
 def test_claim_when_the_directory_is_replaced_before_the_lock(store, monkeypatch):
     import fcntl
+
     from pyrunc.state import store as store_module
     real_flock = fcntl.flock
 

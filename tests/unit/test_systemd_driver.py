@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from pyrunc.cgroups import CgroupError, Layout, Manager, manager_from_state
-from pyrunc.cgroups.systemd import annotations, bus, names, properties as sp
+from pyrunc.cgroups.systemd import annotations, bus, names
+from pyrunc.cgroups.systemd import properties as sp
 from pyrunc.cgroups.systemd.manager import SystemdManager, unit_paths
 
 INF = (1 << 64) - 1
@@ -373,7 +374,7 @@ class FakeSystemd(threading.Thread):
         self.auth = None
 
     def run(self):
-        from jeepney import Parser, new_error, new_method_return, new_signal, DBusAddress
+        from jeepney import DBusAddress, Parser, new_error, new_method_return, new_signal
         conn, _ = self.srv.accept()
         data = b""
         while b"BEGIN\r\n" not in data and b"AUTH" not in data:

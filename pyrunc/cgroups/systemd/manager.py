@@ -19,7 +19,8 @@ import os
 from ..errors import CgroupError
 from ..manager import Manager
 from ..paths import UNIFIED
-from . import names, properties as sdprops
+from . import names
+from . import properties as sdprops
 
 DRIVER = "systemd"
 

@@ -22,7 +22,8 @@ cgroupfs code (as runc does), which covers what systemd has no property for.
 
 import os
 
-from .. import convert, devices as devrules
+from .. import convert
+from .. import devices as devrules
 from ..errors import CgroupError
 from ..values import PREFIX, integer, section, string
 
