@@ -11,17 +11,24 @@ RT budget (cpu.rt_runtime_us) or a cpuset usable by the joining task. `set(..., 
 is `runc update`. Paths, conversions and what is left out: docs/cgroups.md.
 
 Only os/errno/time are imported here (stats on first use): this runs in `pyrunc create`.
+The verbs after create (manager_from_state) load neither layout.py nor the setters.
 """
 
 import os
 import stat
 
 from .errors import CgroupError
-from .layout import Layout, probe
 from .manager import Manager
-from .paths import resolve
 
 __all__ = ["CgroupError", "Layout", "Manager", "manager_for", "manager_from_state", "probe"]
+
+
+def __getattr__(name):
+    # layout.py only for manager_for: the verbs after create rebuild the manager from state
+    if name in ("Layout", "probe"):
+        from . import layout
+        return getattr(layout, name)
+    raise AttributeError(name)
 
 
 def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annotations=None,
@@ -32,6 +39,7 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
     transient unit "slice:prefix:name" names; rootless=True talks to the systemd user instance
     (runc's systemdUser) instead of the system one. annotations: the config's, for
     org.systemd.property.* (only read with systemd)."""
+    from .layout import probe
     if systemd:
         from .systemd import check_syntax, make_manager
         # runc checks the path's syntax while converting the spec, then whether systemd runs
@@ -42,6 +50,7 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
                               "exist)")
         return make_manager(layout or probe(), cgroups_path, container_id,
                             annotations=annotations, user=rootless)
+    from .paths import resolve
     layout = layout or probe()
     dirs, mounts = resolve(layout, cgroups_path, container_id)
     return Manager(layout.mode, dirs, mounts, rootless=rootless, explicit=bool(cgroups_path))

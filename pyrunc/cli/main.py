@@ -154,11 +154,11 @@ def main(argv=None):
         logger.error(f"{PROG}: {e}")
         return 1
 
-    from .. import rootless
     root = gopts["root"]
     from_xdg = False
-    if root is None:
-        root, from_xdg = rootless.default_root()
+    if root is None:  # engines pass --root: rootless.py only without it
+        from ..rootless import default_root
+        root, from_xdg = default_root()
         gopts["root"] = root
     if not root or os.path.exists(root) and not os.path.isdir(root):
         logger.error(f"--root {root!r}: not a directory")
