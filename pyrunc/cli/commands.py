@@ -16,6 +16,9 @@ def _create(rt, o, a, ctx):
 
 def _run(rt, o, a, ctx):
     preserve = _init_fds(o["preserve_fds"])
+    if not o["detach"]:  # waits as long as the container runs: the cyclic GC back on (main.py entry)
+        import gc
+        gc.enable()
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
                   preserve_fds=preserve, keep=o["keep"])
@@ -243,6 +246,9 @@ def _output(argv):
 def _events(rt, o, a, ctx):
     from ..runtime.cgroup_ops import dumps
     interval = _duration(o["interval"])
+    if not o["stats"]:  # a stream that may run for days: the cyclic GC back on (cli/main.py entry)
+        import gc
+        gc.enable()
 
     def emit(event):
         sys.stdout.write(dumps(event) + "\n")

@@ -270,6 +270,8 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
         if detach:
             return 0
         forwarder.target(pid)
+        import gc
+        gc.enable()  # off for the CLI's start (cli/main.py entry); the wait may last for days
         if proxy is not None:
             status = proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
         else:
