@@ -7,8 +7,9 @@
     print(rt.state("c1").status)
 """
 
-__version__ = "0.1.0"
-SPEC_VERSION = "1.2.0"
+from .version import SPEC_VERSION, __version__
+
+__all__ = ["SPEC_VERSION", "__version__"]
 
 
 def __getattr__(name):

@@ -18,11 +18,11 @@ import time
 from .. import jsonio, trace
 from ..linux import sig
 from ..shim.process import ProcessError
+from ..version import HOOK_STATE_VERSION
 
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
-OCI_VERSION = "1.0.2"
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
 
@@ -40,7 +40,7 @@ def hooks_of(config, *names):
 
 def state_json(container_id, status, pid, bundle, annotations):
     """The container's state (runtime.md "State"), as every hook reads it on stdin."""
-    state = {"ociVersion": OCI_VERSION, "id": container_id, "status": status}
+    state = {"ociVersion": HOOK_STATE_VERSION, "id": container_id, "status": status}
     if pid:
         state["pid"] = pid
     state["bundle"] = bundle

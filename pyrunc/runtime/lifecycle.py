@@ -11,6 +11,7 @@ from ..errors import ContainerNotFound, InvalidStateError, PyruncError
 from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
+from .cgroup_ops import container_pids
 from .cgroup_ops import manager as cgroup_manager
 from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
@@ -193,32 +194,6 @@ def _signal_others(record, signum):
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
-
-
-def container_pids(record):
-    """Host pids of the container: everything in its cgroup; without one (an old record, or
-    a rootless container whose cgroups were skipped), the processes sharing the init's pid
-    namespace."""
-    if record.get("cgroup"):
-        m = cgroup_manager(record)
-        if m.paths():
-            return m.pids()
-    try:
-        target = os.readlink(f"/proc/{record['pid']}/ns/pid")
-    except OSError:
-        return []
-    own = os.readlink("/proc/self/ns/pid")
-    if target == own:
-        return [record["pid"]]
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.readlink(f"/proc/{name}/ns/pid") == target:
-                    pids.append(int(name))
-            except OSError:
-                continue
-    return sorted(pids)
 
 
 def delete(store, container_id, force=False, warn=None):

@@ -1,6 +1,6 @@
 """Typed results returned by the public API."""
 
-from .. import SPEC_VERSION
+from ..version import SPEC_VERSION
 
 
 class ContainerState:
