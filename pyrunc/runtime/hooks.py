@@ -236,7 +236,6 @@ class InitHooks:
         self.container_id = container_id
         self.bundle = bundle
         self.annotations = config.get("annotations") or {}
-        self.ask_host = bool(hooks_of(config, *CREATE_RUNTIME))
         self.create_container = hooks_of(config, "createContainer")
         self.start_container = hooks_of(config, "startContainer")
 

@@ -2,7 +2,6 @@
 
 import errno
 import os
-import select
 import stat
 import time
 
@@ -304,17 +303,3 @@ def remove_leftover(store, container_id):
     except PyruncError:  # ContainerNotFound: nothing there
         pass
     return False
-
-
-def wait_exit(pid, timeout=None):
-    """Block until a non-child process exits (a pidfd turns readable)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return
-        raise
-    try:
-        select.select([pidfd], [], [], timeout)
-    finally:
-        os.close(pidfd)

@@ -44,10 +44,6 @@ class Program:
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
 
-    @property
-    def wants_listener(self):
-        return bool(self.flags & FLAG_NEW_LISTENER)
-
 
 def program_for(seccomp, cache=None):
     """The compiled Program for a linux.seccomp object, from the cache when possible (cache:
