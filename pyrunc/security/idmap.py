@@ -19,7 +19,7 @@ def check(mappings, field):
                                   f"goes past the largest id {MAX_ID - 1}")
     for key in ("containerID", "hostID"):
         ranges = sorted((m[key], m[key] + m["size"], i) for i, m in enumerate(mappings))
-        for (s1, e1, i1), (s2, _, i2) in zip(ranges, ranges[1:]):
+        for (_, e1, i1), (s2, _, i2) in zip(ranges, ranges[1:], strict=False):
             if s2 < e1:
                 raise ConfigError(f"config.json: {field}[{max(i1, i2)}]: its {key} range overlaps "
                                   f"{field}[{min(i1, i2)}]")

@@ -482,8 +482,9 @@ def host_cgroup_paths():
 def root_propagation(propagation):
     """linux.rootfsPropagation shared/unbindable on the container's root itself, after the
     pivot (runc >= 1.2 does it there: the root is a bind whose parent was made private, so
-    "shared" set before never reached it; slave and private were applied by prepare). Last, once the masks and the console are mounted: they clone mounts (open_tree),
-    which an unbindable one refuses."""
+    "shared" set before never reached it; slave and private were applied by prepare). Last,
+    once the masks and the console are mounted: they clone mounts (open_tree), which an
+    unbindable one refuses."""
     # the root alone: the mounts below keep what prepare and their own options gave them
     # (runbindable, which prepare could not apply, is the exception)
     flags = {"shared": mf.MS_SHARED, "rshared": mf.MS_SHARED, "unbindable": mf.MS_UNBINDABLE,

@@ -91,8 +91,9 @@ def fix_stdio_permissions(uid):
     """As runc (fixStdioPermissions), before the uid switch: fds 0-2 (pipes, files, the pty
     slave) become owned by process.user's uid, so the process can reopen /dev/stdout or its
     tty; their gid is kept (the pty's is devpts' gid=). Skipped for an fd already owned by
-    the uid, on /dev/null, or on a character device that is not of the container's devpts; a chown the kernel refuses (an id unmapped in our user
-    namespace, a read-only /dev) leaves the fd as it is."""
+    the uid, on /dev/null, or on a character device that is not of the container's devpts; a
+    chown the kernel refuses (an id unmapped in our user namespace, a read-only /dev) leaves
+    the fd as it is."""
     try:
         null_rdev = os.stat("/dev/null").st_rdev
     except OSError:
