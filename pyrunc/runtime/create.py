@@ -163,7 +163,7 @@ def check_namespace_paths(config):
         try:
             kind = namespace_type(path)
         except OSError as e:
-            raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
+            raise ConfigError(f"{field}: {path}: {(e.strerror or str(e)).lower()}") from None
         if kind != NAMESPACES[ns["type"]][0]:
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
 

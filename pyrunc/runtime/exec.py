@@ -112,7 +112,7 @@ def process_from_file(path_or_doc, container_process):
             with open(path_or_doc, "rb") as f:
                 raw = f.read()
         except OSError as e:
-            raise ConfigError(f"open {path_or_doc}: {e.strerror.lower()}") from None
+            raise ConfigError(f"open {path_or_doc}: {(e.strerror or str(e)).lower()}") from None
         try:
             doc = jsonio.loads(raw)
         except ValueError as e:
@@ -257,7 +257,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
                 child.kill_quietly(pid)
                 if not detach:
                     child.wait_for(pid)
-                raise PyruncError(f"open {e.filename}: {e.strerror.lower()}") from None
+                raise PyruncError(f"open {e.filename}: {(e.strerror or str(e)).lower()}") from None
         if detach:
             return 0
         forwarder.target(pid)

@@ -52,7 +52,7 @@ def _write(pid, kind, mappings, rootless):
                               f"permitted") from None
         _mapping_tool(pid, kind, mappings)
     except OSError as e:
-        raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): {e.strerror.lower()}") from None
+        raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): {(e.strerror or str(e)).lower()}") from None
 
 
 def _mapping_tool(pid, kind, mappings):
@@ -80,4 +80,4 @@ def _write_text(path, text, what, raw=False):
     except OSError as e:
         if raw:
             raise
-        raise ConfigError(f"failed to write {what} ({text.strip()!r}): {e.strerror.lower()}") from None
+        raise ConfigError(f"failed to write {what} ({text.strip()!r}): {(e.strerror or str(e)).lower()}") from None

@@ -169,6 +169,7 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
             try:
                 os.close(paths.mkdir_all(root_fd, cwd))
             except OSError as e:
+                assert e.errno is not None
                 # Name the container's path, not the host's.
                 reason = ("not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                           else os.strerror(e.errno).lower())
@@ -201,6 +202,7 @@ def _mount(source, target_fd, fstype, flags, data=None):
     try:
         mount(source, fd_path(target_fd), fstype, flags, data)
     except OSError as e:
+        assert e.errno is not None
         raise OSError(e.errno, os.strerror(e.errno).lower()) from None
 
 
@@ -311,6 +313,7 @@ def _bind(root_fd, m, opts, source_fd, attach):
                     move_mount(source_fd, "", node.fd, "",
                                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 except OSError as e:
+                    assert e.errno is not None
                     raise OSError(e.errno, os.strerror(e.errno).lower()) from None
             else:
                 _mount(fd_path(own), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
@@ -337,6 +340,7 @@ def _set_recursive(mnt, opts):
     try:
         mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
     except OSError as e:
+        assert e.errno is not None
         os.close(mnt)
         raise OSError(e.errno, "mount_setattr of the recursive options: "
                       + os.strerror(e.errno).lower()) from None
@@ -391,6 +395,7 @@ def _remount_bind(mnt, flags, cleared=0):
     try:
         remount_bind(fd_path(mnt), flags, cleared)
     except OSError as e:
+        assert e.errno is not None
         raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
                       else os.strerror(e.errno).lower()) from None
 
@@ -437,6 +442,7 @@ def _bind_hierarchies(mnt, flags, cgroup_paths):
             mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
             remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         except OSError as e:
+            assert e.errno is not None
             raise OSError(e.errno, f"{name}: {os.strerror(e.errno).lower()}") from None
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
         for alias in name.split(","):
@@ -493,6 +499,7 @@ def root_propagation(propagation):
         try:
             mount(None, "/", None, flags)
         except OSError as e:
+            assert e.errno is not None
             raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
                               f"root: {os.strerror(e.errno).lower()}") from None
 
