@@ -137,7 +137,7 @@ _UPDATE_FLAGS = {
 
 def _resources_from_flags(o):
     from ..errors import PyruncError
-    resources = {}
+    resources: dict[str, dict] = {}
     for dest, (section, field, kind) in _UPDATE_FLAGS.items():
         raw = o.get(dest)
         if raw in (None, ""):

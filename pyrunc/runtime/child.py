@@ -53,7 +53,7 @@ class Conversation:
 
     def run(self):
         ready = False
-        deferred = []
+        deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
             kind = sync.BY_NAME.get(msg.get("type"))

@@ -147,7 +147,7 @@ def _mount_error(m, index, e):
 
 
 def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
-    late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
+    late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
     try:
         for index, m in enumerate(mounts):
             try:
@@ -540,7 +540,7 @@ def _detach_outside(rootfs):
         return (mp == rootfs or mp.startswith(rootfs + "/") or mp == "/"
                 or rootfs.startswith(mp.rstrip("/") + "/"))
 
-    covered = set()
+    covered: set[str] = set()
     # opened once: the host's /proc is among the mounts that go; and the host's /dev/null,
     # to cover a file mount that cannot go, before /dev goes
     mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
