@@ -203,7 +203,7 @@ class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
     def __init__(self, config, container_id, bundle, warn):
-        self.warning = warn or _ignore
+        self.warning = warn or _ignore  # type: ignore[method-assign]
         self.config = config
         self.container_id = container_id
         self.bundle = bundle

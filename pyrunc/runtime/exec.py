@@ -260,6 +260,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
                 raise PyruncError(f"open {e.filename}: {(e.strerror or str(e)).lower()}") from None
         if detach:
             return 0
+        assert forwarder is not None  # made unless detach
         forwarder.target(pid)
         if proxy is not None:
             status = proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
@@ -283,7 +284,7 @@ class _Answers(child.Answers):
     def __init__(self, record, warn):
         self.record = record
         if warn is not None:
-            self.warning = warn
+            self.warning = warn  # type: ignore[method-assign]
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
