@@ -25,7 +25,7 @@ def features():
     from ..security.seccomp import ACTIONS, ARCHES, OPS
 
     seccomp_on = _seccomp_in_kernel()
-    doc = {
+    doc: dict = {
         "ociVersionMin": SPEC_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(HOOKS),
