@@ -4,7 +4,6 @@ import os
 import sys
 
 from ..errors import PyruncError, UsageError, describe
-from ..version import SPEC_VERSION, __version__, commit
 from . import parser
 from .commands import COMMANDS
 from .log import Logger
@@ -33,6 +32,7 @@ SEALED_VERBS = ("create", "run", "exec")
 
 
 def version_text():
+    from ..version import SPEC_VERSION, __version__, commit
     return (f"{PROG} version {__version__}\ncommit: {commit()}\nspec: {SPEC_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
 
