@@ -5,6 +5,8 @@ imported, so function-level imports count as much as module-level ones):
   the leaf modules (rows that may import nothing: "–"), which import nothing of pyrunc's;
 * no module imports a `_private` name of another module (`from m import _x`, `m._x`);
 * no import cycles between modules;
+* no module sets another module's globals (`other.name = ...`): what a layer decides reaches the
+  next one as an argument;
 * ctypes only in pyrunc/linux/.
 """
 
@@ -42,8 +44,9 @@ def _is_package(name):
 
 
 def _imports(name):
-    """[(imported module, [names taken from it], line)] and [(module alias, attribute, line)]
-    of one module, at any depth (a function-level import is an import)."""
+    """[(imported module, [names taken from it], line)] and [(module, attribute, line, stored)]
+    of one module, at any depth (a function-level import is an import); stored: the attribute
+    is assigned to (`module.attribute = ...`)."""
     tree = ast.parse(open(MODULES[name]).read())
     here = name.split(".") if _is_package(name) else name.split(".")[:-1]
     found, aliases = [], {}
@@ -69,7 +72,8 @@ def _imports(name):
                     names.append(a.name)
             if names or source not in MODULES:
                 found.append((source, names, node.lineno))
-    attributes = [(aliases[n.value.id], n.attr, n.lineno) for n in ast.walk(tree)
+    attributes = [(aliases[n.value.id], n.attr, n.lineno, isinstance(n.ctx, (ast.Store, ast.Del)))
+                  for n in ast.walk(tree)
                   if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
                   and n.value.id in aliases]
     return found, attributes
@@ -155,8 +159,14 @@ def test_no_private_name_crosses_a_module():
             if source.split(".")[0] != "pyrunc":
                 continue
             wrong += [f"{name}:{line} from {source} import {n}" for n in names if _private(n)]
-        wrong += [f"{name}:{line} {source}.{attr}" for source, attr, line in attributes
+        wrong += [f"{name}:{line} {source}.{attr}" for source, attr, line, _ in attributes
                   if source != name and _private(attr)]
+    assert wrong == []
+
+
+def test_no_module_sets_another_modules_globals():
+    wrong = [f"{name}:{line} sets {source}.{attr}" for name, (_, attributes) in IMPORTS.items()
+             for source, attr, line, stored in attributes if stored and source != name]
     assert wrong == []
 
 
@@ -203,7 +213,7 @@ def test_the_checks_can_fail(tmp_path):
     saved = MODULES
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from .linux.syscalls import _private\n    import ctypes\n"
-                   "    from .runtime import lifecycle\n    return lifecycle._x\n")
+                   "    from .runtime import lifecycle\n    lifecycle.flag = lifecycle._x\n")
     MODULES = dict(saved, **{"pyrunc.bad": str(bad)})
     try:
         imports, attributes = _imports("pyrunc.bad")
@@ -212,4 +222,5 @@ def test_the_checks_can_fail(tmp_path):
     assert ("pyrunc.linux.syscalls", ["_private"], 2) in imports
     assert ("ctypes", [], 3) in imports
     assert ("pyrunc.runtime.lifecycle", [], 4) in imports
-    assert ("pyrunc.runtime.lifecycle", "_x", 5) in attributes
+    assert ("pyrunc.runtime.lifecycle", "_x", 5, False) in attributes
+    assert ("pyrunc.runtime.lifecycle", "flag", 5, True) in attributes
