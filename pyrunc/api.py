@@ -150,7 +150,6 @@ class Runtime:
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                             cgroup=cgroup, warn=self.warn)
 
-
     def validate(self, bundle):
         """Every problem create would find in the bundle (one line each), creating nothing;
         [] for a good bundle (`pyrunc validate`, runtime/validate.py)."""
