@@ -8,7 +8,8 @@ read, and answers as a kernel that let it happen would:
 
 * mount, umount2, pivot_root, chroot, mount_setattr, fsconfig: recorded, nothing done;
 * open_tree returns a real O_PATH fd of what it names (fstat works on it), fsopen/fsmount a
-  real fd that stands for the new filesystem; move_mount records where it went;
+  real fd that stands for the new filesystem (for "proc": the host's /proc); move_mount
+  records where it went;
 * mount_id says a new mount is on a mount point once something was mounted (or moved) onto
   it, so rootfs._mounted's check passes as with a real mount, and fails like the real one
   when nothing was;
@@ -55,7 +56,6 @@ class FakeSyscalls:
         self.covered = {}    # fd used as a mount target -> (key, mounts on it before)
         self.failures = []   # (kind, target, errno, flags)
         self.inert = set()   # targets whose mounts "happen" elsewhere: mount_id does not change
-        self.made = 0
 
     def __getattr__(self, name):  # constants, openat2, fstatfs_type: the real ones
         return getattr(real, name)
@@ -169,10 +169,10 @@ class FakeSyscalls:
         self._record(Call("fsconfig", self.fd_name(fd), flags=cmd, data=(key, value)))
 
     def fsmount(self, fd, flags=0, attr_flags=0):
-        label = "fs:" + self.fd_name(fd)[len("fsctx:"):]
-        self._record(Call("fsmount", label, flags=attr_flags))
-        self.made += 1
-        return self._new_fd(label)
+        fstype = self.fd_name(fd)[len("fsctx:"):]
+        self._record(Call("fsmount", "fs:" + fstype, flags=attr_flags))
+        # a procfs instance is the host's /proc (procfs.py checks it is one); others a stand-in
+        return self._new_fd("fs:" + fstype, "/proc" if fstype == "proc" else "/")
 
     def mount_id(self, fd):
         key = self._key(fd)

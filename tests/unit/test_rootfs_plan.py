@@ -266,3 +266,36 @@ def test_no_open_tree_means_no_clones(env, monkeypatch):
         raise OSError(errno.ENOSYS, "open_tree")
     monkeypatch.setattr(env, "open_tree", enosys, raising=False)
     assert rfs.open_bind_sources(config()) is None
+
+
+def test_without_the_hosts_null_a_fake_container_null_is_refused(env, tmp_path):
+    """CVE-2025-31133: a mask is never the container's /dev/null unless it is the 1:3 device
+    (here it is the regular file the fake's refused mknod and bind left)."""
+    cfg = config()
+    rfs.prepare(cfg, env.root, env.cgroups, rfs.open_bind_sources(cfg))
+    with pytest.raises(rfs.RootfsError, match=r"^can't mask file /proc/kcore \(linux.maskedPaths\[0\]\): "
+                                              r"the container's /dev/null is not the null device"):
+        rfs.finish(cfg, None, env.root)
+    assert not any(c.kind == "move_mount" for c in env.calls)
+
+
+def test_in_a_user_namespace_devices_are_bound_without_mknod(env, monkeypatch):
+    from pyrunc.shim import devices
+    monkeypatch.setattr(devices, "in_user_namespace", lambda: True)
+    run_all(env, config())
+    assert not any(c.kind == "mknod" for c in env.calls)
+    bound = [c.target for c in env.calls if is_device(c)]
+    assert bound == ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+
+
+def test_procfs_prefers_a_private_instance_then_a_clone(env):
+    from pyrunc.shim import procfs
+    with procfs.Procfs():
+        pass
+    assert [c.kind for c in env.calls] == ["fsopen", "fsconfig", "fsmount"]
+    env.calls.clear()
+    env.fail("fsopen", "proc", errno.EPERM)  # a kernel (or an LSM) refusing a new instance
+    with procfs.Procfs() as p:
+        fd = p.open(p.self_path("status"), os.O_RDONLY)
+        os.close(fd)
+    assert [(c.kind, c.target) for c in env.calls] == [("failed-fsopen", "proc"), ("open_tree", "host:/proc")]
