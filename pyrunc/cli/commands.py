@@ -3,8 +3,8 @@
 import sys
 
 from .. import jsonio
-from ..goparse import is_atoi, is_digits
 from ..errors import UsageError
+from ..goparse import is_atoi, is_digits
 from .parser import Command, Flag
 
 
