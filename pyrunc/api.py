@@ -176,15 +176,15 @@ def socket_activation_fds(environ=None, pid=None):
     """go-systemd's activation.Files(false), as runc calls it: this process's LISTEN_FDS, when
     LISTEN_PID names it (else 0). What create()/run() take as listen_fds to hand the caller's
     own socket activation on to the container, as runc does for create and run."""
+    from .goparse import is_atoi
     environ = os.environ if environ is None else environ
-    if not environ.get("LISTEN_FDS"):
+    listen_pid, listen_fds = environ.get("LISTEN_PID", ""), environ.get("LISTEN_FDS", "")
+    # strconv.Atoi's syntax (int() would also take " 5", "1_0", other scripts' digits)
+    if not (is_atoi(listen_pid) and is_atoi(listen_fds)):
         return 0
-    try:
-        if int(environ.get("LISTEN_PID", ""), 10) != (os.getpid() if pid is None else pid):
-            return 0
-        return max(0, int(environ["LISTEN_FDS"], 10))
-    except ValueError:
+    if int(listen_pid) != (os.getpid() if pid is None else pid):
         return 0
+    return max(0, int(listen_fds))
 
 
 def spec_template(rootless=False):

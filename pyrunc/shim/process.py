@@ -30,10 +30,18 @@ class Prepared:
         self.preserve_fds = preserve_fds
 
 
+# setrlimit(2)'s resources by number (asm-generic/resource.h; x86_64 and aarch64 alike): Python's
+# resource module has no RLIMIT_LOCKS, and has a BSD alias, RLIMIT_OFILE, the spec does not name.
+RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+           "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+           "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+           "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
+
+
 def apply_rlimits(rlimits):
     for r in rlimits or ():
-        kind = getattr(resource, r["type"], None)
-        if kind is None or not r["type"].startswith("RLIMIT_"):
+        kind = RLIMITS.get(r["type"])
+        if kind is None:
             raise ProcessError(f"unknown rlimit type {r['type']!r}")
         try:
             resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
