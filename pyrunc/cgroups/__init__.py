@@ -10,24 +10,27 @@ Setting limits before the init joins is safe with every controller and is what m
 RT budget (cpu.rt_runtime_us) or a cpuset usable by the joining task. `set(..., update=True)`
 is `runc update`. Paths, conversions and what is left out: docs/cgroups.md.
 
-Only os/errno/time are imported here (stats on first use): this runs in `pyrunc create`.
+Nothing is imported here until it is used: `pyrunc state` (every verb's status) reads the
+freezer through cgroups/freezer.py, and only create needs the Manager (stats on first use).
 The verbs after create (manager_from_state) load neither layout.py nor the setters.
 """
 
 import os
 import stat
 
-from .errors import CgroupError
-from .manager import Manager
-
 __all__ = ["CgroupError", "Layout", "Manager", "manager_for", "manager_from_state", "probe"]
 
 
 def __getattr__(name):
-    # layout.py only for manager_for: the verbs after create rebuild the manager from state
+    if name == "CgroupError":
+        from .errors import CgroupError
+        return CgroupError
     if name in ("Layout", "probe"):
         from . import layout
         return getattr(layout, name)
+    if name == "Manager":
+        from .manager import Manager
+        return Manager
     raise AttributeError(name)
 
 
@@ -41,6 +44,7 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
     org.systemd.property.* (only read with systemd)."""
     from .layout import probe
     if systemd:
+        from .errors import CgroupError
         from .systemd import check_syntax, make_manager
         # runc checks the path's syntax while converting the spec, then whether systemd runs
         check_syntax(cgroups_path)
@@ -50,6 +54,7 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
                               "exist)")
         return make_manager(layout or probe(), cgroups_path, container_id,
                             annotations=annotations, user=rootless)
+    from .manager import Manager
     from .paths import resolve
     layout = layout or probe()
     dirs, mounts = resolve(layout, cgroups_path, container_id)
@@ -61,6 +66,7 @@ def manager_from_state(data):
     if isinstance(data, dict) and data.get("driver") == "systemd":
         from .systemd.manager import SystemdManager  # no bus until one is needed
         return SystemdManager.from_state(data)
+    from .manager import Manager
     return Manager.from_state(data)
 
 

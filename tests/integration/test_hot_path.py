@@ -23,8 +23,8 @@ HEAVY = {"json", "re", "enum", "signal", "subprocess", "pyseccomp", "socket", "j
 CGROUP_SETTERS = {"pyrunc.cgroups.layout", "pyrunc.cgroups.v1", "pyrunc.cgroups.v2",
                   "pyrunc.cgroups.values", "pyrunc.cgroups.devices"}
 # and what `state` (every engine's status poll), `start` and a missing id need at all: no
-# cgroup code, no signal names, no shim
-NOT_FOR_STATE = {"pyrunc.cgroups", "pyrunc.runtime.cgroup_ops", "pyrunc.runtime.signals",
+# cgroup Manager (the freezer read only), no signal names, no shim
+NOT_FOR_STATE = {"pyrunc.cgroups.manager", "pyrunc.runtime.cgroup_ops", "pyrunc.runtime.signals",
                  "pyrunc.shim", "pyrunc.rootless", "select", "ctypes"}
 
 DRIVER = """\
