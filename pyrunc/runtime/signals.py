@@ -8,7 +8,7 @@ from ..errors import SignalError
 from ..goparse import is_atoi
 
 try:
-    import _signal as sig
+    import _signal as sig  # type: ignore[import-not-found]  # no stubs for the C module
 except ImportError:  # pragma: no cover - not CPython
     import signal as sig
 
@@ -25,11 +25,11 @@ def parse(raw):
         name = "SIG" + name
     # runc's table (x/sys/unix) has the 31 standard names only: no aliases (SIGIOT, SIGCLD,
     # SIGPOLL) and no SIGRTMIN/SIGRTMAX
-    number = None if name.startswith("SIG_") or name in _NOT_RUNCS else getattr(sig, name, None)
-    if not isinstance(number, int) or not 0 < number < 32:
+    found = None if name.startswith("SIG_") or name in _NOT_RUNCS else getattr(sig, name, None)
+    if not isinstance(found, int) or not 0 < found < 32:
         # runc's wording, with Go's %q quoting (engines match this text)
         raise SignalError(f'unknown signal "{raw}"')
-    return number
+    return found
 
 
 _NOT_RUNCS = ("SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX")
