@@ -9,6 +9,8 @@ two functions drive it directly: the same output as `json.dumps(obj, separators=
 
 import sys
 
+from .errors import PyruncError
+
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
@@ -32,7 +34,7 @@ class _ScanContext:
 _WHITESPACE = " \t\n\r"
 
 
-class NestingError(ValueError):
+class NestingError(PyruncError, ValueError):
     """The document nests arrays/objects deeper than allowed (or than the stack allows)."""
 
 

@@ -13,10 +13,12 @@ Only `os` is imported: this runs on every call.
 
 import os
 
+from .errors import ConfigError
+
 SYSTEM_ROOT = "/run/pyrunc"
 
 
-class RootlessFlagError(ValueError):
+class RootlessFlagError(ConfigError):
     """--rootless is not auto or one of Go's strconv.ParseBool spellings."""
 
 

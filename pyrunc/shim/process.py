@@ -9,14 +9,10 @@ import os
 import resource
 import stat
 
-from ..errors import PyruncError
+from ..errors import ProcessError
 from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
-
-
-class ProcessError(PyruncError):
-    """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
 
 
 # Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for

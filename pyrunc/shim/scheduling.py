@@ -1,5 +1,6 @@
 """process.ioPriority, process.scheduler and linux.personality: how the process is run."""
 
+from ..errors import SchedulingError
 from ..linux import syscalls as sc
 
 IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -10,10 +11,6 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
-
-
-class SchedulingError(Exception):
-    pass
 
 
 def apply(process):

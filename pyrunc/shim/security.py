@@ -11,14 +11,11 @@ import errno
 import os
 import stat
 
+from ..errors import SecurityError
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
 from . import procfs, scheduling, sync
-
-
-class SecurityError(Exception):
-    pass
 
 
 def steps(process, personality, capabilities, last_cap, seccomp, sock):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pyrunc import errors
 from pyrunc.runtime import child
 from pyrunc.shim import sync
 
@@ -59,7 +60,7 @@ def test_ready_before_pid_and_userns_uses_stage1():
 
 
 def test_error_and_unknown_and_eof():
-    with pytest.raises(sync.ShimFailed, match="^boom$"):
+    with pytest.raises(errors.ShimError, match="^boom$"):
         child.Conversation(FakeEnd([{"type": "error", "msg": "boom"}]), Recorder(), 1).run()
     with pytest.raises(sync.SyncError, match="unexpected message 'nope'"):
         child.Conversation(FakeEnd([{"type": "nope"}]), Recorder(), 1).run()
