@@ -14,6 +14,7 @@ This module imports nothing: the shim may import it after the fork.
 
 from __future__ import annotations
 
+
 class PyruncError(Exception):
     """Base class: anything pyrunc reports to its caller."""
 
@@ -179,7 +180,8 @@ def to_wire(exc: PyruncError) -> dict:
 def from_wire(fields: dict) -> ShimError:
     """The error an "error" message describes: the registered type of its kind (ShimError for
     a kind not registered), its text and errno. Nothing else of the message is trusted."""
-    cls = SHIM_KINDS.get(fields.get("kind"), ShimError)  # type: ignore[arg-type]
+    kind = fields.get("kind")
+    cls = SHIM_KINDS.get(kind, ShimError) if isinstance(kind, str) else ShimError
     msg = fields.get("msg")
     errno = fields.get("errno")
     return cls(msg if isinstance(msg, str) and msg else "unknown error",

@@ -16,8 +16,8 @@ import select
 import time
 
 from .. import jsonio, trace
-from ..linux import sig
 from ..errors import HookError, PyruncError
+from ..linux import sig
 
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")

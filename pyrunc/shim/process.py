@@ -14,7 +14,6 @@ from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
 
-
 # Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for
 # create/run (not exec): the CLI sets this before the fork to socket_activation_fds(); the
 # process then keeps fds 3..3+n-1 (counted in preserve_fds) and gets LISTEN_FDS=n LISTEN_PID=1.
@@ -70,7 +69,8 @@ def apply_oom_score_adj(value):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}") from None
+        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}",
+                           e.errno) from None
 
 
 def environment(process):

@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 
+from ..errors import RootfsError
 from ..linux import mountflags as mf
 from ..linux.syscalls import (
     AT_EMPTY_PATH,
@@ -32,7 +33,6 @@ from ..linux.syscalls import (
     pivot_root,
     umount2,
 )
-from ..errors import RootfsError
 from . import copyup, devices, masks, paths
 from .paths import fd_path
 
