@@ -2,7 +2,6 @@
 Python API, the CLI prints runc's text for it, and --debug shows the handshake and timings."""
 
 import errno
-import os
 import re
 
 import pytest
