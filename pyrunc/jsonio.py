@@ -9,8 +9,6 @@ two functions drive it directly: the same output as `json.dumps(obj, separators=
 
 import sys
 
-from .errors import PyruncError
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +37,7 @@ class _ScanContext:
 _WHITESPACE = " \t\n\r"
 
 
-class NestingError(PyruncError, ValueError):
+class NestingError(ValueError):
     """The document nests arrays/objects deeper than allowed (or than the stack allows)."""
 
 

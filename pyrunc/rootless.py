@@ -13,12 +13,10 @@ Only `os` is imported: this runs on every call.
 
 import os
 
-from .errors import ConfigError
-
 SYSTEM_ROOT = "/run/pyrunc"
 
 
-class RootlessFlagError(ConfigError):
+class RootlessFlagError(ValueError):
     """--rootless is not auto or one of Go's strconv.ParseBool spellings."""
 
 

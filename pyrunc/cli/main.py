@@ -3,7 +3,6 @@
 import os
 import sys
 
-from .. import SPEC_VERSION, __version__
 from ..errors import PyruncError, UsageError, describe
 from . import parser
 from .commands import COMMANDS
@@ -35,38 +34,10 @@ FAILED = {"create": (f"{PROG} create failed: ", 1), "run": (f"{PROG} run failed:
           "exec": ("exec failed: ", 255)}
 
 
-class Context:
-    """What the global flags decided, for the verbs that care."""
-
-    def __init__(self, opts):
-        self.opts = opts
-
-
 def version_text():
-    return (f"{PROG} version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+    from ..version import SPEC_VERSION, __version__, commit
+    return (f"{PROG} version {__version__}\ncommit: {commit()}\nspec: {SPEC_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
-
-
-def _commit():
-    """The checkout's HEAD, read from .git without running git (a fork+exec costs more)."""
-    git = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".git")
-    try:
-        with open(os.path.join(git, "HEAD")) as f:
-            head = f.read().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            try:
-                with open(os.path.join(git, ref)) as f:
-                    return f.read().strip()
-            except FileNotFoundError:
-                with open(os.path.join(git, "packed-refs")) as f:
-                    for line in f:
-                        if line.rstrip().endswith(" " + ref):
-                            return line.split()[0]
-        return head
-    except OSError:
-        pass
-    return "unknown"
 
 
 def global_flags():
@@ -168,7 +139,7 @@ def main(argv=None):
         return 1
     if from_xdg:
         try:
-            from ..state.store import make_private_root
+            from ..api import make_private_root
             make_private_root(root)
         except PyruncError as e:
             logger.error(str(e))
@@ -182,11 +153,11 @@ def main(argv=None):
             if rootless_cgroups and verb in ("ps", "pause", "resume"):
                 logger.warning(f"{PROG} {verb} may fail if you don't have the full access to cgroups")
         if verb in SEALED_VERBS:
-            from ..security.exeseal import ensure_sealed
+            from ..api import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
         return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
                                    rootless=rootless_cgroups),
-                           opts, positionals, Context(gopts)) or 0
+                           opts, positionals) or 0
     except (PyruncError, OSError) as e:
         # The type decides, never the text: a PyruncError's text is the message (runc's
         # wording, the same whether it was raised here or in the container's init: errors.py);
@@ -208,9 +179,13 @@ def main(argv=None):
 
 
 def _rootless_cgroups(gopts):
-    from ..rootless import rootless_cgroups
+    from ..errors import ConfigError
+    from ..rootless import RootlessFlagError, rootless_cgroups
     from ..rootless import systemd_owner_uid as owner
-    return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)  # a ConfigError
+    try:
+        return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
+    except RootlessFlagError as e:  # rootless.py is a leaf: its ValueError becomes ours here
+        raise ConfigError(str(e)) from None
 
 
 def entry():

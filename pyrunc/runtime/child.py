@@ -60,11 +60,15 @@ class Conversation:
         deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
+            if not isinstance(msg, dict):  # a JSON line, but not one of our objects
+                raise sync.SyncError(f"unexpected message {msg!r} from the shim")
             kind = sync.BY_NAME.get(msg.get("type"))
             if kind is sync.ERROR:
                 raise from_wire(msg)  # the type the stage raised, with its text and errno
             if kind is sync.PID:
-                self.pid = msg["pid"]
+                self.pid = msg.get("pid")
+                if type(self.pid) is not int or self.pid <= 0:
+                    raise sync.SyncError(f"unexpected message {msg!r} from the shim: no pid")
                 for waiting in deferred:
                     self._answer(*waiting)
                 deferred = []

@@ -18,11 +18,11 @@ import time
 from .. import jsonio, trace
 from ..errors import HookError, PyruncError
 from ..linux import sig
+from ..version import HOOK_STATE_VERSION
 
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
-OCI_VERSION = "1.0.2"
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
 
@@ -35,7 +35,7 @@ def hooks_of(config, *names):
 
 def state_json(container_id, status, pid, bundle, annotations):
     """The container's state (runtime.md "State"), as every hook reads it on stdin."""
-    state = {"ociVersion": OCI_VERSION, "id": container_id, "status": status}
+    state = {"ociVersion": HOOK_STATE_VERSION, "id": container_id, "status": status}
     if pid:
         state["pid"] = pid
     state["bundle"] = bundle
@@ -231,7 +231,6 @@ class InitHooks:
         self.container_id = container_id
         self.bundle = bundle
         self.annotations = config.get("annotations") or {}
-        self.ask_host = bool(hooks_of(config, *CREATE_RUNTIME))
         self.create_container = hooks_of(config, "createContainer")
         self.start_container = hooks_of(config, "startContainer")
 

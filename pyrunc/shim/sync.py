@@ -86,8 +86,11 @@ class End:
                 raise PeerClosed()
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        msg = jsonio.loads(line)
-        if trace.on and msg.get("type") != DEBUG.name:
+        try:
+            msg = jsonio.loads(line)
+        except ValueError:  # not JSON (nor UTF-8): not from a pyrunc stage
+            raise SyncError(f"malformed message from the peer: {line[:80]!r}") from None
+        if trace.on and not (isinstance(msg, dict) and msg.get("type") == DEBUG.name):
             trace.debug("%s: sync: received %s", self.side, line.decode(errors="replace"))
         return msg
 
