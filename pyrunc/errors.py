@@ -9,10 +9,9 @@ A container-side error (`ShimError` and its subclasses) is raised in a forked st
 the sync channel as ``{"type": "error", "kind": K, "msg": M, "errno": N}`` (`to_wire`), and is
 raised again on the host as the same type with the same text (`from_wire`, through the
 `SHIM_KINDS` registry: nothing is unpickled or evaluated; an unknown kind is a `ShimError`).
-This module imports nothing: the shim may import it after the fork.
+This module imports nothing (not even `__future__`: every verb loads it): the shim may import
+it after the fork. Forward references in annotations are strings.
 """
-
-from __future__ import annotations
 
 
 class PyruncError(Exception):
@@ -82,12 +81,12 @@ class PeerClosed(SyncError):
 
 # ---------------------------------------------------------------- the container side
 
-SHIM_KINDS: dict[str, type[ShimError]] = {}
+SHIM_KINDS: "dict[str, type[ShimError]]" = {}
 
 
 def _kind(name: str):
     """Register a ShimError subclass under its wire name (`kind`)."""
-    def register(cls: type[ShimError]) -> type[ShimError]:
+    def register(cls: "type[ShimError]") -> "type[ShimError]":
         if name in SHIM_KINDS:
             raise AssertionError(f"kind {name!r} registered twice")
         cls.kind = name
@@ -110,7 +109,7 @@ class ShimError(ContainerInitError):
         self.errno = errno
         self.detail = message
 
-    def in_context(self, context: str) -> ShimError:
+    def in_context(self, context: str) -> "ShimError":
         """The same error (type, errno, detail) with `context: ` before its text."""
         new = type(self)(f"{context}: {self}", self.errno)
         new.detail = self.detail
@@ -166,7 +165,7 @@ class InternalError(ShimError):
     """A bug in the shim: "<step>: internal error (...)", never a Python exception name."""
 
 
-def to_wire(exc: PyruncError) -> dict:
+def to_wire(exc: "PyruncError") -> dict:
     """The fields of an "error" message for a PyruncError raised in a forked stage: its
     registered kind (a PyruncError of the host's kinds travels as the base, "shim")."""
     fields: dict = {"kind": exc.kind if isinstance(exc, ShimError) else ShimError.kind,
@@ -177,7 +176,7 @@ def to_wire(exc: PyruncError) -> dict:
     return fields
 
 
-def from_wire(fields: dict) -> ShimError:
+def from_wire(fields: dict) -> "ShimError":
     """The error an "error" message describes: the registered type of its kind (ShimError for
     a kind not registered), its text and errno. Nothing else of the message is trusted."""
     kind = fields.get("kind")
