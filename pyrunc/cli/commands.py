@@ -227,10 +227,14 @@ def _output(argv):
     subprocess.run without `import subprocess` (~8 ms of imports); our fds are all
     close-on-exec, so the child gets stdio and the pipe only."""
     import os
+
+    from ..linux import sig
     r, w = os.pipe()
     try:
+        # SIGPIPE and SIGXFSZ back to their defaults, as subprocess's restore_signals does
         pid = os.posix_spawnp(argv[0], argv, os.environ,
-                              file_actions=[(os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, w, 2)])
+                              file_actions=[(os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, w, 2)],
+                              setsigdef=(sig.SIGPIPE, sig.SIGXFSZ))
     except BaseException:
         os.close(r)
         raise
