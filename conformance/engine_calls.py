@@ -256,20 +256,20 @@ def report(name: str, runs: dict[str, list[tuple[float, float, list[Call]]]]) ->
         a, b = per.get(("runc", key), []), per.get(("pyrunc", key), [])
         diff = f"{(statistics.median(b) - statistics.median(a)) * 1000:+.1f}" if a and b else ""
         lines.append(f"| {key} | {median_ms(a)} | {median_ms(b)} | {diff} |")
-    sums = {}
+    rows: dict[str, dict[str, list[float]]] = {}
     for rt in RUNTIMES:
-        inside, after, walls = [], [], []
         for t0, wall, calls in runs[rt]:
-            walls.append(wall)
-            inside.append(sum(min(c.end, t0 + wall) - c.start for c in calls if c.start < t0 + wall))
-            after.append(sum(c.end - max(c.start, t0 + wall) for c in calls if c.end > t0 + wall))
-        sums[rt] = (walls, inside, after)
-    lines.append("| runtime, total within the command | " + " | ".join(median_ms(sums[rt][1]) for rt in RUNTIMES)
-                 + f" | {(statistics.median(sums['pyrunc'][1]) - statistics.median(sums['runc'][1])) * 1000:+.1f} |")
-    lines.append("| runtime, after the command returned | " + " | ".join(median_ms(sums[rt][2]) for rt in RUNTIMES)
-                 + " | |")
-    lines.append("| engine command, wall | " + " | ".join(median_ms(sums[rt][0]) for rt in RUNTIMES)
-                 + f" | {(statistics.median(sums['pyrunc'][0]) - statistics.median(sums['runc'][0])) * 1000:+.1f} |")
+            inside = sum(min(c.end, t0 + wall) - c.start for c in calls if c.start < t0 + wall)
+            after = sum(c.end - max(c.start, t0 + wall) for c in calls if c.end > t0 + wall)
+            for row, value in (("runtime, total within the command", inside),
+                               ("runtime, after the command returned", after),
+                               ("engine, outside the runtime (wall - runtime)", wall - inside),
+                               ("engine command, wall", wall)):
+                rows.setdefault(row, {r: [] for r in RUNTIMES})[rt].append(value)
+    for row, values in rows.items():
+        a, b = values["runc"], values["pyrunc"]
+        diff = (statistics.median(b) - statistics.median(a)) * 1000
+        lines.append(f"| **{row}** | {median_ms(a)} | {median_ms(b)} | {diff:+.1f} |")
     lines.append("")
     for rt in RUNTIMES:  # the run whose wall time is the median: where the time goes
         ordered = sorted(runs[rt], key=lambda r: r[1])
