@@ -43,12 +43,12 @@ import tempfile
 import time
 from typing import Any
 
-os.environ.setdefault("PYRUNC_E2E_STATE", "/var/lib/pyrunc-engine-calls")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "engines"))
 import harness  # noqa: E402
 
 RUNTIMES = ("runc", "pyrunc")
 SCENARIOS = ("docker-run", "podman-run", "ctr-run", "ctr-up", "ctr-down")
+STATE = "/var/lib/pyrunc-engine-calls"  # not the tests' (harness.STATE): both may run at once
 CONTAINERD_STATE = "/run/pyrunc-engine-calls/containerd"
 
 # One line per call: label, pid, caller, start, end, status, then the argv, fields separated by
@@ -100,9 +100,10 @@ class Call:
         return " ".join([verb, *notes])
 
 
-def write_wrappers(tmp: str, log: str) -> dict[str, str]:
+def write_wrappers(tmp: str, log: str, runtimes: dict[str, str]) -> dict[str, str]:
+    """{label: wrapper path} for {label: real runtime}; every call appends a record to `log`."""
     paths = {}
-    for label, real in (("runc", harness.RUNC), ("pyrunc", harness.PYRUNC)):
+    for label, real in runtimes.items():
         path = os.path.join(tmp, f"{label}-logged")
         with open(path, "w") as f:
             f.write(WRAPPER.format(real=real, label=label, log=log))
@@ -142,6 +143,7 @@ class Engines:
         shim_path = os.path.join(os.path.dirname(wrappers["runc"]), "path")
         os.makedirs(shim_path, exist_ok=True)
         os.symlink(wrappers["runc"], os.path.join(shim_path, "runc"))
+        harness.STATE = STATE  # read when the engine objects are made
         harness.PATH = f"{shim_path}:{harness.PATH}"
         harness.PYRUNC = wrappers["pyrunc"]
         harness.RUNTIMES.update(wrappers)
@@ -296,7 +298,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="pyrunc-engine-calls.")
     log = os.path.join(tmp, "calls.log")
     open(log, "w").close()
-    engines = Engines(write_wrappers(tmp, log))
+    engines = Engines(write_wrappers(tmp, log, {"runc": harness.RUNC, "pyrunc": harness.PYRUNC}))
     runs: dict[str, dict[str, list[tuple[float, float, list[Call]]]]] = {
         s: {rt: [] for rt in RUNTIMES} for s in scenarios}
     offset = 0
