@@ -1,7 +1,7 @@
 """Which runtime calls docker, podman and containerd make per container, and how long each takes.
 
     python conformance/engine_calls.py [ROUNDS] [--scenarios docker-run,podman-run,...] [--out FILE]
-                                       [--log FILE]
+                                       [--log FILE] [--pyrunc LAUNCHER]
 
     make engine-calls
 
@@ -291,6 +291,8 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", help="also write the report to this file")
     parser.add_argument("--log", help="keep the raw call log in this file")
+    parser.add_argument("--pyrunc", default=harness.PYRUNC,
+                        help="the pyrunc launcher to compare with runc (default: this checkout's bin/pyrunc)")
     args = parser.parse_args()
     scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     if "ctr-down" in scenarios and "ctr-up" not in scenarios:
@@ -298,7 +300,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="pyrunc-engine-calls.")
     log = os.path.join(tmp, "calls.log")
     open(log, "w").close()
-    engines = Engines(write_wrappers(tmp, log, {"runc": harness.RUNC, "pyrunc": harness.PYRUNC}))
+    engines = Engines(write_wrappers(tmp, log, {"runc": harness.RUNC, "pyrunc": args.pyrunc}))
     runs: dict[str, dict[str, list[tuple[float, float, list[Call]]]]] = {
         s: {rt: [] for rt in RUNTIMES} for s in scenarios}
     offset = 0
@@ -323,7 +325,7 @@ def main() -> None:
             shutil.copy(log, args.log)
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
-    lines = [f"# Runtime calls per engine scenario: {args.rounds} alternating rounds, load "
+    lines = [f"# Runtime calls per engine scenario, runc and {args.pyrunc}: {args.rounds} alternating rounds, load "
              f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min), {os.cpu_count()} cores, cgroupfs driver",
              "", "Times are medians over the rounds; each call is timed by the wrapper around the real runtime "
              "(its own bash start, ~1 ms, is outside the call's time).", ""]
