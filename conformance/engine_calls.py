@@ -51,16 +51,21 @@ SCENARIOS = ("docker-run", "podman-run", "ctr-run", "ctr-up", "ctr-down")
 STATE = "/var/lib/pyrunc-engine-calls"  # not the tests' (harness.STATE): both may run at once
 CONTAINERD_STATE = "/run/pyrunc-engine-calls/containerd"
 
-# One line per call: label, pid, caller, start, end, status, then the argv, fields separated by
-# US (0x1f) and the line ended by RS (0x1e) so that no argument can break a record.
+# One record per call: label, pid, caller, start, end, status, the CPU time of the runtime and
+# the children it waited for (bash's `times`, user then system), then the argv; fields separated
+# by US (0x1f), the record ended by RS (0x1e), so that no argument can break a record. `times`
+# goes through a file of the wrapper's pid (a command substitution would fork).
 WRAPPER = r"""#!/bin/bash
 t0=$EPOCHREALTIME
 read -r caller < /proc/$PPID/comm
 {real} "$@"
 rc=$?
 t1=$EPOCHREALTIME
+times > {tmp}/times.$$
+{{ read -r _; read -r cu cs; }} < {tmp}/times.$$
 IFS=$'\x1f'
-printf '%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1e' {label} $$ "$caller" "$t0" "$t1" "$rc" "$*" >> {log}
+printf -v fields '%s\x1f' {label} $$ "$caller" "$t0" "$t1" "$rc" "$cu" "$cs"
+printf '%s%s\x1e' "$fields" "$*" >> {log}
 exit $rc
 """
 
@@ -68,14 +73,21 @@ exit $rc
 VALUED = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 
 
+def _seconds(text: str) -> float:
+    """bash's `times` figure, 0m0.012s."""
+    minutes, _, rest = text.partition("m")
+    return int(minutes) * 60 + float(rest.rstrip("s"))
+
+
 class Call:
-    __slots__ = ("runtime", "pid", "caller", "start", "end", "rc", "argv")
+    __slots__ = ("runtime", "pid", "caller", "start", "end", "rc", "cpu", "argv")
 
     def __init__(self, record: str) -> None:
         fields = record.split("\x1f")
         self.runtime, self.pid, self.caller = fields[0], int(fields[1]), fields[2]
         self.start, self.end, self.rc = float(fields[3]), float(fields[4]), int(fields[5])
-        self.argv = fields[6:]
+        self.cpu = _seconds(fields[6]) + _seconds(fields[7])
+        self.argv = fields[8:]
 
     @property
     def seconds(self) -> float:
@@ -106,7 +118,7 @@ def write_wrappers(tmp: str, log: str, runtimes: dict[str, str]) -> dict[str, st
     for label, real in runtimes.items():
         path = os.path.join(tmp, f"{label}-logged")
         with open(path, "w") as f:
-            f.write(WRAPPER.format(real=real, label=label, log=log))
+            f.write(WRAPPER.format(real=real, label=label, log=log, tmp=tmp))
         os.chmod(path, 0o755)
         paths[label] = path
     return paths
@@ -224,6 +236,12 @@ def median_ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.1f}" if values else "-"
 
 
+def pair(a: list[float], b: list[float]) -> str:
+    """runc's median | pyrunc's | the difference, in ms."""
+    diff = f"{(statistics.median(b) - statistics.median(a)) * 1000:+.1f}" if a and b else ""
+    return f"{median_ms(a)} | {median_ms(b)} | {diff}"
+
+
 def keyed(calls: list[Call]) -> list[tuple[str, Call]]:
     """(verb#n, call): the n-th call of a verb in one run keeps its own column."""
     seen: dict[str, int] = {}
@@ -245,19 +263,22 @@ def report(name: str, runs: dict[str, list[tuple[float, float, list[Call]]]]) ->
             seqs[seq] = seqs.get(seq, 0) + 1
         for seq, n in sorted(seqs.items(), key=lambda kv: -kv[1]):
             lines.append(f"- {rt}, {n}/{len(runs[rt])} runs: " + (" → ".join(seq) or "(no calls)"))
-    lines += ["", "| call | runc ms | pyrunc ms | diff |", "|---|---|---|---|"]
+    lines += ["", "| call | runc ms | pyrunc ms | diff | runc cpu ms | pyrunc cpu ms | cpu diff |",
+              "|---|---|---|---|---|---|---|"]
     order: list[str] = []
     per: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for rt in RUNTIMES:
         for _, _, calls in runs[rt]:
             for key, c in keyed(calls):
                 if key not in order:
                     order.append(key)
                 per.setdefault((rt, key), []).append(c.seconds)
+                cpu.setdefault((rt, key), []).append(c.cpu)
+                cpu.setdefault((rt, "all"), [])
     for key in order:
-        a, b = per.get(("runc", key), []), per.get(("pyrunc", key), [])
-        diff = f"{(statistics.median(b) - statistics.median(a)) * 1000:+.1f}" if a and b else ""
-        lines.append(f"| {key} | {median_ms(a)} | {median_ms(b)} | {diff} |")
+        lines.append(f"| {key} | {pair(per.get(('runc', key), []), per.get(('pyrunc', key), []))} | "
+                     f"{pair(cpu.get(('runc', key), []), cpu.get(('pyrunc', key), []))} |")
     rows: dict[str, dict[str, list[float]]] = {}
     for rt in RUNTIMES:
         for t0, wall, calls in runs[rt]:
@@ -268,10 +289,10 @@ def report(name: str, runs: dict[str, list[tuple[float, float, list[Call]]]]) ->
                                ("engine, outside the runtime (wall - runtime)", wall - inside),
                                ("engine command, wall", wall)):
                 rows.setdefault(row, {r: [] for r in RUNTIMES})[rt].append(value)
+            cpu.setdefault((rt, "all"), []).append(sum(c.cpu for c in calls))
     for row, values in rows.items():
-        a, b = values["runc"], values["pyrunc"]
-        diff = (statistics.median(b) - statistics.median(a)) * 1000
-        lines.append(f"| **{row}** | {median_ms(a)} | {median_ms(b)} | {diff:+.1f} |")
+        spent = pair(cpu[("runc", "all")], cpu[("pyrunc", "all")]) if row.startswith("runtime, total") else "| |"
+        lines.append(f"| **{row}** | {pair(values['runc'], values['pyrunc'])} | {spent} |")
     lines.append("")
     for rt in RUNTIMES:  # the run whose wall time is the median: where the time goes
         ordered = sorted(runs[rt], key=lambda r: r[1])
@@ -279,8 +300,8 @@ def report(name: str, runs: dict[str, list[tuple[float, float, list[Call]]]]) ->
         lines.append(f"timeline, {rt} (median run, wall {wall * 1000:.1f} ms; ms from the command's start):")
         for c in calls:
             argv = " ".join(c.argv[c.verb_index():])[:100]
-            lines.append(f"    {(c.start - t0) * 1000:7.1f} → {(c.end - t0) * 1000:7.1f}  "
-                         f"{c.seconds * 1000:6.1f} ms  rc={c.rc}  {c.caller}: {argv}")
+            lines.append(f"    {(c.start - t0) * 1000:7.1f} → {(c.end - t0) * 1000:7.1f}  {c.seconds * 1000:6.1f} ms "
+                         f"(cpu {c.cpu * 1000:4.0f})  rc={c.rc}  {c.caller}: {argv}")
     lines.append("")
     return lines
 
@@ -328,7 +349,8 @@ def main() -> None:
     lines = [f"# Runtime calls per engine scenario, runc and {args.pyrunc}: {args.rounds} alternating rounds, load "
              f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min), {os.cpu_count()} cores, cgroupfs driver",
              "", "Times are medians over the rounds; each call is timed by the wrapper around the real runtime "
-             "(its own bash start, ~1 ms, is outside the call's time).", ""]
+             "(its own bash start, ~1 ms, is outside the call's time). cpu: user + system time of the runtime "
+             "and the children it waited for (1 ms resolution; the container's init is not one of them).", ""]
     for s in scenarios:
         lines += report(s, runs[s])
     print("\n".join(lines))

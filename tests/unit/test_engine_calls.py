@@ -12,14 +12,14 @@ import engine_calls  # noqa: E402
 
 
 def record(*argv):
-    return "\x1f".join(["pyrunc", "1", "shim", "10.5", "10.75", "0", *argv])
+    return "\x1f".join(["pyrunc", "1", "shim", "10.5", "10.75", "0", "0m0.012s", "1m0.003s", *argv])
 
 
 def test_wrapper_records_each_call_and_passes_status_output_and_stdin_through(tmp_path):
     log = str(tmp_path / "calls.log")
     open(log, "w").close()
     real = tmp_path / "fake-runtime"
-    real.write_text('#!/bin/sh\necho "out:$1"\ncat >&2\nexit "$2"\n')
+    real.write_text('#!/bin/sh\necho "out:$1"\ncat >&2\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\nexit "$2"\n')
     real.chmod(0o755)
     wrappers = engine_calls.write_wrappers(str(tmp_path), log, {"fake": str(real)})
     r = subprocess.run([wrappers["fake"], "a b\tc", "3"], input="in", capture_output=True, text=True)
@@ -30,6 +30,7 @@ def test_wrapper_records_each_call_and_passes_status_output_and_stdin_through(tm
     assert [(c.runtime, c.argv, c.rc) for c in calls] == [("fake", ["a b\tc", "3"], 3), ("fake", ["--root", "0"], 0)]
     assert calls[0].caller == open(f"/proc/{os.getpid()}/comm").read().strip()
     assert all(0 <= c.seconds < 10 and c.start > 1e9 for c in calls)
+    assert 0 < calls[0].cpu <= calls[0].seconds + 0.01  # the loop's CPU, which the wrapper waited for
     assert calls[0].end <= calls[1].start
     assert engine_calls.read_calls(log, offset) == ([], offset)
 
@@ -39,7 +40,7 @@ def test_a_record_being_written_is_left_for_the_next_read(tmp_path):
     log.write_bytes((record("start", "c1") + "\x1e" + "pyrunc\x1f2").encode())
     calls, offset = engine_calls.read_calls(str(log), 0)
     assert [c.argv for c in calls] == [["start", "c1"]] and offset == len(record("start", "c1")) + 1
-    assert calls[0].seconds == 0.25
+    assert calls[0].seconds == 0.25 and abs(calls[0].cpu - 60.015) < 1e-9
 
 
 def test_verbs_skip_global_options_and_keep_what_changes_the_call():
