@@ -14,19 +14,34 @@ from ..state import procfs
 from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
 from . import child
+from .attachlock import AttachLockWarmer
 from .status import describe
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
-           rootless=False):
+           rootless=False, warm=True):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
-    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups)."""
+    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
+    warm: keep the cgroup attach lock warm meanwhile (runtime/attachlock.py)."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
     # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
     # store's lock) could land there and be passed on (the CLI has checked already; the API not)
     check_preserved_fds(preserve_fds)
+    # the grace period of the first cgroup.procs write passes while we read and check the
+    # bundle (runtime/attachlock.py); stopped before the fork
+    warmer = AttachLockWarmer() if warm else None
+    try:
+        return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
+                       preserve_fds, warn, systemd_cgroup, console_fd, rootless, warmer)
+    finally:
+        if warmer is not None:
+            warmer.stop()
+
+
+def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds, warn,
+            systemd_cgroup, console_fd, rootless, warmer):
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
@@ -83,6 +98,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                              capabilities, last_cap, seccomp, init_hooks)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
+            if warmer is not None:
+                warmer.stop()  # no thread but ours at the fork
             init_pid = child.spawn(
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,

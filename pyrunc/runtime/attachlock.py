@@ -1,0 +1,91 @@
+"""Keep the kernel's cgroup attach lock warm while `create` prepares the container.
+
+Every write to a cgroup.procs file takes the global cgroup_threadgroup_rwsem for writing. On a
+kernel whose cgroups were not mounted with `favordynmods` (the default), the first writer after
+a quiet spell waits for an RCU grace period (rcu_sync_enter -> synchronize_rcu): 5-20 ms on
+the reference machine, the largest single wait of a `create` (runc pays it too). The lock
+stays cheap for about one more grace period after its last writer.
+
+So `create` starts a thread that writes this process's own pid into its own cgroup (a
+migration to where it already is: nothing changes) and repeats that every 3 ms: the grace
+period passes while the host loads and checks the bundle and makes the cgroups, and when the
+host writes the container's init into its cgroups the lock is still warm. The thread is
+stopped (and has ended) before the host forks. Best effort: a caller that may not write its
+own cgroup (rootless) just pays the wait later, as before.
+
+Only `_thread` and `os` here: this starts before the bulk of create's imports.
+"""
+
+import os
+
+_INTERVAL = 0.003  # seconds between writes: under one grace period (>= 4 ms on HZ=250)
+
+
+class AttachLockWarmer:
+    __slots__ = ("_stop", "_done")
+
+    def __init__(self):
+        self._stop = self._done = None
+        path = _own_procs()
+        if path is None:
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        import _thread
+        self._stop = _thread.allocate_lock()
+        self._done = _thread.allocate_lock()
+        self._stop.acquire()
+        self._done.acquire()
+        try:
+            _thread.start_new_thread(self._loop, (fd, str(os.getpid()).encode()))
+        except RuntimeError:
+            os.close(fd)
+            self._stop = self._done = None
+
+    def _loop(self, fd, pid):
+        try:
+            while True:
+                os.write(fd, pid)
+                if self._stop.acquire(timeout=_INTERVAL):
+                    break
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            self._done.release()
+
+    def stop(self):
+        """Stop the thread and wait for it to end (before any fork). Idempotent."""
+        if self._stop is not None:
+            self._stop.release()
+            self._done.acquire()
+            self._stop = self._done = None
+
+
+def _own_procs():
+    """cgroup.procs of this process's own cgroup in one hierarchy, or None."""
+    from ..cgroups.errors import CgroupError
+    from ..cgroups.layout import probe
+    try:
+        layout = probe()
+        own = layout.own
+    except (CgroupError, OSError):
+        return None
+    for key, (mountpoint, root) in layout.v1.items():
+        path = own.get(key)
+        if path is not None:
+            return _join(mountpoint, root, path)
+    if layout.unified is not None and "" in own:
+        mountpoint, root = layout.unified
+        return _join(mountpoint, root, own[""])
+    return None
+
+
+def _join(mountpoint, root, path):
+    if root != "/" and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
+    elif root != "/":
+        return None  # our cgroup is outside this mount (another cgroup namespace's view)
+    return mountpoint + path.rstrip("/") + "/cgroup.procs"
