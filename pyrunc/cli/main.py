@@ -171,6 +171,10 @@ def main(argv=None):
             logger.error(str(e))
             return 1
 
+    if verb in ("create", "run"):
+        # the kernel's cgroup attach lock warms up while we import and check the bundle
+        from ..runtime import attachlock
+        attachlock.start()
     from ..api import Runtime
     try:
         rootless_cgroups = False

@@ -13,8 +13,7 @@ from ..spec.load import load_bundle
 from ..state import procfs
 from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
-from . import child
-from .attachlock import AttachLockWarmer
+from . import attachlock, child
 from .status import describe
 
 
@@ -31,7 +30,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     check_preserved_fds(preserve_fds)
     # the grace period of the first cgroup.procs write passes while we read and check the
     # bundle (runtime/attachlock.py); stopped before the fork
-    warmer = AttachLockWarmer() if warm else None
+    warmer = attachlock.take() if warm else None
     try:
         return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
                        preserve_fds, warn, systemd_cgroup, console_fd, rootless, warmer)
