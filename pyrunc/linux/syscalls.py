@@ -118,6 +118,14 @@ def set_process_name(name):
     _check(_libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
 
 
+def malloc_trim():
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim(0)); a no-op
+    where the C library has none (musl)."""
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 def close_range(first, last=0xFFFFFFFF, flags=0):
     """Close every fd in [first, last]; falls back to os.closerange on old kernels."""
     if _libc.syscall(_SYS["close_range"], first, ctypes.c_uint(last), flags) < 0:
