@@ -106,6 +106,19 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
 
 
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective, permitted, inheritable):
+    """capset(2) of the calling thread: the three sets as bit masks (version 3, 64 bits)."""
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    for i, mask in enumerate((effective, permitted, inheritable)):
+        data[i] = mask & 0xFFFFFFFF        # __user_cap_data_struct[0]: caps 0-31
+        data[3 + i] = mask >> 32 & 0xFFFFFFFF  # [1]: caps 32-63
+    _check(_libc.capset(header, data), "capset")
+
+
 def is_child_subreaper():
     flag = ctypes.c_int(0)
     prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag))
