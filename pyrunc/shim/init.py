@@ -64,6 +64,9 @@ def stage1(plan, sock):
     code = 1
     step = Step("joining the container's cgroups")
     try:
+        if _makes_namespace(plan.config, "network"):
+            # while the host writes us into our cgroups: the module that brings `lo` up
+            from ..linux import netif  # noqa: F401
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
         # By path, in this process only: the host keeps its own cwd and no fd of the bundle
         # reaches the container. pivot_root (or the chroot) makes the new root our cwd.
@@ -118,6 +121,11 @@ def stage1(plan, sock):
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
         sync.report(sock, e, step.now)
     os._exit(code)
+
+
+def _makes_namespace(config, kind):
+    return any(ns.get("type") == kind and not ns.get("path")
+               for ns in (config.get("linux") or {}).get("namespaces") or ())
 
 
 def become_root():
