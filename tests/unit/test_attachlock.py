@@ -1,0 +1,61 @@
+"""runtime/attachlock.py: the thread that keeps the cgroup attach lock warm during create."""
+
+import _thread
+import os
+import time
+
+from pyrunc.runtime import attachlock
+
+
+def test_own_cgroup_file_below_the_mount_root():
+    assert attachlock._join("/sys/fs/cgroup/pids", "/", "/") == "/sys/fs/cgroup/pids/cgroup.procs"
+    assert attachlock._join("/sys/fs/cgroup/pids", "/", "/a/b") == "/sys/fs/cgroup/pids/a/b/cgroup.procs"
+    # a mount of a subtree (a container's view): our path is relative to its root
+    assert attachlock._join("/sys/fs/cgroup", "/ctr", "/ctr/x") == "/sys/fs/cgroup/x/cgroup.procs"
+    assert attachlock._join("/sys/fs/cgroup", "/ctr", "/ctr") == "/sys/fs/cgroup/cgroup.procs"
+    # our cgroup is not below that mount (nor a sibling sharing a prefix): nothing to write
+    assert attachlock._join("/sys/fs/cgroup", "/ctr", "/other") is None
+    assert attachlock._join("/sys/fs/cgroup", "/ctr", "/ctr2/x") is None
+
+
+def test_writes_our_pid_until_stopped_and_the_thread_ends(tmp_path, monkeypatch):
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    threads = _thread._count()
+    warmer = attachlock.AttachLockWarmer()
+    time.sleep(0.02)
+    warmer.stop()
+    assert _thread._count() == threads  # no thread left for a fork to lose
+    pid = str(os.getpid()).encode()
+    written = target.read_bytes()
+    assert written.count(pid) >= 2 and written.replace(pid, b"") == b""  # repeated, nothing else
+    size = len(written)
+    time.sleep(0.01)
+    assert len(target.read_bytes()) == size  # stopped means stopped
+    warmer.stop()  # idempotent
+
+
+def test_nothing_to_warm_is_no_thread(monkeypatch, tmp_path):
+    threads = _thread._count()
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: None)
+    attachlock.AttachLockWarmer().stop()
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(tmp_path / "missing" / "cgroup.procs"))
+    attachlock.AttachLockWarmer().stop()  # not writable (rootless): best effort, no error
+    assert _thread._count() == threads
+
+
+def test_create_takes_the_warmer_the_cli_started(tmp_path, monkeypatch):
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    attachlock.start()
+    early = attachlock._early
+    attachlock.start()  # once
+    assert attachlock._early is early
+    taken = attachlock.take()
+    assert taken is early and attachlock._early is None
+    taken.stop()
+    fresh = attachlock.take()  # nothing started: a new one
+    assert fresh is not early
+    fresh.stop()
