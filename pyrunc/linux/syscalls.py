@@ -116,7 +116,9 @@ def capset(effective, permitted, inheritable):
     for i, mask in enumerate((effective, permitted, inheritable)):
         data[i] = mask & 0xFFFFFFFF        # __user_cap_data_struct[0]: caps 0-31
         data[3 + i] = mask >> 32 & 0xFFFFFFFF  # [1]: caps 32-63
-    _check(_libc.capset(header, data), "capset")
+    if _libc.capset(header, data) < 0:
+        err = ctypes.get_errno()  # bare: the caller words it as runc ("unable to apply caps: ...")
+        raise OSError(err, os.strerror(err).lower())
 
 
 def is_child_subreaper():
