@@ -6,7 +6,7 @@ a quiet spell waits for an RCU grace period (rcu_sync_enter -> synchronize_rcu):
 the reference machine, the largest single wait of a `create` (runc pays it too). The lock
 stays cheap for about one more grace period after its last writer.
 
-So `create` (from the CLI: as soon as the verb is known, `start()`) starts a thread that writes this process's own pid into its own cgroup (a
+So `create` (from the CLI: once the verb is known, `Runtime(warm_cgroups=True)`) starts a thread that writes this process's own pid into its own cgroup (a
 migration to where it already is: nothing changes) and repeats that every 3 ms: the grace
 period passes while the host loads and checks the bundle and makes the cgroups, and when the
 host writes the container's init into its cgroups the lock is still warm. The thread is
@@ -19,23 +19,6 @@ Only `_thread` and `os` here: this starts before the bulk of create's imports.
 import os
 
 _INTERVAL = 0.003  # seconds between writes: under one grace period (>= 4 ms on HZ=250)
-
-_early = None  # the warmer start() began, until take() hands it to create
-
-
-def start():
-    """Begin warming now (the CLI, for create/run, before its imports); create() takes it."""
-    global _early
-    if _early is None:
-        _early = AttachLockWarmer()
-
-
-def take():
-    """The warmer start() began, else a new one; the caller stops it."""
-    global _early
-    warmer, _early = _early, None
-    return warmer if warmer is not None else AttachLockWarmer()
-
 
 class AttachLockWarmer:
     __slots__ = ("_stop", "_done")

@@ -53,14 +53,18 @@ class Conversation:
 
     def run(self):
         ready = False
-        deferred = []
+        deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
+            if not isinstance(msg, dict):  # a JSON line, but not one of our objects
+                raise sync.SyncError(f"unexpected message {msg!r} from the shim")
             kind = sync.BY_NAME.get(msg.get("type"))
             if kind is sync.ERROR:
                 raise sync.ShimFailed(msg.get("msg") or "unknown error")
             if kind is sync.PID:
-                self.pid = msg["pid"]
+                self.pid = msg.get("pid")
+                if type(self.pid) is not int or self.pid <= 0:
+                    raise sync.SyncError(f"unexpected message {msg!r} from the shim: no pid")
                 for waiting in deferred:
                     self._answer(*waiting)
                 deferred = []
@@ -181,7 +185,7 @@ def keep_only(keep, first):
     high = max([first + len(keep)] + [fd + 1 for fd in keep])
     parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, high) for fd in keep]
     moved = {}
-    for i, (old, tmp) in enumerate(zip(keep, parked)):
+    for i, (old, tmp) in enumerate(zip(keep, parked, strict=True)):
         os.dup2(tmp, first + i, inheritable=False)
         moved[old] = first + i
     sc.close_range(first + len(keep))

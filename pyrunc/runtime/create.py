@@ -18,29 +18,35 @@ from .status import describe
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
-           rootless=False, warm=True):
+           no_pivot=False, preserve_fds=0, listen_fds=0, warn=None, systemd_cgroup=False,
+           console_fd=None, rootless=False, warmer=None):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
     rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
-    warm: keep the cgroup attach lock warm meanwhile (runtime/attachlock.py)."""
+    listen_fds: fds 3..3+listen_fds-1 are socket-activation fds for the process (LISTEN_FDS,
+    LISTEN_PID=1 in its environment); the preserve_fds ones follow them.
+    warmer: a running attachlock.AttachLockWarmer (the caller's, started early), else one is
+    started here; stopped before the fork (runtime/attachlock.py)."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
-    # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
-    # store's lock) could land there and be passed on (the CLI has checked already; the API not)
-    check_preserved_fds(preserve_fds)
+    # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
+    # of ours (the store's lock) could land there and be passed on
+    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
+    check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
+    check_preserved_fds(listen_fds)
+    preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
     # the grace period of the first cgroup.procs write passes while we read and check the
-    # bundle (runtime/attachlock.py); stopped before the fork
-    warmer = attachlock.take() if warm else None
+    # bundle (runtime/attachlock.py)
+    if warmer is None:
+        warmer = attachlock.AttachLockWarmer()
     try:
         return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
-                       preserve_fds, warn, systemd_cgroup, console_fd, rootless, warmer)
+                       preserve_fds, listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer)
     finally:
-        if warmer is not None:
-            warmer.stop()
+        warmer.stop()
 
 
-def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds, warn,
-            systemd_cgroup, console_fd, rootless, warmer):
+def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+            listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer):
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
@@ -94,11 +100,10 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
                 from . import hooks
                 init_hooks = hooks.for_init(config, container_id, bundle)
             plan = shim.Plan(config, bundle, rootfs, barrier, preserve_fds, no_pivot,
-                             capabilities, last_cap, seccomp, init_hooks)
+                             capabilities, last_cap, seccomp, init_hooks, listen_fds)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
-            if warmer is not None:
-                warmer.stop()  # no thread but ours at the fork
+            warmer.stop()  # no thread but ours at the fork
             init_pid = child.spawn(
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
@@ -179,7 +184,7 @@ def check_namespace_paths(config):
         try:
             kind = namespace_type(path)
         except OSError as e:
-            raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
+            raise ConfigError(f"{field}: {path}: {(e.strerror or str(e)).lower()}") from None
         if kind != NAMESPACES[ns["type"]][0]:
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
 
@@ -219,7 +224,7 @@ class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
     def __init__(self, config, container_id, bundle, warn):
-        self.warning = warn or _ignore
+        self.warning = warn or _ignore  # type: ignore[method-assign]
         self.config = config
         self.container_id = container_id
         self.bundle = bundle

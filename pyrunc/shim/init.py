@@ -24,14 +24,15 @@ class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
     def __init__(self, config, bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
-                 capabilities=None, last_cap=0, seccomp=None, hooks=None):
+                 capabilities=None, last_cap=0, seccomp=None, hooks=None, listen_fds=0):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.config = config
         self.bundle = bundle  # stage1's cwd: relative bind-mount sources are relative to it
         self.rootfs = rootfs
         self.barrier_fd = barrier_fd  # exec.fifo, opened read-write by the host (the barrier)
         self.console_fd = None  # connected --console-socket, when process.terminal
-        self.preserve_fds = preserve_fds
+        self.preserve_fds = preserve_fds  # fds after stdio the process keeps: listen_fds first
+        self.listen_fds = listen_fds  # the runtime's socket activation (shim/process.environment)
         self.no_pivot = no_pivot
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
         self.last_cap = last_cap
@@ -145,6 +146,7 @@ def _loopback_up():
     try:
         netif.link_up("lo")
     except OSError as e:
+        assert e.errno is not None
         raise proc.ProcessError(f"unable to bring up the loopback interface of the new network "
                                 f"namespace: {os.strerror(e.errno).lower()}") from None
 
@@ -158,7 +160,7 @@ def _time_offsets(offsets):
             with procfs.Procfs() as p:
                 procfs.write_file(p.self_path("timens_offsets"), lines, p)
         except OSError as e:
-            raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
+            raise proc.ProcessError(f"failed to set linux.timeOffsets: {(e.strerror or str(e)).lower()}") from None
 
 
 def _join(namespaces):
@@ -170,12 +172,12 @@ def _join(namespaces):
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise proc.ProcessError(f"failed to open {path} for the {ns['type']} namespace: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         try:
             sc.setns(fd, sc.NAMESPACES[ns["type"]][0])
         except OSError as e:
             raise proc.ProcessError(f"failed to join the {ns['type']} namespace {path}: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         finally:
             os.close(fd)
 
@@ -248,7 +250,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     process = config["process"]
     security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
-    prepared = proc.prepare(process, plan.preserve_fds, security_steps)
+    prepared = proc.prepare(process, plan.preserve_fds, security_steps, plan.listen_fds)
     sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
     sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)
@@ -330,14 +332,14 @@ def _sysctls(sysctl):
     try:
         p = procfs.Procfs()
     except OSError as e:
-        raise proc.ProcessError(f"linux.sysctl: {e.strerror.lower()}") from None
+        raise proc.ProcessError(f"linux.sysctl: {(e.strerror or str(e)).lower()}") from None
     with p:
         for key, value in sysctl.items():
             try:
                 procfs.write_file(paths[key], value, p)
             except OSError as e:
                 raise proc.ProcessError(f"failed to set sysctl {key}={value}: "
-                                        f"{e.strerror.lower()}") from None
+                                        f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _quote(text):

@@ -22,7 +22,7 @@ def apply(process):
         try:
             sc.ioprio_set(IO_CLASSES[io["class"]], io.get("priority", 0))
         except OSError as e:
-            raise SchedulingError(f"setting process.ioPriority failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.ioPriority failed: {(e.strerror or str(e)).lower()}") from None
     sched = process.get("scheduler")
     if sched:
         flags = 0
@@ -33,7 +33,7 @@ def apply(process):
                              sched.get("priority", 0), sched.get("runtime", 0),
                              sched.get("deadline", 0), sched.get("period", 0))
         except OSError as e:
-            raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.scheduler failed: {(e.strerror or str(e)).lower()}") from None
 
 
 def set_personality(personality):
@@ -41,4 +41,4 @@ def set_personality(personality):
         try:
             sc.personality(PERSONALITIES[personality["domain"]])
         except OSError as e:
-            raise SchedulingError(f"setting linux.personality failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting linux.personality failed: {(e.strerror or str(e)).lower()}") from None

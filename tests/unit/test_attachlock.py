@@ -45,17 +45,14 @@ def test_nothing_to_warm_is_no_thread(monkeypatch, tmp_path):
     assert _thread._count() == threads
 
 
-def test_create_takes_the_warmer_the_cli_started(tmp_path, monkeypatch):
+def test_the_runtime_hands_its_warmer_to_create_once(tmp_path, monkeypatch):
+    from pyrunc.api import Runtime
     target = tmp_path / "cgroup.procs"
     target.write_bytes(b"")
     monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
-    attachlock.start()
-    early = attachlock._early
-    attachlock.start()  # once
-    assert attachlock._early is early
-    taken = attachlock.take()
-    assert taken is early and attachlock._early is None
-    taken.stop()
-    fresh = attachlock.take()  # nothing started: a new one
-    assert fresh is not early
-    fresh.stop()
+    assert Runtime(str(tmp_path / "root"), rootless=False).take_warmer() is None
+    rt = Runtime(str(tmp_path / "root"), rootless=False, warm_cgroups=True)
+    warmer = rt.take_warmer()
+    assert isinstance(warmer, attachlock.AttachLockWarmer)
+    assert rt.take_warmer() is None  # create stops the one it took; nobody else gets it
+    warmer.stop()
