@@ -116,7 +116,7 @@ def capset(effective, permitted, inheritable):
     for i, mask in enumerate((effective, permitted, inheritable)):
         data[i] = mask & 0xFFFFFFFF        # __user_cap_data_struct[0]: caps 0-31
         data[3 + i] = mask >> 32 & 0xFFFFFFFF  # [1]: caps 32-63
-    if _libc.capset(header, data) < 0:
+    if libc.capset(header, data) < 0:
         err = ctypes.get_errno()  # bare: the caller words it as runc ("unable to apply caps: ...")
         raise OSError(err, os.strerror(err).lower())
 
@@ -136,7 +136,7 @@ def set_process_name(name):
 def malloc_trim():
     """Give the C heap's free pages back to the kernel (glibc's malloc_trim(0)); a no-op
     where the C library has none (musl)."""
-    trim = getattr(_libc, "malloc_trim", None)
+    trim = getattr(libc, "malloc_trim", None)
     if trim is not None:
         trim(0)
 

@@ -6,10 +6,12 @@ a quiet spell waits for an RCU grace period (rcu_sync_enter -> synchronize_rcu):
 the reference machine, the largest single wait of a `create` (runc pays it too). The lock
 stays cheap for about one more grace period after its last writer.
 
-So `create` (from the CLI: once the verb is known, `Runtime(warm_cgroups=True)`) starts a thread that writes this process's own pid into its own cgroup (a
-migration to where it already is: nothing changes) and repeats that every 3 ms: the grace
-period passes while the host loads and checks the bundle and makes the cgroups, and when the
-host writes the container's init into its cgroups the lock is still warm. The thread is
+So `create` (from the CLI: once the verb is known, `Runtime(warm_cgroups=True)`) starts a
+thread that writes this process's own pid into its own cgroup (a migration to where it already
+is: nothing changes) and repeats that every 3 ms: the grace period passes while the host loads
+and checks the bundle and makes the cgroups, and when the host writes the container's init into
+its cgroups the lock is still warm. It must start early: a write waiting for the grace period
+holds cgroup_mutex, so the host's own mkdirs and limit writes wait behind it. The thread is
 stopped (and has ended) before the host forks. Best effort: a caller that may not write its
 own cgroup (rootless) just pays the wait later, as before.
 
@@ -19,6 +21,7 @@ Only `_thread` and `os` here: this starts before the bulk of create's imports.
 import os
 
 _INTERVAL = 0.003  # seconds between writes: under one grace period (>= 4 ms on HZ=250)
+
 
 class AttachLockWarmer:
     __slots__ = ("_stop", "_done")
@@ -33,34 +36,36 @@ class AttachLockWarmer:
         except OSError:
             return
         import _thread
-        self._stop = _thread.allocate_lock()
-        self._done = _thread.allocate_lock()
-        self._stop.acquire()
-        self._done.acquire()
+        stop, done = _thread.allocate_lock(), _thread.allocate_lock()
+        stop.acquire()
+        done.acquire()
         try:
-            _thread.start_new_thread(self._loop, (fd, str(os.getpid()).encode()))
+            _thread.start_new_thread(_loop, (fd, str(os.getpid()).encode(), stop, done))
         except RuntimeError:
             os.close(fd)
-            self._stop = self._done = None
-
-    def _loop(self, fd, pid):
-        try:
-            while True:
-                os.write(fd, pid)
-                if self._stop.acquire(timeout=_INTERVAL):
-                    break
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-            self._done.release()
+            return
+        self._stop, self._done = stop, done
 
     def stop(self):
         """Stop the thread and wait for it to end (before any fork). Idempotent."""
-        if self._stop is not None:
+        if self._stop is not None and self._done is not None:
             self._stop.release()
             self._done.acquire()
             self._stop = self._done = None
+
+
+def _loop(fd, pid, stop, done):
+    """The thread: our pid into our cgroup.procs every _INTERVAL until `stop` is released."""
+    try:
+        while True:
+            os.write(fd, pid)
+            if stop.acquire(timeout=_INTERVAL):
+                break
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+        done.release()
 
 
 def _own_procs():
