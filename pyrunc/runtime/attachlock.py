@@ -21,6 +21,7 @@ Only `_thread` and `os` here: this starts before the bulk of create's imports.
 import os
 
 _INTERVAL = 0.003  # seconds between writes: under one grace period (>= 4 ms on HZ=250)
+_MAX_WRITES = 2000  # ~6 s: a warmer nobody stops (an API caller that never creates) ends itself
 
 
 class AttachLockWarmer:
@@ -57,7 +58,7 @@ class AttachLockWarmer:
 def _loop(fd, pid, stop, done):
     """The thread: our pid into our cgroup.procs every _INTERVAL until `stop` is released."""
     try:
-        while True:
+        for _ in range(_MAX_WRITES):
             os.write(fd, pid)
             if stop.acquire(timeout=_INTERVAL):
                 break

@@ -7,6 +7,14 @@ import time
 from pyrunc.runtime import attachlock
 
 
+def _ended(threads):
+    """stop() returns once the loop has finished; the thread itself is gone a moment later."""
+    deadline = time.monotonic() + 5
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return _thread._count() == threads
+
+
 def test_own_cgroup_file_below_the_mount_root():
     assert attachlock._join("/sys/fs/cgroup/pids", "/", "/") == "/sys/fs/cgroup/pids/cgroup.procs"
     assert attachlock._join("/sys/fs/cgroup/pids", "/", "/a/b") == "/sys/fs/cgroup/pids/a/b/cgroup.procs"
@@ -26,7 +34,7 @@ def test_writes_our_pid_until_stopped_and_the_thread_ends(tmp_path, monkeypatch)
     warmer = attachlock.AttachLockWarmer()
     time.sleep(0.02)
     warmer.stop()
-    assert _thread._count() == threads  # no thread left for a fork to lose
+    assert _ended(threads)  # no thread left for a fork to lose
     pid = str(os.getpid()).encode()
     written = target.read_bytes()
     assert written.count(pid) >= 2 and written.replace(pid, b"") == b""  # repeated, nothing else
@@ -42,7 +50,7 @@ def test_nothing_to_warm_is_no_thread(monkeypatch, tmp_path):
     attachlock.AttachLockWarmer().stop()
     monkeypatch.setattr(attachlock, "_own_procs", lambda: str(tmp_path / "missing" / "cgroup.procs"))
     attachlock.AttachLockWarmer().stop()  # not writable (rootless): best effort, no error
-    assert _thread._count() == threads
+    assert _thread._count() == threads  # none was started
 
 
 def test_the_runtime_hands_its_warmer_to_create_once(tmp_path, monkeypatch):
@@ -56,3 +64,19 @@ def test_the_runtime_hands_its_warmer_to_create_once(tmp_path, monkeypatch):
     assert isinstance(warmer, attachlock.AttachLockWarmer)
     assert rt.take_warmer() is None  # create stops the one it took; nobody else gets it
     warmer.stop()
+
+
+def test_a_warmer_nobody_stops_ends_by_itself(tmp_path, monkeypatch):
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    monkeypatch.setattr(attachlock, "_MAX_WRITES", 3)
+    threads = _thread._count()
+    warmer = attachlock.AttachLockWarmer()
+    three = str(os.getpid()).encode() * 3
+    deadline = time.monotonic() + 5
+    while (target.read_bytes() != three or _thread._count() > threads) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert target.read_bytes() == three  # three writes, then it stopped writing
+    assert _thread._count() == threads  # and ended
+    warmer.stop()  # after the thread ended: returns at once
