@@ -25,16 +25,30 @@ _MAX_WRITES = 2000  # ~6 s: a warmer nobody stops (an API caller that never crea
 
 
 class AttachLockWarmer:
-    __slots__ = ("_stop", "_done")
+    """`fd`: the one fd the thread holds (None once stopped, or when there is nothing to warm).
+    It sits at the top of the fd table, away from the fds 3.. a caller passes on
+    (--preserve-fds, LISTEN_FDS); create stops the warmer before checking those when the
+    range reaches it."""
+
+    __slots__ = ("_stop", "_done", "fd")
 
     def __init__(self):
-        self._stop = self._done = None
+        self._stop = self._done = self.fd = None
         path = _own_procs()
         if path is None:
             return
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            low = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError:
+            return
+        try:
+            import fcntl
+            fd = fcntl.fcntl(low, fcntl.F_DUPFD_CLOEXEC, max(64, os.sysconf("SC_OPEN_MAX") - 32))
+        except (OSError, ValueError):
+            fd = None
+        finally:
+            os.close(low)  # before anyone looks at fds 3..: never one of ours there
+        if fd is None:
             return
         import _thread
         stop, done = _thread.allocate_lock(), _thread.allocate_lock()
@@ -45,14 +59,14 @@ class AttachLockWarmer:
         except RuntimeError:
             os.close(fd)
             return
-        self._stop, self._done = stop, done
+        self._stop, self._done, self.fd = stop, done, fd
 
     def stop(self):
         """Stop the thread and wait for it to end (before any fork). Idempotent."""
         if self._stop is not None and self._done is not None:
             self._stop.release()
-            self._done.acquire()
-            self._stop = self._done = None
+            self._done.acquire()  # the thread has closed fd
+            self._stop = self._done = self.fd = None
 
 
 def _loop(fd, pid, stop, done):

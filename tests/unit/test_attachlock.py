@@ -80,3 +80,27 @@ def test_a_warmer_nobody_stops_ends_by_itself(tmp_path, monkeypatch):
     assert target.read_bytes() == three  # three writes, then it stopped writing
     assert _thread._count() == threads  # and ended
     warmer.stop()  # after the thread ended: returns at once
+
+
+def test_its_fd_sits_above_the_fds_a_caller_passes_on(tmp_path, monkeypatch):
+    """--preserve-fds/LISTEN_FDS start at 3: the check that they are the caller's must never
+    see ours (tests/integration/test_preserve_fds.py runs it through the CLI)."""
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    lowest = os.open("/dev/null", os.O_RDONLY)
+    os.close(lowest)
+    warmer = attachlock.AttachLockWarmer()
+    fd = warmer.fd
+    assert fd is not None and fd >= 64 and fd > lowest
+    probe = os.open("/dev/null", os.O_RDONLY)  # the lowest free fd is free again
+    os.close(probe)
+    assert probe == lowest
+    warmer.stop()
+    assert warmer.fd is None
+    try:
+        os.fstat(fd)
+    except OSError:
+        pass
+    else:
+        raise AssertionError(f"fd {fd} still open after stop()")
