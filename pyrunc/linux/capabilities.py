@@ -5,6 +5,7 @@ linux/syscalls.py: importing python-prctl cost ~1 ms of every create.
 """
 
 
+from ..errors import CapabilityError
 from .syscalls import capset
 from .syscalls import prctl as raw_prctl
 
@@ -29,10 +30,6 @@ PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-
-
-class CapabilityError(Exception):
-    pass
 
 
 def last_cap():

@@ -7,7 +7,6 @@ import time
 from .. import trace
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
-from ..shim import sync
 from ..shim.process import check_preserved_fds
 from ..spec.load import load_bundle
 from ..state import procfs
@@ -27,6 +26,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     LISTEN_PID=1 in its environment); the preserve_fds ones follow them.
     warmer: a running attachlock.AttachLockWarmer (the caller's, started early), else one is
     started here; stopped before the fork (runtime/attachlock.py)."""
+    begin = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     check_id(container_id)  # before anything derives a path (a cgroup) from it
     listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
     if warmer is not None and warmer.fd is not None and warmer.fd < 3 + listen_fds + preserve_fds:
@@ -47,22 +47,27 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         warmer = attachlock.AttachLockWarmer()
     try:
         return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
-                       preserve_fds, listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer)
+                       preserve_fds, listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer,
+                       begin)
     finally:
         warmer.stop()
 
 
 def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds,
-            listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer):
+            listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer, begin):
+    t = begin
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
     for w in absolute_destinations(config):
         (warn or _ignore)(w)
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
+    t = trace.lap(t, "create %s: loaded and validated config.json", container_id)
     from ..security.rootless import check_config
     check_config(config)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
     capabilities, last_cap, seccomp = _security(config, warn)
+    t = trace.lap(t, "create %s: checked namespaces, LSM and capabilities, seccomp compiled",
+                  container_id)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
@@ -98,7 +103,7 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         for w in cgroup.warnings:
             (warn or _ignore)(w)
-        trace.debug("create %s: cgroup made and its limits set", container_id)
+        t = trace.lap(t, "create %s: cgroup made and its limits set", container_id)
         warned = len(cgroup.warnings)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
@@ -115,6 +120,8 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
+            t = trace.lap(t, "create %s: forked stage1, handshake done, init %d ready",
+                          container_id, init_pid)
             for w in cgroup.warnings[warned:]:  # the systemd driver writes files only at apply()
                 (warn or _ignore)(w)
         finally:
@@ -132,7 +139,9 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
         if pid_file:
             write_pid_file(pid_file, init_pid)
         store.created(container_id)
+        trace.lap(t, "create %s: state recorded", container_id)
         trace.debug("create %s: init %d is waiting for start", container_id, init_pid)
+        trace.lap(begin, "create %s: done", container_id)
     except BaseException:
         if init_pid:
             child.kill_quietly(init_pid)
@@ -165,7 +174,7 @@ def resolve_capabilities(process, warn, source="config.json"):
     try:
         capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
     except caps.CapabilityError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        raise caps.CapabilityError(f"{source}: {e}") from None
     for w in warnings:
         (warn or _ignore)(w)
     return capabilities, last_cap
@@ -254,8 +263,8 @@ class _Answers(child.Answers):
         try:
             hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
                            cwd=self.bundle)
-        except hooks.HookError as e:
-            raise sync.SyncError(f"{hooks.DURING_INIT}{e}") from None
+        except hooks.HookError as e:  # child.spawn puts runc's "unable to start ..." first
+            raise hooks.HookError(f"{hooks.DURING_INIT}{e}") from None
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener

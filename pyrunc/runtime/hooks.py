@@ -16,8 +16,8 @@ import select
 import time
 
 from .. import jsonio, trace
+from ..errors import HookError, PyruncError
 from ..linux import sig
-from ..shim.process import ProcessError
 from ..version import HOOK_STATE_VERSION
 
 # The order of the lists that run while the container is being created.
@@ -25,11 +25,6 @@ CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
-
-
-class HookError(ProcessError):
-    """A hook could not be run, failed, or timed out; the text is runc's. A ProcessError, so
-    the init reports it to the host as it is."""
 
 
 def hooks_of(config, *names):
@@ -107,7 +102,7 @@ def run_one(hook, state, cwd=None, env=None):
                         f"stderr: {err.decode(errors='replace')}")
 
 
-class _TimedOut(Exception):
+class _TimedOut(PyruncError):
     """The hook ran past its timeout and was killed (not TimeoutError: that is an OSError)."""
 
 
