@@ -227,14 +227,13 @@ def _output(argv):
     subprocess.run without `import subprocess` (~8 ms of imports); our fds are all
     close-on-exec, so the child gets stdio and the pipe only."""
     import os
-
-    from ..linux import sig
+    from _signal import SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]  # signal's C half: no enums
     r, w = os.pipe()
     try:
         # SIGPIPE and SIGXFSZ back to their defaults, as subprocess's restore_signals does
         pid = os.posix_spawnp(argv[0], argv, os.environ,
                               file_actions=[(os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, w, 2)],
-                              setsigdef=(sig.SIGPIPE, sig.SIGXFSZ))
+                              setsigdef=(SIGPIPE, SIGXFSZ))
     except BaseException:
         os.close(r)
         raise
