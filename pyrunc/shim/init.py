@@ -234,6 +234,12 @@ def _stage2(plan, sock, cgroup_paths, step):
         os.chroot(plan.rootfs)
         os.chdir("/")
     t = trace.lap(t, "init: entered the rootfs")
+    if plan.console_fd is not None:
+        # as runc: after every mount and the pivot, before the root is made read-only
+        # (/dev/console may have to be created on it)
+        step.now = "setting up the console"
+        from . import console  # already in sys.modules: the host imported it before the fork
+        console.setup(plan.console_fd, config["process"].get("consoleSize"))
     step.now = "setting the hostname"
     if config.get("hostname") is not None:
         sc.sethostname(config["hostname"])
@@ -244,14 +250,10 @@ def _stage2(plan, sock, cgroup_paths, step):
     if "mount" in namespaces:
         step.now = "masking paths"
         rfs.finish(config, null_fd)
-    if plan.console_fd is not None:
-        step.now = "setting up the console"
-        from . import console  # already in sys.modules: the host imported it before the fork
-        console.setup(plan.console_fd, config["process"].get("consoleSize"))
     if "mount" in namespaces:
         step.now = "applying linux.rootfsPropagation"
         rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))
-    t = trace.lap(t, "init: rootfs ready (hostname, sysctl, masks, console, propagation)")
+    t = trace.lap(t, "init: rootfs ready (console, hostname, sysctl, masks, propagation)")
 
     step.now = "preparing the process"
     process = config["process"]

@@ -20,6 +20,7 @@ So, as runc >= 1.2.8 and more strictly:
 """
 
 import errno
+import fcntl
 import os
 import stat
 
@@ -48,6 +49,11 @@ def host_null():
     except OSError:
         return None
     try:
+        if fd < 3:
+            # a caller started without stdio: fds 0-2 become the console's pty slave (dup2)
+            # before `apply` runs, which would then mount whatever they are over the masks
+            fd, low = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3), fd
+            os.close(low)
         if not is_null_device(os.fstat(fd)):
             raise OSError(errno.EINVAL, "not the null device")
         sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH, _MASK_ATTRS)

@@ -9,12 +9,14 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import termios
 import threading
 import time
 
 import pytest
+from bundle import make_rootfs
 from helpers import error_of
 
 
@@ -106,6 +108,40 @@ def test_console_is_handed_to_the_process_user(pyrunc, runc, make_bundle, cid, t
     _, mine = run_with_console(pyrunc, b, cid, tmp_path, "pyrunc")
     assert mine == theirs
     assert mine.splitlines()[0] == "1000:5" and "reopened" in mine
+
+
+CONSOLE_SCRIPT = "stat -c '%t:%T %F' /dev/console; tty; touch /probe 2>/dev/null || echo ro; echo DONE"
+
+
+def readonly_root_without_dev_mount(make_bundle, tmp_path, name):
+    """root.readonly and no /dev mount: /dev/console can only be made on the root itself, so
+    the console must come before the root is made read-only (runc's setupConsole before
+    finalizeRootfs). A rootfs of the test's own: /dev/console and the devices land in it."""
+    b = make_bundle("sh", "-c", CONSOLE_SCRIPT)
+    rootfs = make_rootfs(str(tmp_path / f"rootfs-{name}"))
+    b.config["root"] = {"path": rootfs, "readonly": True}
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
+    return b, rootfs
+
+
+def test_console_on_a_read_only_root_without_a_dev_mount(pyrunc, make_bundle, cid, tmp_path):
+    b, rootfs = readonly_root_without_dev_mount(make_bundle, tmp_path, "pyrunc")
+    _, out = run_with_console(pyrunc, b, cid, tmp_path, "pyrunc")
+    # the pty slave (pts/0 is 136:0, "88:0" in stat's hex) is mounted over /dev/console
+    assert out.splitlines() == ["88:0 character special file", "/dev/pts/0", "ro", "DONE"]
+    # the mount point: an empty regular file made on the root before it went read-only
+    st = os.lstat(os.path.join(rootfs, "dev/console"))
+    assert stat.S_ISREG(st.st_mode) and st.st_size == 0
+
+
+@pytest.mark.differential
+def test_console_on_a_read_only_root_matches_runc(pyrunc, runc, make_bundle, cid, tmp_path):
+    b, _ = readonly_root_without_dev_mount(make_bundle, tmp_path, "runc")
+    _, theirs = run_with_console(runc, b, cid, tmp_path, "runc")
+    b, _ = readonly_root_without_dev_mount(make_bundle, tmp_path, "pyrunc")
+    _, mine = run_with_console(pyrunc, b, cid, tmp_path, "pyrunc")
+    assert mine == theirs
+    assert mine.startswith("88:0 character special file\n")
 
 
 def test_terminal_without_console_socket_is_refused(pyrunc, make_bundle, cid, no_leaks):
