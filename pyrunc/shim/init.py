@@ -210,7 +210,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
-        rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
+        late_ro = rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
         t = trace.lap(t, "init: rootfs prepared (mounts done)")
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
@@ -235,8 +235,8 @@ def _stage2(plan, sock, cgroup_paths, step):
         os.chdir("/")
     t = trace.lap(t, "init: entered the rootfs")
     if plan.console_fd is not None:
-        # as runc: after every mount and the pivot, before the root is made read-only
-        # (/dev/console may have to be created on it)
+        # as runc: after every mount and the pivot, before the root and the tmpfs mounts
+        # asked "ro" are made read-only (/dev/console may have to be created on them)
         step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
         console.setup(plan.console_fd, config["process"].get("consoleSize"))
@@ -249,7 +249,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     _sysctls((config.get("linux") or {}).get("sysctl") or {})
     if "mount" in namespaces:
         step.now = "masking paths"
-        rfs.finish(config, null_fd)
+        rfs.finish(config, null_fd, late_ro=late_ro)
     if "mount" in namespaces:
         step.now = "applying linux.rootfsPropagation"
         rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))

@@ -26,12 +26,14 @@ from ..linux.syscalls import (
     RESOLVE_NO_SYMLINKS,
     UMOUNT_NOFOLLOW,
 )
-from . import copyup, devices, masks, paths
+from . import copyup, devices, masks, paths, procfs
 from .paths import fd_path
 
 
 def prepare(config, rootfs, cgroup_paths, detached=None):
-    """Everything up to (not including) the pivot.
+    """Everything up to (not including) the pivot. Returns the tmpfs mounts asked read-only,
+    [(fd, flags)], for `finish` (it closes them): as runc's finalizeRootfs, they are made
+    read-only only after the hooks and the console (/dev/console may be created in /dev).
 
     Every path from the config or the image is walked by fd from the rootfs (shim/paths.py)
     and mounted onto the verified fd. `detached`: mounts index -> detached clone of each bind
@@ -58,7 +60,7 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
         sc.mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths)
+            return _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths)
         finally:
             os.close(root_fd)
     finally:
@@ -137,7 +139,7 @@ def _mount_error(m, index, e):
 
 
 def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
-    late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
+    late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted by finish
     try:
         for index, m in enumerate(mounts):
             try:
@@ -164,11 +166,10 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
                 reason = ("not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                           else os.strerror(e.errno).lower())
                 raise RootfsError(f"mkdir {cwd} (process.cwd in config.json): {reason}") from None
-        for mnt, flags in late_ro:
-            _mount(None, mnt, None, mf.MS_REMOUNT | flags)
-    finally:
-        for mnt, _ in late_ro:
-            os.close(mnt)
+    except BaseException:
+        close_all({i: mnt for i, (mnt, _) in enumerate(late_ro)})
+        raise
+    return late_ro
 
 
 def _is_bind(m):
@@ -660,10 +661,12 @@ def _unescape(raw):
     return os.fsdecode(bytes(out))
 
 
-def finish(config, null_fd=None, root="/"):
-    """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
+def finish(config, null_fd=None, root="/", late_ro=()):
+    """After the pivot and the console: the tmpfs mounts asked read-only (`prepare`'s
+    late_ro, closed here), masked and read-only paths (shim/masks.py), the read-only root.
     null_fd: masks.host_null(), taken before the pivot (apply closes it). root: the container's
     root, "/" once pivoted (a unit test's fake pivot leaves it where it was)."""
+    _remount_read_only(late_ro, root)
     linux = config.get("linux") or {}
     # a masks.MaskError is a RootfsError (pyrunc/errors.py)
     masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
@@ -671,3 +674,28 @@ def finish(config, null_fd=None, root="/"):
     if (config.get("root") or {}).get("readonly"):
         sc.mount(None, root, None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
                  | (os.statvfs(root).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
+
+
+def _remount_read_only(late_ro, root):
+    """Remount each (fd, flags) read-only, as it was asked (runc's remountReadonly). After the
+    pivot "/proc/self/fd/N" would be looked up in the container's /proc, which the config or
+    the image may have made anything: the magic link is followed from the fd directory of the
+    verified procfs (our cwd for the call) instead."""
+    if not late_ro:
+        return
+    try:
+        with procfs.Procfs() as proc:
+            fd_dir = proc.open(proc.self_path("fd"), os.O_PATH | os.O_DIRECTORY)
+        try:
+            os.fchdir(fd_dir)
+            for mnt, flags in late_ro:
+                sc.mount(None, str(mnt), None, mf.MS_REMOUNT | flags)
+        finally:
+            os.chdir(root)
+            os.close(fd_dir)
+    except OSError as e:
+        raise RootfsError(f"remounting a tmpfs read-only: {(e.strerror or str(e)).lower()}",
+                          e.errno) from None
+    finally:
+        for mnt, _ in late_ro:
+            os.close(mnt)

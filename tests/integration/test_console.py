@@ -461,3 +461,17 @@ def test_terminal_run_and_exec_match_runc(pyrunc, runc, make_bundle, cid, termin
     assert results[pyrunc] == results[runc]
     assert results[pyrunc][:3] == [5, "/dev/pts/0\n27 101\nREADY\nkeys\ngot keys\n" if stdin_data is None
                                    else "piped\n/dev/pts/0\n27 101\nREADY\ngot piped\n", True]
+
+
+@pytest.mark.differential
+def test_console_on_a_read_only_dev_tmpfs_matches_runc(pyrunc, runc, make_bundle, cid, tmp_path):
+    """/dev a tmpfs asked "ro": runc mounts it writable and makes it read-only only after the
+    console (finalizeRootfs), so /dev/console is made in it."""
+    outs = []
+    for name, runner in (("runc", runc), ("pyrunc", pyrunc)):
+        b = make_bundle("sh", "-c", CONSOLE_SCRIPT.replace("/probe", "/dev/probe"))
+        dev = next(m for m in b.config["mounts"] if m["destination"] == "/dev")
+        dev["options"].append("ro")
+        outs.append(run_with_console(runner, b, cid, tmp_path, name)[1])
+    assert outs[1] == outs[0]
+    assert outs[1].splitlines() == ["88:0 character special file", "/dev/pts/0", "ro", "DONE"]

@@ -80,6 +80,9 @@ class FakeSyscalls:
             fd, _, rest = path[len("/proc/self/fd/"):].partition("/")
             name = self.fd_name(int(fd))
             return name + "/" + rest if rest else name
+        if path.isdigit() and dirfd == real.AT_FDCWD \
+                and os.getcwd() == f"/proc/{os.getpid()}/fd":  # "N" from our fd directory
+            return self.fd_name(int(path))
         if dirfd != real.AT_FDCWD and not path.startswith("/"):
             base = self.fd_name(dirfd)
             return base if not path else base.rstrip("/") + "/" + path

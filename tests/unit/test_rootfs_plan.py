@@ -56,11 +56,12 @@ def env(tmp_path, monkeypatch):
 def run_all(fake, cfg, pivot=True):
     """What shim/init.py's stage2 does with the rootfs, in its order."""
     detached = rfs.open_bind_sources(cfg)
-    rfs.prepare(cfg, fake.root, fake.cgroups, detached)
+    late_ro = rfs.prepare(cfg, fake.root, fake.cgroups, detached)
     null = masks.host_null()
     if pivot:
         rfs.pivot(fake.root, False)
-    rfs.finish(cfg, null, fake.root)
+    # (the console, here in shim/init.py, is not faked: tests/integration/test_console.py)
+    rfs.finish(cfg, null, fake.root, late_ro)
     rfs.root_propagation((cfg.get("linux") or {}).get("rootfsPropagation"))
     return fake.calls
 
@@ -105,16 +106,21 @@ def test_config_mounts_in_order(env):
     assert targets == ["/"] + [m["destination"] for m in MOUNTS]
 
 
-def test_devices_after_every_mount_and_before_the_late_read_only_remount(env):
+def test_devices_after_every_mount_and_the_late_read_only_remount_after_the_pivot(env):
     calls = run_all(env, config())
     devices = [i for i, c in enumerate(calls) if is_device(c)]
     assert {calls[i].target for i in devices} >= {"/dev/null", "/dev/zero", "/dev/tty"}
     assert min(devices) > first(calls, lambda c: c.target == "/dev" and is_new_mount(c))
     assert min(devices) > last(calls, lambda c: c.target == "/run" and is_new_mount(c))
-    # /run is tmpfs "ro": mounted writable, made read-only once the devices are in place
+    # /run is tmpfs "ro": mounted writable, made read-only as runc's finalizeRootfs does: after
+    # the devices, the hooks, the pivot and the console, before the masks and the read-only root
     run = [c for c in calls if c.target == "/run"]
     assert [c.flags for c in run] == [0, mf.MS_REMOUNT | mf.MS_RDONLY]
-    assert first(calls, lambda c: c.target == "/run" and c.flags & mf.MS_REMOUNT) > max(devices)
+    remount = first(calls, lambda c: c.target == "/run" and c.flags & mf.MS_REMOUNT)
+    assert remount > max(devices)
+    assert remount > first(calls, lambda c: c.kind == "pivot_root")
+    assert remount < first(calls, lambda c: c.kind == "move_mount")
+    assert remount < first(calls, lambda c: c.target == "/" and c.flags & mf.MS_REMOUNT)
 
 
 def test_bind_is_remounted_read_only_then_propagation(env):
@@ -272,10 +278,10 @@ def test_without_the_hosts_null_a_fake_container_null_is_refused(env, tmp_path):
     """CVE-2025-31133: a mask is never the container's /dev/null unless it is the 1:3 device
     (here it is the regular file the fake's refused mknod and bind left)."""
     cfg = config()
-    rfs.prepare(cfg, env.root, env.cgroups, rfs.open_bind_sources(cfg))
+    late_ro = rfs.prepare(cfg, env.root, env.cgroups, rfs.open_bind_sources(cfg))
     with pytest.raises(rfs.RootfsError, match=r"^can't mask file /proc/kcore \(linux.maskedPaths\[0\]\): "
                                               r"the container's /dev/null is not the null device"):
-        rfs.finish(cfg, None, env.root)
+        rfs.finish(cfg, None, env.root, late_ro)
     assert not any(c.kind == "move_mount" for c in env.calls)
 
 
