@@ -1,8 +1,9 @@
 """Build the container's filesystem view inside its mount namespace.
 
 Order follows the runtime-spec (and runc): root propagation, the rootfs bind,
-config mounts in order, device nodes, pivot_root (or MS_MOVE + chroot), then the
-masked and read-only paths and the read-only root.
+config mounts in order, device nodes, pivot_root (or MS_MOVE + chroot), then (after the
+console, shim/init.py) the tmpfs mounts asked read-only, the masked and read-only paths and
+the read-only root.
 """
 
 import errno
