@@ -19,6 +19,7 @@ from ..goparse import is_atoi
 from ..linux import syscalls as sc
 from ..shim import exec_init
 from ..shim import process as proc
+from ..spec.model import ConsoleSize, build, build_process
 from ..state import procfs
 from ..state.hostfile import write_pid_file
 from . import child
@@ -68,10 +69,11 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
         raise PyruncError("--cgroup (a sub-cgroup for the process) is not supported yet")
     from ..spec.semantic import check_process
     check_process(spec, source)  # --process documents and flags (uid -1, rlimits, umask ...)
-    check_lsm(spec, source=source)
-    capabilities, last_cap = resolve_capabilities(spec, warn, source)
-    linux = config.get("linux") or {}
-    seccomp = compile_seccomp(linux.get("seccomp"))
+    process_model = build_process(spec)  # the typed model, as create's (spec/model.py)
+    container = build(config)
+    check_lsm(process_model, source=source)
+    capabilities, last_cap = resolve_capabilities(process_model, warn, source)
+    seccomp = compile_seccomp(container.linux.seccomp)
 
     namespaces, root_fd = _open_namespaces(record)
     console_fd, proxy = None, None
@@ -83,11 +85,11 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
             proxy = TerminalProxy()  # no terminal to proxy: runc's "open /dev/tty: ..."
             size = proxy.window_size()
             if size:  # the process starts with the host terminal's size (runc resizes after)
-                spec["consoleSize"] = size
-        plan = exec_init.Plan(spec, namespaces, root_fd, capabilities, last_cap, seccomp,
-                              linux.get("personality"), max(0, preserve_fds))
+                process_model.console_size = ConsoleSize(size)
+        plan = exec_init.Plan(process_model, namespaces, root_fd, capabilities, last_cap, seccomp,
+                              container.linux.personality, max(0, preserve_fds))
         plan.console_fd = console_fd if proxy is None else proxy.console_end()
-        return _run(plan, record, pid_file, detach, warn, proxy)
+        return _run(plan, record, container, pid_file, detach, warn, proxy)
     finally:
         if console_fd is not None:
             os.close(console_fd)
@@ -240,7 +242,7 @@ def _open_namespaces(record):
 
 # ---------------------------------------------------------------- fork, handshake, wait
 
-def _run(plan, record, pid_file, detach, warn, proxy=None):
+def _run(plan, record, container, pid_file, detach, warn, proxy=None):
     forwarder = None
     subreaper = None
     if not detach:
@@ -248,7 +250,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
         subreaper = child.Subreaper()
         forwarder = child.Forwarder()
     try:
-        pid = _spawn(plan, record, warn, reap=not detach)
+        pid = _spawn(plan, record, container, warn, reap=not detach)
         trace.debug("exec in %s: process %d runs", record["id"], pid)
         if pid_file:
             try:
@@ -280,17 +282,18 @@ class _Answers(child.Answers):
     """The host's answers to exec's shim: warnings, and the NOTIFY listener of the
     container's seccomp profile (the process's own)."""
 
-    def __init__(self, record, warn):
+    def __init__(self, record, container, warn):
         self.record = record
+        self.container = container  # spec.model.Config of the container's config.json
         if warn is not None:
             self.warning = warn
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
-        send_listener(self.record["config"], self.record["id"], self.record["bundle"], pid, fd)
+        send_listener(self.container, self.record["id"], self.record["bundle"], pid, fd)
 
 
-def _spawn(plan, record, warn, reap):
+def _spawn(plan, record, container, warn, reap):
     """Fork stage1, put it in the container's cgroups, answer it; returns the process's pid
     once it is ready to exec."""
     def join_cgroup(pid):
@@ -310,6 +313,6 @@ def _spawn(plan, record, warn, reap):
                     raise
 
     trace.debug("exec in %s: forking stage1", record["id"])
-    return child.spawn(exec_init.stage1, plan, _Answers(record, warn), join_cgroup=join_cgroup,
+    return child.spawn(exec_init.stage1, plan, _Answers(record, container, warn), join_cgroup=join_cgroup,
                        preserve_fds=plan.preserve_fds,
                        died="the exec'd process ended before it was ready", reap=reap)

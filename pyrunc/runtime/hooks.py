@@ -32,12 +32,6 @@ class HookError(ProcessError):
     the init reports it to the host as it is."""
 
 
-def hooks_of(config, *names):
-    """[(name, hook)] of the named lists, in that order."""
-    hooks = config.get("hooks") or {}
-    return [(name, h) for name in names for h in hooks.get(name) or ()]
-
-
 def state_json(container_id, status, pid, bundle, annotations):
     """The container's state (runtime.md "State"), as every hook reads it on stdin."""
     state = {"ociVersion": OCI_VERSION, "id": container_id, "status": status}
@@ -67,7 +61,7 @@ def _indexed(hooks):
 
 
 def _run_named(name, index, hook, state, cwd, env):
-    trace.debug("running %s hook #%d: %s", name, index, hook.get("path"))
+    trace.debug("running %s hook #%d: %s", name, index, hook.path)
     try:
         run_one(hook, state, cwd, env)
     except HookError as e:
@@ -77,7 +71,7 @@ def _run_named(name, index, hook, state, cwd, env):
 def hook_env(hook, default=None):
     """The hook's `env` as given (later duplicates win, as Go's exec does); without one,
     `default`, else the runtime's own environment."""
-    items = hook.get("env") or ()
+    items = hook.env
     if not items:
         return dict(os.environ) if default is None else default
     env = {}
@@ -90,9 +84,9 @@ def hook_env(hook, default=None):
 
 def run_one(hook, state, cwd=None, env=None):
     """One hook; HookError(reason) as Go's exec.Cmd words it (the caller adds which hook)."""
-    path = hook["path"]
-    argv = list(hook.get("args") or ()) or [path]
-    timeout = hook.get("timeout")
+    path = hook.path
+    argv = list(hook.args) or [path]
+    timeout = hook.timeout
     try:
         returncode, out, err = _spawn(path, argv, hook_env(hook, env), cwd, state.encode(),
                                       timeout)
@@ -232,13 +226,13 @@ def run_warning_only(hooks, state, warn, cwd=None):
 class InitHooks:
     """What the init needs for its hooks, handed over in shim.init.Plan (through memory)."""
 
-    def __init__(self, config, container_id, bundle):
+    def __init__(self, spec, container_id, bundle):
         self.container_id = container_id
         self.bundle = bundle
-        self.annotations = config.get("annotations") or {}
-        self.ask_host = bool(hooks_of(config, *CREATE_RUNTIME))
-        self.create_container = hooks_of(config, "createContainer")
-        self.start_container = hooks_of(config, "startContainer")
+        self.annotations = spec.annotations
+        self.ask_host = bool(spec.hooks.named(*CREATE_RUNTIME))
+        self.create_container = spec.hooks.named("createContainer")
+        self.start_container = spec.hooks.named("startContainer")
 
     def run(self, hooks, status, pid, cwd=None, env=None, during_init=False):
         """createContainer: cwd the container's root (not pivoted yet), as runc; both lists
@@ -254,8 +248,8 @@ class InitHooks:
                 raise
 
 
-def for_init(config, container_id, bundle):
+def for_init(spec, container_id, bundle):
     """An InitHooks when the init has hooks to run or to ask the host for, else None."""
-    if hooks_of(config, *CREATE_RUNTIME, *IN_INIT):
-        return InitHooks(config, container_id, bundle)
+    if spec.hooks.named(*CREATE_RUNTIME, *IN_INIT):
+        return InitHooks(spec, container_id, bundle)
     return None

@@ -25,9 +25,9 @@ DEFAULT_LINKS = (
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_defaults(root_fd, config):
+def create_defaults(root_fd, linux_devices):
     # A default device listed again in linux.devices is made once, from the config.
-    configured = {os.path.normpath(d["path"]) for d in (config.get("linux") or {}).get("devices") or []}
+    configured = {os.path.normpath(d.path) for d in linux_devices}
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "core"))
@@ -64,9 +64,8 @@ def link_ptmx(root_fd):
 
 def create_configured(root_fd, devices):
     for d in devices:
-        kind = _TYPES[d["type"]]
-        make_node(root_fd, d["path"], kind, d.get("major", 0), d.get("minor", 0),
-                  d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
+        kind = _TYPES[d.type]
+        make_node(root_fd, d.path, kind, d.major, d.minor, d.file_mode, d.uid, d.gid)
 
 
 def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):

@@ -51,14 +51,14 @@ class Prepared:
 
 
 def apply_rlimits(rlimits):
-    for r in rlimits or ():
-        kind = getattr(resource, r["type"], None)
-        if kind is None or not r["type"].startswith("RLIMIT_"):
-            raise ProcessError(f"unknown rlimit type {r['type']!r}")
+    for r in rlimits:
+        kind = getattr(resource, r.type, None)
+        if kind is None or not r.type.startswith("RLIMIT_"):
+            raise ProcessError(f"unknown rlimit type {r.type!r}")
         try:
-            resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
+            resource.setrlimit(kind, (_rlim(r.soft), _rlim(r.hard)))
         except (ValueError, OSError) as e:
-            raise ProcessError(f"error setting rlimit type {r['type']}: "
+            raise ProcessError(f"error setting rlimit type {r.type}: "
                                f"{(getattr(e, 'strerror', None) or str(e)).lower()}") from None
 
 
@@ -81,14 +81,14 @@ def environment(process):
     """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
     or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended)."""
     env = {}
-    for item in process.get("env") or ():
+    for item in process.env:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ProcessError(f"invalid environment variable {item!r}: no '=' or empty name")
         env[key] = value
     if not env.get("HOME"):
         env.pop("HOME", None)
-        env["HOME"] = home_of(process["user"]["uid"])
+        env["HOME"] = home_of(process.user.uid)
     if listen_fds:  # runc appends them to process.env: they win over the config's
         env["LISTEN_FDS"] = str(listen_fds)
         env["LISTEN_PID"] = "1"
@@ -186,18 +186,18 @@ def prepare(process, preserve_fds, security_steps):
     """Everything before the barrier, in runc's order; security_steps(stage) is called where the
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
     before exec ("late") belong."""
-    apply_rlimits(process.get("rlimits"))
+    apply_rlimits(process.rlimits)
     env = environment(process)
-    args = process.get("args") or []
+    args = process.args
     if not args:
         raise ProcessError("args must not be empty")
-    cwd = process.get("cwd") or "/"
+    cwd = process.cwd
     retry_cwd = enter_cwd(cwd, retry_later=True)
     security_steps("privileged")
     security_steps("identity")
     if retry_cwd:
         enter_cwd(cwd, retry_later=False)
-    os.umask(process["user"].get("umask", 0o022))
+    os.umask(process.user.umask)
     path = look_path(args[0], env)
     security_steps("late")
     return Prepared(path, args, env, preserve_fds)

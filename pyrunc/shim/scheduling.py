@@ -17,21 +17,20 @@ class SchedulingError(Exception):
 
 
 def apply(process):
-    io = process.get("ioPriority")
+    io = process.io_priority
     if io:
         try:
-            sc.ioprio_set(IO_CLASSES[io["class"]], io.get("priority", 0))
+            sc.ioprio_set(IO_CLASSES[io.io_class], io.priority)
         except OSError as e:
             raise SchedulingError(f"setting process.ioPriority failed: {e.strerror.lower()}") from None
-    sched = process.get("scheduler")
+    sched = process.scheduler
     if sched:
         flags = 0
-        for name in sched.get("flags") or ():
+        for name in sched.flags:
             flags |= SCHED_FLAGS[name]
         try:
-            sc.sched_setattr(POLICIES[sched["policy"]], flags, sched.get("nice", 0),
-                             sched.get("priority", 0), sched.get("runtime", 0),
-                             sched.get("deadline", 0), sched.get("period", 0))
+            sc.sched_setattr(POLICIES[sched.policy], flags, sched.nice, sched.priority,
+                             sched.runtime, sched.deadline, sched.period)
         except OSError as e:
             raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
 
@@ -39,6 +38,6 @@ def apply(process):
 def set_personality(personality):
     if personality:
         try:
-            sc.personality(PERSONALITIES[personality["domain"]])
+            sc.personality(PERSONALITIES[personality.domain])
         except OSError as e:
             raise SchedulingError(f"setting linux.personality failed: {e.strerror.lower()}") from None

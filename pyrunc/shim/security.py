@@ -26,7 +26,7 @@ def steps(process, personality, capabilities, last_cap, seccomp, sock):
     "privileged" (ioPriority, scheduler; seccomp without noNewPrivileges, which needs
     CAP_SYS_ADMIN), "identity" (ids + capabilities), "late" (LSM labels, personality,
     no_new_privs, seccomp with noNewPrivileges)."""
-    nnp = bool(process.get("noNewPrivileges"))
+    nnp = process.no_new_privileges
 
     def security_steps(stage):
         if stage == "privileged":
@@ -34,7 +34,7 @@ def steps(process, personality, capabilities, last_cap, seccomp, sock):
             if seccomp and not nnp:
                 load_seccomp(seccomp, sock)  # needs CAP_SYS_ADMIN without nnp
         elif stage == "identity":
-            switch_identity(process["user"], capabilities, last_cap, sock)
+            switch_identity(process.user, capabilities, last_cap, sock)
         elif stage == "late":
             apply_lsm_labels(process)
             scheduling.set_personality(personality)
@@ -61,8 +61,8 @@ def load_seccomp(program, sock):
 
 def switch_identity(user, capabilities, last_cap, sock):
     """setuid/setgid to process.user and end with exactly the configured capability sets."""
-    uid, gid = user["uid"], user["gid"]
-    groups = list(user.get("additionalGids") or ())
+    uid, gid = user.uid, user.gid
+    groups = list(user.additional_gids)
     fix_stdio_permissions(uid)
     if capabilities is None:
         _set_ids(uid, gid, groups)
@@ -147,11 +147,11 @@ def no_new_privileges():
 
 def apply_lsm_labels(process):
     """Labels for the next execve; the host has already refused them if the LSM is off."""
-    profile = process.get("apparmorProfile")
+    profile = process.apparmor_profile
     if profile:
         _write_attr(("attr/apparmor/exec", "attr/exec"), f"exec {profile}",
                     "process.apparmorProfile")
-    label = process.get("selinuxLabel")
+    label = process.selinux_label
     if label:
         _write_attr(("attr/exec",), label, "process.selinuxLabel")
 
