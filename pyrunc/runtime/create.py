@@ -17,6 +17,10 @@ from ..state.store import EXEC_FIFO, check_id
 from . import child
 from .status import describe
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Process, Seccomp
+
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
@@ -119,7 +123,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     return describe(store, record)
 
 
-def _security(spec, warn):
+def _security(spec: "Config", warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
     check_namespace_paths(spec)
     check_mount_namespace(spec)
@@ -130,7 +134,7 @@ def _security(spec, warn):
     return capabilities, last_cap, seccomp
 
 
-def resolve_capabilities(process, warn, source="config.json"):
+def resolve_capabilities(process: "Process", warn, source="config.json"):
     """({set: frozenset(numbers)} or None, last_cap) for process.capabilities (also `exec`)."""
     from ..linux import capabilities as caps
     if process.capabilities is None:
@@ -145,7 +149,7 @@ def resolve_capabilities(process, warn, source="config.json"):
     return capabilities, last_cap
 
 
-def compile_seccomp(linux_seccomp):
+def compile_seccomp(linux_seccomp: "Seccomp | None"):
     """The compiled linux.seccomp program (cached in pyrunc's own cache, never under --root:
     state/cache.py), or None. The compiler reads the whole object (model.Seccomp.raw)."""
     if linux_seccomp is None:
@@ -155,7 +159,7 @@ def compile_seccomp(linux_seccomp):
     return program_for(linux_seccomp.raw, cache.for_kind("seccomp"))
 
 
-def check_namespace_paths(spec):
+def check_namespace_paths(spec: "Config"):
     from ..linux.syscalls import NAMESPACES, namespace_type
     for i, ns in enumerate(spec.linux.namespaces):
         path = ns.path
@@ -170,7 +174,7 @@ def check_namespace_paths(spec):
             raise ConfigError(f"{field}: {path} is not a {ns.type} namespace")
 
 
-def check_mount_namespace(spec):
+def check_mount_namespace(spec: "Config"):
     """Mounts and masks need the container's own mount namespace (made or joined). runc 1.1
     refuses masks without one ("unable to restrict sys entries ...") but makes the mounts in
     the host's namespace, where they outlive the container: pyrunc refuses both."""
@@ -184,7 +188,7 @@ def check_mount_namespace(spec):
                           "\"mount\"): they would be made in the host's")
 
 
-def check_lsm(process, mount_label=None, source="config.json"):
+def check_lsm(process: "Process", mount_label: "str | None" = None, source="config.json"):
     """runc fails late and cryptically ("write /proc/self/attr/exec: invalid argument")."""
     from ..linux.lsm import apparmor_enabled, selinux_enabled
     if process.apparmor_profile and not apparmor_enabled():
@@ -204,7 +208,7 @@ def _ignore(_message):
 class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
-    def __init__(self, spec, container_id, bundle, warn):
+    def __init__(self, spec: "Config", container_id, bundle, warn):
         self.warning = warn or _ignore
         self.spec = spec
         self.container_id = container_id

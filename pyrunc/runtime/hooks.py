@@ -19,6 +19,10 @@ from .. import jsonio, trace
 from ..linux import sig
 from ..shim.process import ProcessError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Hook
+
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
@@ -68,7 +72,7 @@ def _run_named(name, index, hook, state, cwd, env):
         raise HookError(f"error running {name} hook #{index}: {e}") from None
 
 
-def hook_env(hook, default=None):
+def hook_env(hook: "Hook", default=None):
     """The hook's `env` as given (later duplicates win, as Go's exec does); without one,
     `default`, else the runtime's own environment."""
     items = hook.env
@@ -82,7 +86,7 @@ def hook_env(hook, default=None):
     return env
 
 
-def run_one(hook, state, cwd=None, env=None):
+def run_one(hook: "Hook", state, cwd=None, env=None):
     """One hook; HookError(reason) as Go's exec.Cmd words it (the caller adds which hook)."""
     path = hook.path
     argv = list(hook.args) or [path]
@@ -93,7 +97,7 @@ def run_one(hook, state, cwd=None, env=None):
     except OSError as e:
         raise HookError(f"fork/exec {path}: {(e.strerror or str(e)).lower()}") from None
     except _TimedOut:
-        raise HookError(f"hook ran past specified timeout of {float(timeout):.1f}s") from None
+        raise HookError(f"hook ran past specified timeout of {float(timeout or 0):.1f}s") from None
     if returncode != 0:
         status = (f"signal: {_signal_name(-returncode)}" if returncode < 0
                   else f"exit status {returncode}")
@@ -226,7 +230,7 @@ def run_warning_only(hooks, state, warn, cwd=None):
 class InitHooks:
     """What the init needs for its hooks, handed over in shim.init.Plan (through memory)."""
 
-    def __init__(self, spec, container_id, bundle):
+    def __init__(self, spec: "Config", container_id, bundle):
         self.container_id = container_id
         self.bundle = bundle
         self.annotations = spec.annotations
@@ -248,7 +252,7 @@ class InitHooks:
                 raise
 
 
-def for_init(spec, container_id, bundle):
+def for_init(spec: "Config", container_id, bundle):
     """An InitHooks when the init has hooks to run or to ask the host for, else None."""
     if spec.hooks.named(*CREATE_RUNTIME, *IN_INIT):
         return InitHooks(spec, container_id, bundle)

@@ -28,6 +28,10 @@ import os
 
 from ..errors import PyruncError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config
+
 ENV = "NOTIFY_SOCKET"
 DIR = "notify"  # under the container's state directory
 SOCKET = "notify.sock"
@@ -47,7 +51,7 @@ def host_address():
     return os.environ.get(ENV) or None
 
 
-def setup(config, spec, state_dir):
+def setup(config, spec: "Config", state_dir):
     """create/run: the notify directory, its mount and the container's NOTIFY_SOCKET, added to
     the model `spec` (what the init builds) and to the config dict (what state.json records)."""
     from ..spec.model import Mount

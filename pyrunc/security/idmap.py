@@ -2,6 +2,10 @@
 
 from ..errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import IdMapping
+
 MAX_ID = 2**32 - 1
 MAX_LINES = 340  # the kernel's limit per map file
 
@@ -25,7 +29,7 @@ def check(mappings, field):
                                   f"{field}[{min(i1, i2)}]")
 
 
-def map_text(mappings):
+def map_text(mappings: "list[IdMapping]"):
     """mappings: spec.model.IdMapping (check() above reads the dicts: it runs before the model)."""
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 

@@ -11,13 +11,19 @@ from .. import SPEC_VERSION
 from ..errors import ContainerInitError
 from ..linux.seccomp import pidfd_getfd
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config
 
-def send_listener(spec, container_id, bundle, init_pid, remote_fd):
+
+def send_listener(spec: "Config", container_id, bundle, init_pid, remote_fd):
     """spec: the container's spec.model.Config."""
     import array
     import socket
 
     seccomp = spec.linux.seccomp
+    if seccomp is None or seccomp.listener_path is None:  # security/seccomp.py refused that
+        raise ContainerInitError("unable to start container process: linux.seccomp.listenerPath is not set")
     pidfd = os.pidfd_open(init_pid)
     try:
         fd = pidfd_getfd(pidfd, remote_fd)

@@ -11,12 +11,16 @@ import os
 
 from ..errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, IdMapping
+
 
 def is_rootless_euid():
     return os.geteuid() != 0
 
 
-def check_config(spec):
+def check_config(spec: "Config"):
     """ConfigError (runc's text, prefixed with the field) when a non-root caller's config
     cannot work; nothing for root."""
     if not is_rootless_euid():
@@ -51,7 +55,7 @@ def _mapped(value, mappings):
     return any(m.container_id <= value < m.container_id + m.size for m in mappings)
 
 
-def only_own_gid(gid_mappings):
+def only_own_gid(gid_mappings: "list[IdMapping]"):
     """runc's requiresRootOrMappingTool, negated: the gid map is just container 0 -> our egid,
     which we may write ourselves once setgroups is denied (the kernel's rule since 3.19)."""
     return [(m.container_id, m.host_id, m.size) for m in gid_mappings] == [(0, os.getegid(), 1)]

@@ -13,6 +13,10 @@ from ..linux import mountflags as mf
 from ..linux.syscalls import mount
 from . import paths
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Device
+
 # path, major, minor: every container gets these, as with runc.
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -25,7 +29,7 @@ DEFAULT_LINKS = (
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_defaults(root_fd, linux_devices):
+def create_defaults(root_fd, linux_devices: "list[Device]"):
     # A default device listed again in linux.devices is made once, from the config.
     configured = {os.path.normpath(d.path) for d in linux_devices}
     links = list(DEFAULT_LINKS)
@@ -62,7 +66,7 @@ def link_ptmx(root_fd):
         os.close(dev)
 
 
-def create_configured(root_fd, devices):
+def create_configured(root_fd, devices: "list[Device]"):
     for d in devices:
         kind = _TYPES[d.type]
         make_node(root_fd, d.path, kind, d.major, d.minor, d.file_mode, d.uid, d.gid)

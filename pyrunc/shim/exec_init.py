@@ -19,11 +19,15 @@ from . import process as proc
 from . import security, sync
 from .init import Step, become_root
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Process
+
 
 class Plan:
     """What the host decided and opened, handed to the forked stages through memory."""
 
-    def __init__(self, process, namespaces, root_fd, capabilities, last_cap, seccomp,
+    def __init__(self, process: "Process", namespaces, root_fd, capabilities, last_cap, seccomp,
                  personality, preserve_fds):
         self.process = process            # spec.model.Process: the process to run
         self.namespaces = namespaces      # [(proc ns name, CLONE_NEW* flag, fd)], in join order

@@ -17,13 +17,17 @@ from . import masks, procfs, security, sync
 from . import process as proc
 from . import rootfs as rfs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Namespace, Process, TimeOffset
+
 WATCHDOG_INTERVAL_MS = 1000
 
 
 class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
-    def __init__(self, spec, bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
+    def __init__(self, spec: "Config", bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
                  capabilities=None, last_cap=0, seccomp=None, hooks=None):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.spec = spec  # spec.model.Config: the validated config.json
@@ -141,7 +145,7 @@ def _loopback_up():
                                 f"namespace: {os.strerror(e.errno).lower()}") from None
 
 
-def _time_offsets(offsets):
+def _time_offsets(offsets: "dict[str, TimeOffset]"):
     """Must be written before any process enters the new time namespace (our fork does)."""
     lines = "".join(f"{clock} {o.secs} {o.nanosecs}\n"
                     for clock, o in offsets.items())
@@ -153,7 +157,7 @@ def _time_offsets(offsets):
             raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
 
 
-def _join(namespaces):
+def _join(namespaces: "list[Namespace]"):
     for ns in namespaces:
         path = ns.path
         if not path:
@@ -258,7 +262,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     proc.execute_or_exit(prepared)
 
 
-def _raw_env(process):
+def _raw_env(process: "Process"):
     """process.env as configured (runc 1.1 runs createContainer hooks with it: no HOME added)."""
     env = {}
     for item in process.env:

@@ -14,6 +14,10 @@ from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Process, Rlimit
+
 
 class ProcessError(PyruncError):
     """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
@@ -50,7 +54,7 @@ class Prepared:
         self.preserve_fds = preserve_fds
 
 
-def apply_rlimits(rlimits):
+def apply_rlimits(rlimits: "list[Rlimit]"):
     for r in rlimits:
         kind = getattr(resource, r.type, None)
         if kind is None or not r.type.startswith("RLIMIT_"):
@@ -77,7 +81,7 @@ def apply_oom_score_adj(value):
         raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}") from None
 
 
-def environment(process):
+def environment(process: "Process"):
     """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
     or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended)."""
     env = {}
@@ -182,7 +186,7 @@ def check_cwd_inside_root(cwd):
                            "container breakout detected")
 
 
-def prepare(process, preserve_fds, security_steps):
+def prepare(process: "Process", preserve_fds, security_steps):
     """Everything before the barrier, in runc's order; security_steps(stage) is called where the
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
     before exec ("late") belong."""

@@ -35,12 +35,16 @@ from ..linux.syscalls import (
 from . import copyup, devices, masks, paths
 from .paths import fd_path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Linux, Mount
+
 
 class RootfsError(Exception):
     pass
 
 
-def prepare(spec, rootfs, cgroup_paths, detached=None):
+def prepare(spec: "Config", rootfs, cgroup_paths, detached=None):
     """Everything up to (not including) the pivot.
 
     Every path from the config or the image is walked by fd from the rootfs (shim/paths.py)
@@ -75,7 +79,7 @@ def prepare(spec, rootfs, cgroup_paths, detached=None):
         close_all(sources)
 
 
-def open_bind_sources(spec):
+def open_bind_sources(spec: "Config"):
     """Stage1, on the host (before the user and mount namespaces): mounts index -> a detached
     clone (open_tree OPEN_TREE_CLONE, recursive for rbind) of each bind mount's source, as
     runc >= 1.2. The host's root opens them, so a source the container's (remapped) root
@@ -146,7 +150,7 @@ def _mount_error(m, index, e):
             f"{m.destination!r} (mounts[{index}]): {e.strerror or e}")
 
 
-def _build(spec, linux, mounts, sources, attach, root_fd, cgroup_paths):
+def _build(spec: "Config", linux: "Linux", mounts: "list[Mount]", sources, attach, root_fd, cgroup_paths):
     late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
     try:
         for index, m in enumerate(mounts):
@@ -245,7 +249,7 @@ def _target(root_fd, dest, kind, make):
 _LABELLED_TYPES = {"tmpfs", "devpts", "mqueue", "shm"}
 
 
-def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, attach=False):
+def _mount_one(root_fd, m: "Mount", source_fd, cgroup_paths, late_ro, mount_label=None, attach=False):
     """Mount m; returns an fd of the new mount (the caller closes it unless kept in late_ro)."""
     opts = mf.parse(m.options)
     if mount_label and m.type in _LABELLED_TYPES:
@@ -663,7 +667,7 @@ def _unescape(raw):
     return os.fsdecode(bytes(out))
 
 
-def finish(spec, null_fd=None):
+def finish(spec: "Config", null_fd=None):
     """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
     null_fd: masks.host_null(), taken before the pivot (apply closes it)."""
     linux = spec.linux

@@ -2,6 +2,10 @@
 
 from ..linux import syscalls as sc
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Personality, Process
+
 IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
             "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
@@ -16,7 +20,7 @@ class SchedulingError(Exception):
     pass
 
 
-def apply(process):
+def apply(process: "Process"):
     io = process.io_priority
     if io:
         try:
@@ -35,7 +39,7 @@ def apply(process):
             raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
 
 
-def set_personality(personality):
+def set_personality(personality: "Personality | None"):
     if personality:
         try:
             sc.personality(PERSONALITIES[personality.domain])

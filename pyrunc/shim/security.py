@@ -16,12 +16,16 @@ from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
 from . import procfs, scheduling, sync
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Personality, Process, User
+
 
 class SecurityError(Exception):
     pass
 
 
-def steps(process, personality, capabilities, last_cap, seccomp, sock):
+def steps(process: "Process", personality: "Personality | None", capabilities, last_cap, seccomp, sock):
     """The security_steps(stage) callback of process.prepare, shared by the init and `exec`:
     "privileged" (ioPriority, scheduler; seccomp without noNewPrivileges, which needs
     CAP_SYS_ADMIN), "identity" (ids + capabilities), "late" (LSM labels, personality,
@@ -59,7 +63,7 @@ def load_seccomp(program, sock):
         os.close(listener)
 
 
-def switch_identity(user, capabilities, last_cap, sock):
+def switch_identity(user: "User", capabilities, last_cap, sock):
     """setuid/setgid to process.user and end with exactly the configured capability sets."""
     uid, gid = user.uid, user.gid
     groups = list(user.additional_gids)
@@ -145,7 +149,7 @@ def no_new_privileges():
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def apply_lsm_labels(process):
+def apply_lsm_labels(process: "Process"):
     """Labels for the next execve; the host has already refused them if the LSM is off."""
     profile = process.apparmor_profile
     if profile:
