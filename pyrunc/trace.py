@@ -21,6 +21,6 @@ def enable(sink):
 def debug(fmt, *args):
     if on:
         try:
-            _sink(fmt % args if args else fmt)
+            _sink(fmt % args if args else fmt)  # type: ignore[misc]  # `on`: a sink is set
         except Exception:  # noqa: BLE001 - a debug line must never make an operation fail
             pass

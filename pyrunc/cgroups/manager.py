@@ -128,7 +128,7 @@ class Manager:
     def create(self):
         """mkdir -p in every hierarchy; a v1 cpuset gets its parent's cpus/mems, a cgroup2
         path gets the controllers enabled in each ancestor's subtree_control (as runc)."""
-        made = []
+        made: list[str] = []
         try:
             for key, d in self._unique_dirs():
                 try:
@@ -251,7 +251,7 @@ class Manager:
         key = next((k for k in _PIDS_ORDER if k in self._dirs), None)
         if key is None:
             return []
-        found = set()
+        found: set[int] = set()
         for top, _dirs, _files in os.walk(self._dirs[key]):
             text = fsio.read_optional(top, "cgroup.procs")
             found.update(int(line) for line in (text or "").split())

@@ -90,7 +90,7 @@ def _owner(rt):
 def _table(rows):
     """Go's tabwriter as runc configures it: minwidth 12, padding 3, last column unpadded."""
     widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
-    return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
 
 
 def _spec(rt, o, a, ctx):  # noqa: ARG001
@@ -137,7 +137,7 @@ _UPDATE_FLAGS = {
 
 def _resources_from_flags(o):
     from ..errors import PyruncError
-    resources = {}
+    resources: dict[str, dict] = {}
     for dest, (section, field, kind) in _UPDATE_FLAGS.items():
         raw = o.get(dest)
         if raw in (None, ""):

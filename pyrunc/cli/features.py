@@ -28,7 +28,7 @@ def features(commit):
     from ..security.seccomp import _ARCHES, _OPS, ACTIONS
 
     seccomp_on = _seccomp_in_kernel()
-    doc = {
+    doc: dict = {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(HOOKS),

@@ -114,7 +114,7 @@ def main(argv=None):
     try:
         logger = Logger(gopts["log"] or None, gopts["log_format"], gopts["debug"])
     except OSError as e:
-        logger.error(f"failed to open log file {gopts['log']}: {e.strerror.lower()}")
+        logger.error(f"failed to open log file {gopts['log']}: {(e.strerror or str(e)).lower()}")
         return 1
     if gopts["debug"]:  # every step of the verb as a level=debug line (pyrunc/trace.py)
         from .. import trace

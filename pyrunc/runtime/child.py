@@ -53,7 +53,7 @@ class Conversation:
 
     def run(self):
         ready = False
-        deferred = []
+        deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
             kind = sync.BY_NAME.get(msg.get("type"))
@@ -181,7 +181,7 @@ def keep_only(keep, first):
     high = max([first + len(keep)] + [fd + 1 for fd in keep])
     parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, high) for fd in keep]
     moved = {}
-    for i, (old, tmp) in enumerate(zip(keep, parked)):
+    for i, (old, tmp) in enumerate(zip(keep, parked, strict=True)):
         os.dup2(tmp, first + i, inheritable=False)
         moved[old] = first + i
     sc.close_range(first + len(keep))

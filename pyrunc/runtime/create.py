@@ -169,7 +169,7 @@ def check_namespace_paths(spec: "Config"):
         try:
             kind = namespace_type(path)
         except OSError as e:
-            raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
+            raise ConfigError(f"{field}: {path}: {(e.strerror or str(e)).lower()}") from None
         if kind != NAMESPACES[ns.type][0]:
             raise ConfigError(f"{field}: {path} is not a {ns.type} namespace")
 
@@ -209,7 +209,7 @@ class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
     def __init__(self, spec: "Config", container_id, bundle, warn):
-        self.warning = warn or _ignore
+        self.warning = warn or _ignore  # type: ignore[method-assign]
         self.spec = spec
         self.container_id = container_id
         self.bundle = bundle

@@ -114,7 +114,7 @@ def process_from_file(path_or_doc, container_process):
             with open(path_or_doc, "rb") as f:
                 raw = f.read()
         except OSError as e:
-            raise ConfigError(f"open {path_or_doc}: {e.strerror.lower()}") from None
+            raise ConfigError(f"open {path_or_doc}: {(e.strerror or str(e)).lower()}") from None
         try:
             doc = jsonio.loads(raw)
         except ValueError as e:
@@ -259,9 +259,10 @@ def _run(plan, record, container, pid_file, detach, warn, proxy=None):
                 child.kill_quietly(pid)
                 if not detach:
                     child.wait_for(pid)
-                raise PyruncError(f"open {e.filename}: {e.strerror.lower()}") from None
+                raise PyruncError(f"open {e.filename}: {(e.strerror or str(e)).lower()}") from None
         if detach:
             return 0
+        assert forwarder is not None  # made unless detach
         forwarder.target(pid)
         if proxy is not None:
             status = proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
@@ -286,7 +287,7 @@ class _Answers(child.Answers):
         self.record = record
         self.container = container  # spec.model.Config of the container's config.json
         if warn is not None:
-            self.warning = warn
+            self.warning = warn  # type: ignore[method-assign]
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener

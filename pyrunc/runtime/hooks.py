@@ -58,7 +58,7 @@ def run_list(hooks, state, cwd=None, env=None):
 
 
 def _indexed(hooks):
-    seen = {}
+    seen: dict[str, int] = {}
     for name, hook in hooks:
         index = seen[name] = seen.get(name, -1) + 1
         yield name, index, hook
@@ -153,7 +153,7 @@ def _spawn(path, argv, env, cwd, data, timeout):
 
 def _communicate(pid, in_w, out_r, err_r, data, timeout):
     deadline = None if timeout is None else time.monotonic() + timeout
-    outputs = {out_r: [], err_r: []}
+    outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
     poller = select.poll()
     for fd in outputs:
         poller.register(fd, select.POLLIN)

@@ -136,7 +136,7 @@ def _release_barrier(store, record):
             raise InvalidStateError("container process is already dead") from None
         if e.errno == errno.ENOENT:  # started meanwhile (we hold the lock: not by `start`)
             raise InvalidStateError("cannot start an already running container") from None
-        raise PyruncError(f"open {path}: {e.strerror.lower()}") from None
+        raise PyruncError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             raise PyruncError(f"{path}: not the fifo pyrunc made")
@@ -182,7 +182,7 @@ def _signal_init(record, signum):
         except ProcessLookupError:
             raise InvalidStateError("container not running") from None
         except OSError as e:
-            raise PyruncError(f"unable to signal init: {e.strerror.lower()}") from None
+            raise PyruncError(f"unable to signal init: {(e.strerror or str(e)).lower()}") from None
     finally:
         os.close(pidfd)
 

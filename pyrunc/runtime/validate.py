@@ -36,7 +36,7 @@ def problems(bundle, systemd_cgroup=False):
              for path, message in schema.iter_errors(config, "config")]
     if found:
         return found
-    report = []
+    report: list[tuple[str, str, str]] = []
     semantic.check_config(config, report)
     found += [_line(*r) for r in report]
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))

@@ -42,6 +42,7 @@ def send_listener(spec: "Config", container_id, bundle, init_pid, remote_fd):
             try:
                 sock.connect(path)
             except OSError as e:
+                assert e.errno is not None
                 raise ContainerInitError(
                     "unable to start container process: failed to connect with seccomp agent "
                     f"specified in the seccomp profile: dial unix {path}: connect: "
@@ -50,6 +51,7 @@ def send_listener(spec: "Config", container_id, bundle, init_pid, remote_fd):
                 sock.sendmsg([json.dumps(message).encode()],
                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             except OSError as e:
+                assert e.errno is not None
                 raise ContainerInitError(f"unable to start container process: cannot send "
                                          f"seccomp fd to {path}: {os.strerror(e.errno).lower()}") from None
     finally:

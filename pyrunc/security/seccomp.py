@@ -128,7 +128,7 @@ def compile_bpf(seccomp):
         except OSError as e:
             if e.errno != errno.EEXIST:  # the native arch is always there
                 raise ConfigError(f"config.json: linux.seccomp.architectures[{i}]: {arch}: "
-                                  f"{e.strerror.lower()}") from None
+                                  f"{(e.strerror or str(e)).lower()}") from None
     for i, rule in enumerate(seccomp.get("syscalls") or ()):
         field = f"linux.seccomp.syscalls[{i}]"
         action = _action(sc, rule["action"], rule.get("errnoRet"), field + ".action")
@@ -154,7 +154,7 @@ def compile_bpf(seccomp):
                     filt.add_rule(action, nr, *group)
                 except OSError as e:
                     raise ConfigError(f"config.json: {field}: adding the rule for {name!r} failed: "
-                                      f"{e.strerror.lower()}") from None
+                                      f"{(e.strerror or str(e)).lower()}") from None
     with tempfile.TemporaryFile() as out:
         filt.export_bpf(out)
         out.seek(0)

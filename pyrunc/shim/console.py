@@ -72,6 +72,7 @@ def _open_ptmx(root):
     try:
         handle = open_in_root(root, "/dev/pts/ptmx", os.O_PATH | os.O_NOFOLLOW)
     except OSError as e:
+        assert e.errno is not None
         raise ConsoleError(f"cannot open /dev/pts/ptmx in the container (is devpts mounted at "
                            f"/dev/pts?): {os.strerror(e.errno).lower()}") from None
     try:
@@ -83,7 +84,7 @@ def _open_ptmx(root):
         with procfs.Procfs() as proc:
             return proc.reopen(handle, os.O_RDWR | os.O_NOCTTY)
     except OSError as e:
-        raise ConsoleError(f"opening /dev/pts/ptmx: {e.strerror.lower()}") from None
+        raise ConsoleError(f"opening /dev/pts/ptmx: {(e.strerror or str(e)).lower()}") from None
     finally:
         os.close(handle)
 

@@ -85,6 +85,7 @@ def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):
             parent = os.dup(dir_fd)
         _make_node(parent, name, path, kind, os.makedev(major, minor), mode, uid, gid)
     except OSError as e:
+        assert e.errno is not None
         # the container's path, not a host path or a bare name relative to a directory fd
         raise OSError(e.errno, f"error creating device {path}: "
                                f"{(e.strerror or os.strerror(e.errno)).lower()}") from None

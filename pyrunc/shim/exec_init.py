@@ -69,6 +69,7 @@ def stage1(plan, sock):
             try:
                 sc.setns(fd, flag)
             except OSError as e:
+                assert e.errno is not None
                 raise proc.ProcessError(f"failed to join the container's {name} namespace: "
                                         f"{os.strerror(e.errno).lower()}") from None
             if name == "user":

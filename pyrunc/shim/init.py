@@ -141,6 +141,7 @@ def _loopback_up():
     try:
         netif.link_up("lo")
     except OSError as e:
+        assert e.errno is not None
         raise proc.ProcessError(f"unable to bring up the loopback interface of the new network "
                                 f"namespace: {os.strerror(e.errno).lower()}") from None
 
@@ -154,7 +155,7 @@ def _time_offsets(offsets: "dict[str, TimeOffset]"):
             with procfs.Procfs() as p:
                 procfs.write_file(p.self_path("timens_offsets"), lines, p)
         except OSError as e:
-            raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
+            raise proc.ProcessError(f"failed to set linux.timeOffsets: {(e.strerror or str(e)).lower()}") from None
 
 
 def _join(namespaces: "list[Namespace]"):
@@ -166,12 +167,12 @@ def _join(namespaces: "list[Namespace]"):
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise proc.ProcessError(f"failed to open {path} for the {ns.type} namespace: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         try:
             sc.setns(fd, sc.NAMESPACES[ns.type][0])
         except OSError as e:
             raise proc.ProcessError(f"failed to join the {ns.type} namespace {path}: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         finally:
             os.close(fd)
 
@@ -323,14 +324,14 @@ def _sysctls(sysctl):
     try:
         p = procfs.Procfs()
     except OSError as e:
-        raise proc.ProcessError(f"linux.sysctl: {e.strerror.lower()}") from None
+        raise proc.ProcessError(f"linux.sysctl: {(e.strerror or str(e)).lower()}") from None
     with p:
         for key, value in sysctl.items():
             try:
                 procfs.write_file(paths[key], value, p)
             except OSError as e:
                 raise proc.ProcessError(f"failed to set sysctl {key}={value}: "
-                                        f"{e.strerror.lower()}") from None
+                                        f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _quote(text):

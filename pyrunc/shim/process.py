@@ -78,7 +78,7 @@ def apply_oom_score_adj(value):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}") from None
+        raise ProcessError(f"error setting oom_score_adj to {value}: {(e.strerror or str(e)).lower()}") from None
 
 
 def environment(process: "Process"):
@@ -133,7 +133,7 @@ def _executable(path):
     try:
         st = os.stat(path)
     except OSError as e:
-        return f"stat {path}: {e.strerror.lower()}"
+        return f"stat {path}: {(e.strerror or str(e)).lower()}"
     if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
         return "permission denied"
     return None
@@ -160,11 +160,13 @@ def enter_cwd(cwd, retry_later):
         finally:
             os.close(fd)
     except PermissionError as e:  # EACCES, or EPERM: each with its own text
+        assert e.errno is not None
         if retry_later:
             return True
         raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
                            f"{os.strerror(e.errno).lower()}") from None
     except OSError as e:
+        assert e.errno is not None
         reason = os.strerror(e.errno).lower()
         if e.errno == errno.ELOOP:
             reason += " (magic links such as /proc/self/fd/N are refused)"
@@ -232,6 +234,7 @@ def execute_or_exit(prepared):
     try:
         execute(prepared)
     except OSError as e:
+        assert e.errno is not None
         os.write(2, f"exec {prepared.path}: {os.strerror(e.errno).lower()}\n".encode())
         os._exit(1)
 
@@ -244,4 +247,4 @@ def check_preserved_fds(n, base=3):
             os.stat(path)
         except OSError as e:
             raise ProcessError(f"unable to stat preserved-fd {fd - base} (of {n}): "
-                              f"stat {path}: {e.strerror.lower()}") from None
+                              f"stat {path}: {(e.strerror or str(e)).lower()}") from None

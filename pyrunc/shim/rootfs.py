@@ -151,7 +151,7 @@ def _mount_error(m, index, e):
 
 
 def _build(spec: "Config", linux: "Linux", mounts: "list[Mount]", sources, attach, root_fd, cgroup_paths):
-    late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
+    late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
     try:
         for index, m in enumerate(mounts):
             try:
@@ -173,6 +173,7 @@ def _build(spec: "Config", linux: "Linux", mounts: "list[Mount]", sources, attac
             try:
                 os.close(paths.mkdir_all(root_fd, cwd))
             except OSError as e:
+                assert e.errno is not None
                 # Name the container's path, not the host's.
                 reason = ("not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                           else os.strerror(e.errno).lower())
@@ -201,6 +202,7 @@ def _mount(source, target_fd, fstype, flags, data=None):
     try:
         mount(source, fd_path(target_fd), fstype, flags, data)
     except OSError as e:
+        assert e.errno is not None
         raise OSError(e.errno, os.strerror(e.errno).lower()) from None
 
 
@@ -311,6 +313,7 @@ def _bind(root_fd, m, opts, source_fd, attach):
                     move_mount(source_fd, "", node.fd, "",
                                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 except OSError as e:
+                    assert e.errno is not None
                     raise OSError(e.errno, os.strerror(e.errno).lower()) from None
             else:
                 _mount(fd_path(own), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
@@ -337,6 +340,7 @@ def _set_recursive(mnt, opts):
     try:
         mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
     except OSError as e:
+        assert e.errno is not None
         os.close(mnt)
         raise OSError(e.errno, "mount_setattr of the recursive options: "
                       + os.strerror(e.errno).lower()) from None
@@ -391,6 +395,7 @@ def _remount_bind(mnt, flags, cleared=0):
     try:
         remount_bind(fd_path(mnt), flags, cleared)
     except OSError as e:
+        assert e.errno is not None
         raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
                       else os.strerror(e.errno).lower()) from None
 
@@ -437,6 +442,7 @@ def _bind_hierarchies(mnt, flags, cgroup_paths):
             mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
             remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         except OSError as e:
+            assert e.errno is not None
             raise OSError(e.errno, f"{name}: {os.strerror(e.errno).lower()}") from None
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
         for alias in name.split(","):
@@ -482,8 +488,9 @@ def host_cgroup_paths():
 def root_propagation(propagation):
     """linux.rootfsPropagation shared/unbindable on the container's root itself, after the
     pivot (runc >= 1.2 does it there: the root is a bind whose parent was made private, so
-    "shared" set before never reached it; slave and private were applied by prepare). Last, once the masks and the console are mounted: they clone mounts (open_tree),
-    which an unbindable one refuses."""
+    "shared" set before never reached it; slave and private were applied by prepare). Last,
+    once the masks and the console are mounted: they clone mounts (open_tree), which an
+    unbindable one refuses."""
     # the root alone: the mounts below keep what prepare and their own options gave them
     # (runbindable, which prepare could not apply, is the exception)
     flags = {"shared": mf.MS_SHARED, "rshared": mf.MS_SHARED, "unbindable": mf.MS_UNBINDABLE,
@@ -492,6 +499,7 @@ def root_propagation(propagation):
         try:
             mount(None, "/", None, flags)
         except OSError as e:
+            assert e.errno is not None
             raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
                               f"root: {os.strerror(e.errno).lower()}") from None
 
@@ -532,7 +540,7 @@ def _detach_outside(rootfs):
         return (mp == rootfs or mp.startswith(rootfs + "/") or mp == "/"
                 or rootfs.startswith(mp.rstrip("/") + "/"))
 
-    covered = set()
+    covered: set[str] = set()
     # opened once: the host's /proc is among the mounts that go; and the host's /dev/null,
     # to cover a file mount that cannot go, before /dev goes
     mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)

@@ -26,7 +26,7 @@ def apply(process: "Process"):
         try:
             sc.ioprio_set(IO_CLASSES[io.io_class], io.priority)
         except OSError as e:
-            raise SchedulingError(f"setting process.ioPriority failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.ioPriority failed: {(e.strerror or str(e)).lower()}") from None
     sched = process.scheduler
     if sched:
         flags = 0
@@ -36,7 +36,7 @@ def apply(process: "Process"):
             sc.sched_setattr(POLICIES[sched.policy], flags, sched.nice, sched.priority,
                              sched.runtime, sched.deadline, sched.period)
         except OSError as e:
-            raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.scheduler failed: {(e.strerror or str(e)).lower()}") from None
 
 
 def set_personality(personality: "Personality | None"):
@@ -44,4 +44,4 @@ def set_personality(personality: "Personality | None"):
         try:
             sc.personality(PERSONALITIES[personality.domain])
         except OSError as e:
-            raise SchedulingError(f"setting linux.personality failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting linux.personality failed: {(e.strerror or str(e)).lower()}") from None

@@ -103,7 +103,7 @@ def check_process(process, source="config.json", report=None):
             fail(f"process.user.additionalGids[{i}]", f"{NO_ID} is (gid_t)-1, not a group id")
     if user.get("umask", 0) > 0o777:
         fail("process.user.umask", f"{user['umask']} is not a file mode mask (at most 0777 = 511)")
-    seen = {}
+    seen: dict[str, int] = {}
     for i, r in enumerate(process.get("rlimits") or ()):
         kind = r["type"]
         if kind not in RLIMITS:

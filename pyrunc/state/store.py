@@ -238,6 +238,7 @@ class _DirLock:
         return self
 
     def _poll(self):
+        assert self.fd is not None
         delay, next_call = 0.001, 0.0
         while True:
             try:
@@ -259,6 +260,7 @@ class _DirLock:
     def release(self):
         # Unlock explicitly: a process forked meanwhile (create's shim) shares the open file
         # description, and closing our fd alone would leave the lock held by its copy.
+        assert self.fd is not None
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 

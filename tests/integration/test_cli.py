@@ -306,7 +306,7 @@ def test_parallel_creates_with_the_same_id(pyrunc, make_bundle, cid, tmp_path):
         assert not pidfiles[1 - winner].exists()
         st = state(pyrunc, cid)
         assert st["status"] == "created" and pidfiles[winner].read_text() == str(st["pid"])
-        wait_for(lambda: len(live_inits(pyrunc.root) - before) == 1, 2.0, "a single init")
+        wait_for(lambda before=before: len(live_inits(pyrunc.root) - before) == 1, 2.0, "a single init")
         assert live_inits(pyrunc.root) - before == {st["pid"]}
         assert pyrunc("delete", cid).rc == 0
 
@@ -374,7 +374,7 @@ def test_delete_force_during_create(pyrunc, make_bundle, cid, tmp_path):
                 assert json.loads(r.out)["status"] == "created"
                 assert pyrunc("delete", "-f", cid).rc == 0
         assert pyrunc.ids() == []
-        wait_for(lambda: not (live_inits(pyrunc.root) - before), 2.0, "no init left")
+        wait_for(lambda before=before: not (live_inits(pyrunc.root) - before), 2.0, "no init left")
 
 
 @pytest.mark.parametrize("text, message", [

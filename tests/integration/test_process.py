@@ -300,7 +300,7 @@ def test_absent_namespaces_are_the_hosts(pyrunc, make_bundle, cid):
     b.linux["namespaces"] = [{"type": "pid"}, {"type": "mount"}]
     del b.config["hostname"]  # needs a uts namespace
     out = sh_ok(pyrunc, b, cid, "for n in net ipc uts cgroup pid mnt; do readlink /proc/self/ns/$n; done")
-    inside = dict(zip(["net", "ipc", "uts", "cgroup", "pid", "mnt"], out.split()))
+    inside = dict(zip(["net", "ipc", "uts", "cgroup", "pid", "mnt"], out.split(), strict=False))
     for name in ("net", "ipc", "uts", "cgroup"):
         assert inside[name] == os.readlink(f"/proc/self/ns/{name}"), name
     for name in ("pid", "mnt"):
@@ -321,7 +321,7 @@ def test_join_namespaces_by_path(pyrunc, make_bundle, cid):
         out = sh_ok(pyrunc, second, cid + "-2",
                     f"for n in {names} mnt; do readlink /proc/self/ns/$n; done; hostname; cat /proc/1/comm")
         *links, mnt, hostname, pid1 = out.split()
-        for t, link in zip(joined, links):
+        for t, link in zip(joined, links, strict=False):
             assert link == os.readlink(f"/proc/{pid}/ns/{NAMESPACE_FILES[t]}"), t
         assert mnt != os.readlink(f"/proc/{pid}/ns/mnt")
         assert hostname == "first-box"
