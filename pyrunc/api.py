@@ -12,6 +12,14 @@ Every method raises a subclass of pyrunc.errors.PyruncError with a one-line mess
 from .runtime import lifecycle as _lc
 from .state.store import Store, check_id
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from .runtime.model import ContainerState
+
 # runtime.create pulls in the shim, ctypes, python-prctl and cgroups: only create/run need them,
 # and engines call state/kill/delete as often as create (delete --force after every container).
 
@@ -19,7 +27,8 @@ DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False, rootless=None):
+    def __init__(self, root: str = DEFAULT_ROOT, warn: "Callable[[str], None] | None" = None,
+                 systemd_cgroup: bool = False, rootless: "bool | None" = None) -> None:
         """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
         systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup); rootless:
         tolerate cgroup permission errors (runc's --rootless; None: runc's auto rule,
@@ -33,11 +42,12 @@ class Runtime:
         self.rootless = rootless
 
     @property
-    def root(self):
+    def root(self) -> str:
         return self.store.root
 
-    def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
-               no_pivot=False, preserve_fds=0):
+    def create(self, container_id: str, bundle: str, *, pid_file: "str | None" = None,
+               console_socket: "str | None" = None, no_pivot: bool = False,
+               preserve_fds: int = 0) -> "ContainerState":
         """Build the container and leave its init waiting for start(); returns its ContainerState."""
         _require_sealed()
         from .runtime import create as _create
@@ -46,25 +56,26 @@ class Runtime:
                               preserve_fds=preserve_fds, warn=self.warn,
                               systemd_cgroup=self.systemd_cgroup, rootless=self.rootless)
 
-    def start(self, container_id, *, main_pid=None):
+    def start(self, container_id: str, *, main_pid: "int | None" = None) -> None:
         """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,
         as runc): wait until the container sends READY=, then send READY= and MAINPID=main_pid
         (default: the init's host pid) to that socket; returns early if the container exits."""
         check_id(container_id)
         _lc.start(self.store, container_id, warn=self.warn, main_pid=main_pid)
 
-    def state(self, container_id):
+    def state(self, container_id: str) -> "ContainerState":
         check_id(container_id)
         return _lc.state(self.store, container_id)
 
-    def list(self):
+    def list(self) -> "builtins.list[ContainerState]":
         return _lc.list_all(self.store)
 
-    def kill(self, container_id, signal="SIGTERM", all_processes=False):
+    def kill(self, container_id: str, signal: "str | int" = "SIGTERM",
+             all_processes: bool = False) -> None:
         check_id(container_id)
         _lc.kill(self.store, container_id, signal, all_processes)
 
-    def delete(self, container_id, force=False):
+    def delete(self, container_id: str, force: bool = False) -> None:
         """Remove a stopped (or created) container; force kills a running one first.
 
         With force, a container that does not exist is not an error."""
@@ -77,7 +88,7 @@ class Runtime:
             if not force:
                 raise
 
-    def update(self, container_id, resources):
+    def update(self, container_id: str, resources: "dict[str, Any]") -> None:
         """Change linux.resources of a live container; zeros and absent fields change nothing."""
         from .runtime import cgroup_ops
         from .spec import schema
@@ -87,30 +98,32 @@ class Runtime:
         schema.validate(resources, "config#/$defs/linuxResources", "resources")
         cgroup_ops.update(self.store, container_id, resources)
 
-    def pause(self, container_id):
+    def pause(self, container_id: str) -> None:
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.pause(self.store, container_id)
 
-    def resume(self, container_id):
+    def resume(self, container_id: str) -> None:
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.resume(self.store, container_id)
 
-    def ps(self, container_id):
+    def ps(self, container_id: str) -> "builtins.list[int]":
         """Host pids of every process in the container."""
         from .runtime import cgroup_ops
         check_id(container_id)
         return cgroup_ops.pids(self.store, container_id)
 
-    def events(self, container_id, *, stats_only=False, interval=5.0, emit=print):
+    def events(self, container_id: str, *, stats_only: bool = False, interval: float = 5.0,
+               emit: "Callable[[dict[str, Any]], object]" = print) -> None:
         """Call emit(event_dict) for stats (once with stats_only) and OOM events."""
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.events(self.store, container_id, stats_only=stats_only, interval=interval, emit=emit)
 
-    def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
-            no_pivot=False, preserve_fds=0, keep=False):
+    def run(self, container_id: str, bundle: str, *, detach: bool = False,
+            pid_file: "str | None" = None, console_socket: "str | None" = None,
+            no_pivot: bool = False, preserve_fds: int = 0, keep: bool = False) -> int:
         """create + start; unless detached, wait and return the exit status (128+N if killed by N).
         keep: leave the stopped container (state and cgroup) for a later delete(), as runc's
         run --keep; also when start fails."""
@@ -119,10 +132,15 @@ class Runtime:
                    console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
                    keep=keep)
 
-    def exec(self, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
-             additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
-             tty=False, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
-             ignore_paused=False, cgroup=()):
+    def exec(self, container_id: str, args: "Sequence[str]" = (), *,
+             process: "str | dict[str, Any] | None" = None, cwd: "str | None" = None,
+             env: "Sequence[str]" = (), user: "str | None" = None,
+             additional_gids: "Sequence[str | int]" = (), caps: "Sequence[str]" = (),
+             no_new_privs: "bool | None" = None, apparmor: "str | None" = None,
+             process_label: "str | None" = None, tty: bool = False, detach: bool = False,
+             pid_file: "str | None" = None, console_socket: "str | None" = None,
+             preserve_fds: int = 0, ignore_paused: bool = False,
+             cgroup: "Sequence[str]" = ()) -> int:
         """Run one more process in a created or running container: `process` (a process.json
         path or an OCI process dict) or the container's own process with `args` and the
         overrides (env is appended, caps are added, user is "uid[:gid]"). The caller's fds 0-2
@@ -140,7 +158,7 @@ class Runtime:
                             cgroup=cgroup, warn=self.warn)
 
 
-def _require_sealed():
+def _require_sealed() -> None:
     """create/run/exec fork processes a container can see: their interpreter must be one no
     container can overwrite (security/exeseal.py). The CLI seals and re-execs before it gets
     here; an in-process caller that has not called ensure_sealed() gets ExecutableNotSealed."""

@@ -11,6 +11,18 @@ import os
 
 from .. import jsonio, trace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    class Wire(TypedDict, total=False):
+        """One message as it travels (a JSON object per line): "type" is a Message's name;
+        the other fields are the ones its Message comment names."""
+        type: str
+        pid: int        # PID (stage1 -> host), PROCEED after CREATE_RUNTIME (host -> init)
+        msg: str        # WARNING, DEBUG, ERROR
+        fd: int         # SECCOMP_LISTENER: the listener's fd number in the init
+
 
 class SyncError(Exception):
     """The peer went away or sent something unexpected."""
@@ -36,8 +48,11 @@ class Message:
     PID (two processes, one pipe), so the host defers it until PID has arrived."""
 
     __slots__ = ("name", "answered", "needs_pid")
+    name: str
+    answered: bool
+    needs_pid: bool
 
-    def __init__(self, name, answered=False, needs_pid=False):
+    def __init__(self, name: str, answered: bool = False, needs_pid: bool = False) -> None:
         self.name = name
         self.answered = answered
         self.needs_pid = needs_pid
@@ -60,7 +75,7 @@ BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, DEBUG, SECCOMP_LIS
                                CREATE_RUNTIME, READY, ERROR)}
 
 
-def _name(kind):
+def _name(kind: "Message | str") -> str:
     return kind.name if isinstance(kind, Message) else kind
 
 
@@ -80,14 +95,14 @@ class End:
         self.rfd = moved.get(self.rfd, self.rfd)
         self.wfd = moved.get(self.wfd, self.wfd)
 
-    def send(self, kind, **fields):
+    def send(self, kind: "Message | str", **fields: "int | str") -> None:
         """kind: a Message (or its wire name)."""
         fields["type"] = _name(kind)
         data = (jsonio.dumps(fields) + "\n").encode()
         while data:
             data = data[os.write(self.wfd, data):]
 
-    def recv(self):
+    def recv(self) -> "Wire":
         """The next message as a dict; raises PeerClosed on EOF."""
         while b"\n" not in self._buf:
             chunk = os.read(self.rfd, 65536)
@@ -97,7 +112,7 @@ class End:
         line, _, self._buf = self._buf.partition(b"\n")
         return jsonio.loads(line)
 
-    def expect(self, kind):
+    def expect(self, kind: "Message | str") -> "Wire":
         msg = self.recv()
         name = _name(kind)
         if msg["type"] == ERROR.name:
@@ -117,7 +132,7 @@ class End:
         self.rfd = self.wfd = -1
 
 
-def debug(end, fmt, *args):
+def debug(end: End, fmt: str, *args: object) -> None:
     """A debug message from a forked stage to the host's log (--debug); without --debug
     nothing is formatted or sent. Only while the channel is open (until READY): a failure to
     send is ignored, as the host then reports the stage's death itself."""
@@ -135,7 +150,7 @@ def channel():
     return End(to_host_r, to_shim_w), End(to_shim_r, to_host_w)
 
 
-def report(end, exc, step):
+def report(end: End, exc: BaseException, step: str) -> None:
     """Send a failure of a forked stage to the host as ERROR (container side).
 
     Errors pyrunc raises carry their own text (the field or file they are about); an OSError
