@@ -39,12 +39,14 @@ def problems(bundle, systemd_cgroup=False):
     report: list[tuple[str, str, str]] = []
     semantic.check_config(config, report)
     found += [_line(*r) for r in report]
-    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-    rootfs_ok = os.path.isdir(rootfs)
-    if not rootfs_ok:
-        found.append(f"config.json: root.path: rootfs ({rootfs}) does not exist or is not a directory")
     from ..spec.model import build
     spec = build(config)  # as create's: the checks below read the model
+    rootfs, rootfs_ok = "", False
+    if spec.root is not None:  # (a missing root is in the report already)
+        rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
+        rootfs_ok = os.path.isdir(rootfs)
+        if not rootfs_ok:
+            found.append(f"config.json: root.path: rootfs ({rootfs}) does not exist or is not a directory")
     checks = [_capabilities, _namespace_paths, _mount_namespace, _lsm, _seccomp]
     if "process" not in config:  # reported by semantic.check_config
         checks = [_namespace_paths, _mount_namespace, _seccomp]
