@@ -53,7 +53,7 @@ class Plan:
             self.console_fd = moved.get(self.console_fd, self.console_fd)
 
 
-def stage1(plan, sock):
+def stage1(plan: Plan, sock: sync.End):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
@@ -94,7 +94,7 @@ def stage1(plan, sock):
     os._exit(code)
 
 
-def _run_stage2(plan, sock):
+def _run_stage2(plan: Plan, sock: sync.End):
     step = Step("starting the process")
     try:
         _stage2(plan, sock, step)
@@ -103,7 +103,7 @@ def _run_stage2(plan, sock):
     os._exit(1)
 
 
-def _stage2(plan, sock, step):
+def _stage2(plan: Plan, sock: sync.End, step):
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal

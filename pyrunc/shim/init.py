@@ -62,7 +62,7 @@ class Step:
         self.now = now
 
 
-def stage1(plan, sock):
+def stage1(plan: Plan, sock: sync.End):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
@@ -177,7 +177,7 @@ def _join(namespaces: "list[Namespace]"):
             os.close(fd)
 
 
-def _run_stage2(plan, sock, cgroup_paths):
+def _run_stage2(plan: Plan, sock: sync.End, cgroup_paths):
     step = Step("starting the container init")
     try:
         _stage2(plan, sock, cgroup_paths, step)
@@ -186,7 +186,7 @@ def _run_stage2(plan, sock, cgroup_paths):
     os._exit(1)
 
 
-def _stage2(plan, sock, cgroup_paths, step):
+def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
     spec = plan.spec
     # A pid-namespace init only gets the signals it handles; die on the usual ones until exec.
     for signum in (sig.SIGTERM, sig.SIGINT, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2):
