@@ -20,6 +20,7 @@ from .status import describe
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..spec.model import Config, Process, Seccomp
+    from ..state.store import Record
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
@@ -100,7 +101,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
             if console_fd is not None:
                 os.close(console_fd)
                 console_fd = None
-        record = {
+        record: Record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
             "owner": "", "annotations": spec.annotations,
