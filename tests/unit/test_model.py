@@ -210,3 +210,26 @@ def _timed(fn, arg):
     t = time.perf_counter()
     fn(arg)
     return time.perf_counter() - t
+
+
+def test_exec_flags_build_the_same_model():
+    """exec without --process: the container's process with the flags' overrides (runc's
+    getProcess), checked as a document, then built like create's."""
+    from pyrunc.runtime.exec import process_from_flags
+    base = _validated(default_config())["process"]
+    doc = process_from_flags(base, ["id"], cwd="/tmp", env=["A=1"], user="1000:100",
+                             additional_gids=["5"], caps=["CAP_NET_ADMIN"], no_new_privs=False)
+    semantic.check_process(doc, "exec")
+    p = model.build_process(doc)
+    assert p.args == ["id"] and p.cwd == "/tmp" and p.env[-1] == "A=1"
+    assert (p.user.uid, p.user.gid, p.user.additional_gids) == (1000, 100, [5])
+    assert "CAP_NET_ADMIN" in p.capabilities["bounding"] and not p.no_new_privileges
+    assert not p.terminal  # --tty not given
+    assert base["args"] == ["sh"]  # the container's own process is not changed
+
+
+def test_mount_kinds():
+    bind = model.Mount({"destination": "/x", "type": "bind", "source": "/src", "options": ["rbind"]})
+    assert bind.is_bind() and model.Mount({"destination": "/y", "options": ["bind"]}).is_bind()
+    proc = model.Mount({"destination": "/proc", "type": "proc"})
+    assert not proc.is_bind() and proc.source is None and proc.options == []
