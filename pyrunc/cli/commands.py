@@ -4,6 +4,7 @@ import sys
 
 from .. import jsonio
 from ..errors import UsageError
+from ..goparse import is_atoi, is_digits
 from .parser import Command, Flag
 
 
@@ -148,10 +149,18 @@ def _resources_from_flags(o):
                 value = parse_bytes(raw)
             elif kind is str:
                 value = raw
-            else:
+            elif kind == "flag":
                 value = int(raw, 10)
-                if kind == "uint" and value < 0:
+            else:
+                # Go's strconv.ParseUint / ParseInt(raw, 10, 64): ASCII digits, a sign only
+                # for ParseInt; int() would also take " 5", "1_0" and other scripts' digits
+                if not (is_digits(raw) if kind == "uint" else is_atoi(raw)):
                     raise ValueError(raw)
+                value = int(raw, 10)
+                if not (0 if kind == "uint" else -2**63) <= value < (2**64 if kind == "uint" else 2**63):
+                    func = "ParseUint" if kind == "uint" else "ParseInt"
+                    raise PyruncError(f'invalid value for {name}: strconv.{func}: parsing "{raw}": '
+                                      f'value out of range')
         except ValueError:
             if kind == "bytes":
                 raise PyruncError(f"invalid value for {name}: invalid size: '{raw}'") from None
@@ -165,19 +174,25 @@ def _resources_from_flags(o):
 
 
 def parse_bytes(text):
-    """docker's RAMInBytes: 1024-based suffixes k, m, g, t (b optional); -1 for unlimited."""
-    t = text.strip().lower()
-    if t == "-1":
+    """docker's RAMInBytes (go-units): digits with optional ".digits" parts, one optional
+    space, then a 1024-based unit k, m, g, t or p, an optional "i" and "b", any case ("1.5g",
+    "512 MiB", "1kb"); -1 for unlimited. ValueError otherwise."""
+    if text == "-1":
         return -1
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-             "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+    t = text.lower()
     i = len(t)
-    while i and not (t[i - 1].isdigit() or t[i - 1] == "."):
+    while i and t[i - 1] in "ib":  # the optional "i" and "b", in that order
         i -= 1
-    number, suffix = t[:i], t[i:].strip()
-    if not number or suffix not in units:
+    if t[i:] not in ("", "b", "i", "ib"):
         raise ValueError(text)
-    return int(float(number) * units[suffix])
+    scale = 1
+    if i and t[i - 1] in "kmgtp":
+        i -= 1
+        scale = 1 << (10 * ("kmgtp".index(t[i]) + 1))
+    number = t[:i - 1] if t[i - 1:i] == " " else t[:i]
+    if not all(is_digits(part) for part in number.split(".")):
+        raise ValueError(text)
+    return int(float(number) * scale)
 
 
 def _pause(rt, o, a, ctx):
@@ -234,14 +249,54 @@ def _events(rt, o, a, ctx):
     return 0
 
 
+_DURATION_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6,
+                   "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def go_duration(text):
+    """Go's time.ParseDuration, in seconds: a sign, then one or more decimal numbers each with
+    a unit (ns, us, \u00b5s, ms, s, m, h): "1m30s", "1.5h", ".5s"; "0" alone. None if invalid."""
+    s = text[1:] if text[:1] in ("+", "-") else text
+    if s == "0":
+        return 0.0
+    total = 0  # in ns, as Go counts (an int64)
+    while s:
+        i = 0
+        while i < len(s) and s[i].isascii() and s[i].isdigit():
+            i += 1
+        whole, s = s[:i], s[i:]
+        frac = ""
+        if s[:1] == ".":
+            i = 1
+            while i < len(s) and s[i].isascii() and s[i].isdigit():
+                i += 1
+            frac, s = s[1:i], s[i:]
+        if not whole and not frac:
+            return None
+        i = 0
+        while i < len(s) and s[i] != "." and not (s[i].isascii() and s[i].isdigit()):
+            i += 1
+        unit, s = s[:i], s[i:]
+        scale = _DURATION_UNITS.get(unit)
+        if scale is None:
+            return None
+        total += int(whole or "0") * scale + int(frac or "0") * scale // 10 ** len(frac)
+        if total > 2**63 - 1:
+            return None
+    if not text or text in ("+", "-"):
+        return None
+    return (-total if text[0] == "-" else total) / 1e9
+
+
 def _duration(text):
-    """Go durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
-    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
-            value = float(text[:-len(suffix)]) * scale
-            if value > 0:
-                return value
-    raise UsageError(f"invalid interval {text!r}: duration must be greater than 0, e.g. 5s")
+    """--interval as runc takes it: a Go duration (flag.Duration), greater than 0."""
+    value = go_duration(text)
+    if value is None:
+        raise UsageError(f'invalid value "{text}" for flag -interval: parse error')
+    if value <= 0:
+        from ..errors import PyruncError
+        raise PyruncError("duration interval must be greater than 0")
+    return value
 
 
 def _exec(rt, o, a, ctx):

@@ -56,11 +56,15 @@ class Conversation:
         deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
-            kind = sync.BY_NAME.get(msg.get("type"))
+            if not isinstance(msg, dict):  # a JSON line, but not one of our objects
+                raise sync.SyncError(f"unexpected message {msg!r} from the shim")
+            kind = sync.BY_NAME.get(msg.get("type", ""))
             if kind is sync.ERROR:
                 raise sync.ShimFailed(msg.get("msg") or "unknown error")
             if kind is sync.PID:
-                self.pid = msg["pid"]
+                self.pid = msg.get("pid")
+                if type(self.pid) is not int or self.pid <= 0:
+                    raise sync.SyncError(f"unexpected message {msg!r} from the shim: no pid")
                 for waiting in deferred:
                     self._answer(*waiting)
                 deferred = []

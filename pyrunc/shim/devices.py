@@ -10,7 +10,7 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import mount
+from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from . import paths
 
 TYPE_CHECKING = False
@@ -104,7 +104,7 @@ def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
             _bind_host_node(parent, name, path, kind, rdev)
             return
         try:
-            os.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
+            sc.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
         except PermissionError:
             # refused outside a user namespace too (a device cgroup, a seccomp filter of the
             # caller's): the host's node instead
@@ -148,7 +148,7 @@ def _bind_host_node(parent, name, path, kind, rdev):
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644, dir_fd=parent)
         try:
-            mount(paths.fd_path(source), paths.fd_path(target), None, mf.MS_BIND)
+            sc.mount(paths.fd_path(source), paths.fd_path(target), None, mf.MS_BIND)
         finally:
             os.close(target)
     finally:

@@ -87,10 +87,10 @@ class Mask:
             self.fd = None
 
 
-def apply(masked, readonly, null_fd=None, mount_label=None):
+def apply(masked, readonly, null_fd=None, mount_label=None, root_path="/"):
     """Mask `masked` and make `readonly` read-only, inside the current root ("/" after the
     pivot). Takes ownership of null_fd (from host_null)."""
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root = os.open(root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     null = Mask(lambda: _container_null(root), null_fd)
     empty_dir = Mask(lambda: _empty_tmpfs(mount_label))
     try:

@@ -10,6 +10,7 @@ import resource
 import stat
 
 from ..errors import PyruncError
+from ..goparse import is_atoi
 from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
@@ -33,14 +34,13 @@ def socket_activation_fds(environ=None, pid=None):
     """go-systemd's activation.Files(false), as runc calls it: LISTEN_FDS, when LISTEN_PID
     names this process (else 0)."""
     environ = os.environ if environ is None else environ
-    if not environ.get("LISTEN_FDS"):
+    listen_pid, listen_fds = environ.get("LISTEN_PID", ""), environ.get("LISTEN_FDS", "")
+    # strconv.Atoi's syntax (int() would also take " 5", "1_0", other scripts' digits)
+    if not (is_atoi(listen_pid) and is_atoi(listen_fds)):
         return 0
-    try:
-        if int(environ.get("LISTEN_PID", ""), 10) != (os.getpid() if pid is None else pid):
-            return 0
-        return max(0, int(environ["LISTEN_FDS"], 10))
-    except ValueError:
+    if int(listen_pid) != (os.getpid() if pid is None else pid):
         return 0
+    return max(0, int(listen_fds))
 
 
 class Prepared:
@@ -54,10 +54,18 @@ class Prepared:
         self.preserve_fds = preserve_fds
 
 
+# setrlimit(2)'s resources by number (asm-generic/resource.h; x86_64 and aarch64 alike): Python's
+# resource module has no RLIMIT_LOCKS, and has a BSD alias, RLIMIT_OFILE, the spec does not name.
+RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+           "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+           "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+           "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
+
+
 def apply_rlimits(rlimits: "list[Rlimit]"):
     for r in rlimits:
-        kind = getattr(resource, r.type, None)
-        if kind is None or not r.type.startswith("RLIMIT_"):
+        kind = RLIMITS.get(r.type)
+        if kind is None:
             raise ProcessError(f"unknown rlimit type {r.type!r}")
         try:
             resource.setrlimit(kind, (_rlim(r.soft), _rlim(r.hard)))

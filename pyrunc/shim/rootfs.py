@@ -10,6 +10,7 @@ import os
 import stat
 
 from ..linux import mountflags as mf
+from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from ..linux.syscalls import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -23,14 +24,6 @@ from ..linux.syscalls import (
     RESOLVE_BENEATH,
     RESOLVE_NO_SYMLINKS,
     UMOUNT_NOFOLLOW,
-    fstatfs_type,
-    mount,
-    mount_setattr,
-    move_mount,
-    open_tree,
-    openat2,
-    pivot_root,
-    umount2,
 )
 from . import copyup, devices, masks, paths
 from .paths import fd_path
@@ -67,9 +60,9 @@ def prepare(spec: "Config", rootfs, cgroup_paths, detached=None):
             # the rootfs is bound onto itself below, which an unbindable source refuses
             # (EINVAL, runc 1.1 too): slave now, unbindable on the new root after the pivot
             flags = mf.MS_SLAVE | mf.MS_REC
-        mount(None, "/", None, flags)
+        sc.mount(None, "/", None, flags)
         _make_parent_private(rootfs)
-        mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
+        sc.mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             _build(spec, linux, mounts, sources, attach, root_fd, cgroup_paths)
@@ -98,9 +91,9 @@ def open_bind_sources(spec: "Config"):
 
     def clone(source, m):
         rec = AT_RECURSIVE if mf.parse(m.options).flags & mf.MS_REC else 0
-        fd = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
+        fd = sc.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
         try:
-            mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
+            sc.mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
         except BaseException:
             os.close(fd)
             raise
@@ -194,26 +187,16 @@ def _make_parent_private(rootfs):
             best = mnt
             shared = any(o.startswith("shared:") for o in optional)
     if best and shared:
-        mount(None, best, None, mf.MS_PRIVATE)
+        sc.mount(None, best, None, mf.MS_PRIVATE)
 
 
 def _mount(source, target_fd, fstype, flags, data=None):
     """mount(2) onto the object target_fd was opened on; errors without the /proc/self/fd names."""
     try:
-        mount(source, fd_path(target_fd), fstype, flags, data)
+        sc.mount(source, fd_path(target_fd), fstype, flags, data)
     except OSError as e:
         assert e.errno is not None
         raise OSError(e.errno, os.strerror(e.errno).lower()) from None
-
-
-def _mnt_id(fd):
-    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        text = os.read(info, 4096)  # raw: a text-mode open() costs ~4x more, twice per mount
-    finally:
-        os.close(info)
-    start = text.index(b"mnt_id:") + 7
-    return int(text[start:text.index(b"\n", start)])
 
 
 def _mounted(node):
@@ -224,11 +207,11 @@ def _mounted(node):
     we refuse rather than apply flags or propagation to something else.
     """
     try:
-        fd = openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+        fd = sc.openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
     except OSError as e:
         raise OSError(e.errno, "the mount point was moved while mounting") from None
-    if _mnt_id(fd) == _mnt_id(node.fd) or stat.S_ISLNK(os.fstat(fd).st_mode):
+    if sc.mount_id(fd) == sc.mount_id(node.fd) or stat.S_ISLNK(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EXDEV, "the mount point was moved while mounting")
     return fd
@@ -310,8 +293,8 @@ def _bind(root_fd, m, opts, source_fd, attach):
         with _target(root_fd, m.destination, "bind", make) as node:
             if own is None:
                 try:
-                    move_mount(source_fd, "", node.fd, "",
-                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                    sc.move_mount(source_fd, "", node.fd, "",
+                                  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 except OSError as e:
                     assert e.errno is not None
                     raise OSError(e.errno, os.strerror(e.errno).lower()) from None
@@ -338,7 +321,7 @@ def _set_recursive(mnt, opts):
     if not opts.recursive:
         return
     try:
-        mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
+        sc.mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
     except OSError as e:
         assert e.errno is not None
         os.close(mnt)
@@ -376,7 +359,7 @@ def remount_bind(target, flags, cleared=0):
     locked = have & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
     flags = mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS)
     try:
-        mount(None, target, None, flags)
+        sc.mount(None, target, None, flags)
         return
     except PermissionError:
         pass
@@ -388,7 +371,7 @@ def remount_bind(target, flags, cleared=0):
     if asked and asked != source & mf.ATIME_FLAGS:
         raise OSError(errno.EPERM, "cannot change the access-time flags the kernel locked on "
                                    "the source")
-    mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+    sc.mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
 
 
 def _remount_bind(mnt, flags, cleared=0):
@@ -439,7 +422,7 @@ def _bind_hierarchies(mnt, flags, cgroup_paths):
         # no container process has entered yet, so nobody can swap its names.
         sub = f"{fd_path(mnt)}/{name}"
         try:
-            mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
+            sc.mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
             remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         except OSError as e:
             assert e.errno is not None
@@ -497,7 +480,7 @@ def root_propagation(propagation):
              "runbindable": mf.MS_UNBINDABLE | mf.MS_REC}.get(propagation)
     if flags:
         try:
-            mount(None, "/", None, flags)
+            sc.mount(None, "/", None, flags)
         except OSError as e:
             assert e.errno is not None
             raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
@@ -511,18 +494,18 @@ def pivot(rootfs, no_pivot):
         # mount a new procfs next to the host's fully visible one.
         _detach_outside(rootfs)
         os.chdir(rootfs)
-        mount(rootfs, "/", None, mf.MS_MOVE)
-        os.chroot(".")
+        sc.mount(rootfs, "/", None, mf.MS_MOVE)
+        sc.chroot(".")
         os.chdir("/")
         return
     old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fchdir(new)
-        pivot_root(".", ".")  # stack the old root under the new one, then detach it
+        sc.pivot_root(".", ".")  # stack the old root under the new one, then detach it
         os.fchdir(old)
-        mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC)
-        umount2(".", MNT_DETACH)
+        sc.mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC)
+        sc.umount2(".", MNT_DETACH)
         os.chdir("/")
     finally:
         os.close(old)
@@ -553,7 +536,7 @@ def _detach_outside(rootfs):
         for mp in sorted(set(_mount_points(mountinfo))):
             if not (mp == rootfs or mp.startswith(rootfs + "/")):
                 try:
-                    mount(None, mp, None, mf.MS_SLAVE)
+                    sc.mount(None, mp, None, mf.MS_SLAVE)
                 except OSError:
                     pass  # hidden under another mount: reached in a round below, if at all
         _detach_rounds(mountinfo, keep, covered, null)
@@ -570,13 +553,13 @@ def _detach_rounds(mountinfo, keep, covered, null):
         progress = False
         for mp in outside:
             try:
-                mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
+                sc.mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
                     continue  # gone with a parent, or hidden under a cover: unreachable already
                 raise
             try:
-                umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
+                sc.umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
             except OSError as e:
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise
@@ -602,7 +585,7 @@ def _cover(mp, null):
     if os.path.isdir(mp):
         _pin_pseudo_fs(mp)
         source, fstype, flags, data = _EMPTY_RO
-        mount(source, mp, fstype, flags, data)
+        sc.mount(source, mp, fstype, flags, data)
         return
     if null.fd is None:
         raise RootfsError(f"--no-pivot: cannot hide the host's mount at {mp} (no /dev/null to cover it)")
@@ -616,7 +599,7 @@ def _cover(mp, null):
 def _pin_pseudo_fs(mp):
     fd = os.open(mp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if fstatfs_type(fd) not in _PSEUDO_FS:
+        if sc.fstatfs_type(fd) not in _PSEUDO_FS:
             return
     finally:
         os.close(fd)
@@ -625,7 +608,7 @@ def _pin_pseudo_fs(mp):
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False) and os.listdir(entry.path):
-                    mount(source, entry.path, fstype, flags, data)
+                    sc.mount(source, entry.path, fstype, flags, data)
                     return
             except OSError:
                 continue
@@ -675,14 +658,15 @@ def _unescape(raw):
     return os.fsdecode(bytes(out))
 
 
-def finish(spec: "Config", null_fd=None):
+def finish(spec: "Config", null_fd=None, root="/"):
     """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
-    null_fd: masks.host_null(), taken before the pivot (apply closes it)."""
+    null_fd: masks.host_null(), taken before the pivot (apply closes it). root: the container's
+    root, "/" once pivoted (a unit test's fake pivot leaves it where it was)."""
     linux = spec.linux
     try:
-        masks.apply(linux.masked_paths, linux.readonly_paths, null_fd, linux.mount_label)
+        masks.apply(linux.masked_paths, linux.readonly_paths, null_fd, linux.mount_label, root)
     except masks.MaskError as e:
         raise RootfsError(str(e)) from None
     if spec.root is not None and spec.root.readonly:
-        mount(None, "/", None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
-              | (os.statvfs("/").f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
+        sc.mount(None, root, None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
+                 | (os.statvfs(root).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))

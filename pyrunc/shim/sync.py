@@ -110,7 +110,10 @@ class End:
                 raise PeerClosed()
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        return jsonio.loads(line)
+        try:
+            return jsonio.loads(line)
+        except ValueError:  # not JSON (nor UTF-8): not from a pyrunc stage
+            raise SyncError(f"malformed message from the peer: {line[:80]!r}") from None
 
     def expect(self, kind: "Message | str") -> "Wire":
         msg = self.recv()

@@ -117,6 +117,18 @@ def test_unknown_flag(pyrunc, args, verb):
     assert r.out.endswith(pyrunc(verb, "--help").out)
 
 
+@pytest.mark.parametrize("interval, error", [
+    ("x", 'invalid value "x" for flag -interval: parse error'),
+    ("0s", "duration interval must be greater than 0"),
+    ("-1m", "duration interval must be greater than 0"),
+    ("1m30s", "container does not exist"),  # a Go duration: parsed, then the container looked up
+    (".5s", "container does not exist"),
+])
+def test_events_interval_is_a_go_duration(pyrunc, interval, error):
+    r = pyrunc("events", "--interval", interval, "nonexistent")
+    assert r.rc != 0 and error_of(r) == error
+
+
 def test_unknown_global_flag(pyrunc):
     r = pyrunc("--foo", "list")
     assert r.rc == 1

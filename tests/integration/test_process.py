@@ -143,14 +143,15 @@ def test_rlimits(pyrunc, make_bundle, cid):
         {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
         {"type": "RLIMIT_NPROC", "soft": 3000, "hard": 4000},
         {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1},  # RLIM_INFINITY as a uint64
+        {"type": "RLIMIT_LOCKS", "soft": 30, "hard": 40},  # not in Python's resource module
     ]
-    out = sh_ok(pyrunc, b, cid, "ulimit -n; ulimit -Hn; ulimit -c; "
-                                "grep -E '^Max (open files|processes|core file size)' /proc/self/limits")
+    out = sh_ok(pyrunc, b, cid, "ulimit -n; ulimit -Hn; ulimit -c; grep -E "
+                                "'^Max (open files|processes|core file size|file locks)' /proc/self/limits")
     lines = out.splitlines()
     assert lines[:3] == ["100", "200", "unlimited"]
     limits = {" ".join(line.split()[:-3]): line.split()[-3:-1] for line in lines[3:]}
     assert limits == {"Max core file size": ["unlimited", "unlimited"], "Max processes": ["3000", "4000"],
-                      "Max open files": ["100", "200"]}
+                      "Max open files": ["100", "200"], "Max file locks": ["30", "40"]}
 
 
 def test_rlimit_hard_above_the_hosts_fails_clearly(pyrunc, make_bundle, cid, no_leaks):
