@@ -167,15 +167,10 @@ class Manager:
         found = self.pids()
         if found:
             raise CgroupError(f"container's cgroup is not empty: {len(found)} process(es) found")
-        # freezer.py's state, without importing it on the create path: FROZEN by itself
-        # (v1's self_freezing; frozen by an ancestor is runc's "thawed") or cgroup.freeze 1
-        version, d = self._freezer()
-        if version == "v1":
-            frozen = (fsio.read_optional(d, "freezer.state") or "").strip() in ("FROZEN", "FREEZING") \
-                and (fsio.read_optional(d, "freezer.self_freezing") or "").strip() == "1"
-        else:
-            frozen = d is not None and (fsio.read_optional(d, "cgroup.freeze") or "").strip() == "1"
-        if frozen:
+        # frozen by itself (v1's self_freezing; frozen by an ancestor is runc's "thawed") or
+        # cgroup.freeze 1: the status's reader
+        from .freezer import frozen
+        if frozen(*self._freezer()):
             raise CgroupError(_FROZEN)
 
     def _create_v2(self, d, made):
@@ -258,11 +253,8 @@ class Manager:
         return sorted(found)
 
     def _freezer(self):
-        if self.mode != "unified" and "freezer" in self._dirs:
-            return "v1", self._dirs["freezer"]
-        if UNIFIED in self._dirs:
-            return "v2", self._dirs[UNIFIED]
-        return None, None
+        from .freezer import which
+        return which(self.mode, self._dirs)
 
     def freeze(self):
         from . import freezer  # off the create path, as stats

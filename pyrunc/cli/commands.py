@@ -8,45 +8,35 @@ from ..goparse import is_atoi, is_digits
 from .parser import Command, Flag
 
 
-def _create(rt, o, a, ctx):
-    preserve = _init_fds(o["preserve_fds"])
+def _create(rt, o, a):
+    from ..api import socket_activation_fds  # as runc: our own LISTEN_FDS fds go to the init first
     rt.create(a[0], o["bundle"] or ".", pid_file=o["pid_file"], console_socket=o["console_socket"],
-              no_pivot=o["no_pivot"], preserve_fds=preserve)
+              no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"],
+              listen_fds=socket_activation_fds())
     return 0
 
 
-def _run(rt, o, a, ctx):
-    preserve = _init_fds(o["preserve_fds"])
+def _run(rt, o, a):
+    from ..api import socket_activation_fds
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
-                  preserve_fds=preserve, keep=o["keep"])
+                  preserve_fds=o["preserve_fds"], listen_fds=socket_activation_fds(),
+                  keep=o["keep"])
 
 
-def _init_fds(preserve_fds):
-    """runc's fds for the init: our own socket-activation fds (LISTEN_FDS, from 3), then the
-    --preserve-fds ones after them, each checked to be open. Returns how many fds after
-    stdio the process keeps."""
-    from ..shim import process
-    n = process.socket_activation_fds()
-    process.listen_fds = n
-    preserve = max(0, preserve_fds)
-    process.check_preserved_fds(preserve, base=3 + n)
-    return n + preserve
-
-
-def _start(rt, o, a, ctx):
+def _start(rt, o, a):
     rt.start(a[0])
     return 0
 
 
-def _state(rt, o, a, ctx):
+def _state(rt, o, a):
     doc = rt.state(a[0]).to_oci()
     import json  # indented output: not jsonio's
     sys.stdout.write(json.dumps(doc, indent=2))
     return 0
 
 
-def _kill(rt, o, a, ctx):
+def _kill(rt, o, a):
     sig = a[1] if len(a) > 1 and a[1] else "SIGTERM"
     try:
         rt.kill(a[0], sig, all_processes=o["all"])
@@ -57,12 +47,12 @@ def _kill(rt, o, a, ctx):
     return 0
 
 
-def _delete(rt, o, a, ctx):
+def _delete(rt, o, a):
     rt.delete(a[0], force=o["force"])
     return 0
 
 
-def _list(rt, o, a, ctx):
+def _list(rt, o, a):
     if o["format"] not in ("table", "json"):
         raise UsageError("invalid format option")
     states = rt.list()
@@ -94,27 +84,24 @@ def _table(rows):
     return "".join("".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
 
 
-def _spec(rt, o, a, ctx):  # noqa: ARG001
+def _spec(rt, o, a):  # noqa: ARG001
     import os
 
+    from ..api import spec_template
     from ..errors import PyruncError
-    from ..spec.default import default_config
     path = os.path.join(o["bundle"] or ".", "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first")
-    config = default_config()
-    if o["rootless"]:
-        from ..spec.default import to_rootless
-        config = to_rootless(config, os.geteuid(), os.getegid())
+    config = spec_template(rootless=o["rootless"])
     with open(path, "w") as f:
         import json
         f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline
     return 0
 
 
-def _update(rt, o, a, ctx):
+def _update(rt, o, a):
     if o["resources"]:
-        from ..spec.load import read_resources
+        from ..api import read_resources
         resources = read_resources(o["resources"])
     else:
         resources = _resources_from_flags(o)
@@ -195,17 +182,17 @@ def parse_bytes(text):
     return int(float(number) * scale)
 
 
-def _pause(rt, o, a, ctx):
+def _pause(rt, o, a):
     rt.pause(a[0])
     return 0
 
 
-def _resume(rt, o, a, ctx):
+def _resume(rt, o, a):
     rt.resume(a[0])
     return 0
 
 
-def _ps(rt, o, a, ctx):
+def _ps(rt, o, a):
     if o["format"] not in ("table", "json"):
         raise UsageError("invalid format option")
     pids = rt.ps(a[0])
@@ -237,12 +224,11 @@ def _ps(rt, o, a, ctx):
     return 0
 
 
-def _events(rt, o, a, ctx):
-    from ..runtime.cgroup_ops import dumps
+def _events(rt, o, a):
     interval = _duration(o["interval"])
 
     def emit(event):
-        sys.stdout.write(dumps(event) + "\n")
+        sys.stdout.write(jsonio.dumps(event) + "\n")
         sys.stdout.flush()
 
     rt.events(a[0], stats_only=o["stats"], interval=interval, emit=emit)
@@ -299,7 +285,7 @@ def _duration(text):
     return value
 
 
-def _exec(rt, o, a, ctx):
+def _exec(rt, o, a):
     args = a[1:]
     if args[:1] == ["--"]:  # `exec ID -- cmd ...` (runc would look for a program named "--")
         args = args[1:]
@@ -312,12 +298,11 @@ def _exec(rt, o, a, ctx):
                    cgroup=o["cgroup"])
 
 
-def _validate(rt, o, a, ctx):  # noqa: ARG001
+def _validate(rt, o, a):
     import os
 
-    from ..runtime.validate import problems
     bundle = os.path.abspath(o["bundle"] or ".")
-    found = problems(bundle, systemd_cgroup=rt.systemd_cgroup)
+    found = rt.validate(bundle)
     if not found:
         sys.stdout.write(f"{bundle}: OK\n")
         return 0
@@ -327,10 +312,11 @@ def _validate(rt, o, a, ctx):  # noqa: ARG001
     raise ConfigError(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}")
 
 
-def _features(rt, o, a, ctx):  # noqa: ARG001
-    from .features import features_json
-    from .main import _commit
-    sys.stdout.write(features_json(_commit()))
+def _features(rt, o, a):  # noqa: ARG001
+    import json
+
+    from ..api import features
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")  # runc's: 4 spaces, a newline
     return 0
 
 

@@ -3,7 +3,6 @@
 import os
 import sys
 
-from .. import SPEC_VERSION, __version__
 from ..errors import PyruncError, UsageError, describe
 from . import parser
 from .commands import COMMANDS
@@ -32,38 +31,10 @@ ROOTLESS_VERBS = ("create", "run", "ps", "pause", "resume")
 SEALED_VERBS = ("create", "run", "exec")
 
 
-class Context:
-    """What the global flags decided, for the verbs that care."""
-
-    def __init__(self, opts):
-        self.opts = opts
-
-
 def version_text():
-    return (f"{PROG} version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+    from ..version import SPEC_VERSION, __version__, commit
+    return (f"{PROG} version {__version__}\ncommit: {commit()}\nspec: {SPEC_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
-
-
-def _commit():
-    """The checkout's HEAD, read from .git without running git (a fork+exec costs more)."""
-    git = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".git")
-    try:
-        with open(os.path.join(git, "HEAD")) as f:
-            head = f.read().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            try:
-                with open(os.path.join(git, ref)) as f:
-                    return f.read().strip()
-            except FileNotFoundError:
-                with open(os.path.join(git, "packed-refs")) as f:
-                    for line in f:
-                        if line.rstrip().endswith(" " + ref):
-                            return line.split()[0]
-        return head
-    except OSError:
-        pass
-    return "unknown"
 
 
 def global_flags():
@@ -165,7 +136,7 @@ def main(argv=None):
         return 1
     if from_xdg:
         try:
-            from ..state.store import make_private_root
+            from ..api import make_private_root
             make_private_root(root)
         except PyruncError as e:
             logger.error(str(e))
@@ -179,11 +150,11 @@ def main(argv=None):
             if rootless_cgroups and verb in ("ps", "pause", "resume"):
                 logger.warning(f"{PROG} {verb} may fail if you don't have the full access to cgroups")
         if verb in SEALED_VERBS:
-            from ..security.exeseal import ensure_sealed
+            from ..api import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
         return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
                                    rootless=rootless_cgroups),
-                           opts, positionals, Context(gopts)) or 0
+                           opts, positionals) or 0
     except (PyruncError, OSError) as e:
         # An OSError that got this far names its file (e.filename) and the kernel's reason,
         # as runc's Go errors do: "open /x: permission denied".

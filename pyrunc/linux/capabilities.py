@@ -66,16 +66,6 @@ def resolve(capabilities, last=None):
     return resolved, warnings
 
 
-def bounding_set():
-    """The caller's bounding set, read from /proc (what capset can never exceed)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                mask = int(line.split()[1], 16)
-                return frozenset(i for i in range(mask.bit_length()) if mask >> i & 1)
-    return frozenset()
-
-
 def drop_bounding(keep, last):
     for cap in range(last + 1):
         if cap not in keep:

@@ -24,15 +24,20 @@ if TYPE_CHECKING:
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
-           rootless=False):
+           no_pivot=False, preserve_fds=0, listen_fds=0, warn=None, systemd_cgroup=False,
+           console_fd=None, rootless=False):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
-    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups)."""
+    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
+    listen_fds: fds 3..3+listen_fds-1 are socket-activation fds for the process (LISTEN_FDS,
+    LISTEN_PID=1 in its environment); the preserve_fds ones follow them."""
     check_id(container_id)  # before anything derives a path (a cgroup) from it
-    # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
-    # store's lock) could land there and be passed on (the CLI has checked already; the API not)
-    check_preserved_fds(preserve_fds)
+    # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
+    # of ours (the store's lock) could land there and be passed on
+    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
+    check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
+    check_preserved_fds(listen_fds)
+    preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
@@ -87,7 +92,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 from . import hooks
                 init_hooks = hooks.for_init(spec, container_id, bundle)
             plan = shim.Plan(spec, bundle, rootfs, barrier, preserve_fds, no_pivot,
-                             capabilities, last_cap, seccomp, init_hooks)
+                             capabilities, last_cap, seccomp, init_hooks, listen_fds)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
             init_pid = child.spawn(

@@ -18,6 +18,7 @@ import time
 from .. import jsonio, trace
 from ..linux import sig
 from ..shim.process import ProcessError
+from ..version import HOOK_STATE_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
-OCI_VERSION = "1.0.2"
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
 
@@ -38,7 +38,7 @@ class HookError(ProcessError):
 
 def state_json(container_id, status, pid, bundle, annotations):
     """The container's state (runtime.md "State"), as every hook reads it on stdin."""
-    state = {"ociVersion": OCI_VERSION, "id": container_id, "status": status}
+    state = {"ociVersion": HOOK_STATE_VERSION, "id": container_id, "status": status}
     if pid:
         state["pid"] = pid
     state["bundle"] = bundle
@@ -234,7 +234,6 @@ class InitHooks:
         self.container_id = container_id
         self.bundle = bundle
         self.annotations = spec.annotations
-        self.ask_host = bool(spec.hooks.named(*CREATE_RUNTIME))
         self.create_container = spec.hooks.named("createContainer")
         self.start_container = spec.hooks.named("startContainer")
 

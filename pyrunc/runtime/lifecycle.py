@@ -2,7 +2,6 @@
 
 import errno
 import os
-import select
 import stat
 import time
 
@@ -11,6 +10,7 @@ from ..errors import ContainerNotFound, InvalidStateError, PyruncError
 from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
+from .cgroup_ops import container_pids
 from .cgroup_ops import manager as cgroup_manager
 from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
@@ -202,32 +202,6 @@ def _signal_others(record, signum):
                 pass
 
 
-def container_pids(record):
-    """Host pids of the container: everything in its cgroup; without one (an old record, or
-    a rootless container whose cgroups were skipped), the processes sharing the init's pid
-    namespace."""
-    if record.get("cgroup"):
-        m = cgroup_manager(record)
-        if m.paths():
-            return m.pids()
-    try:
-        target = os.readlink(f"/proc/{record['pid']}/ns/pid")
-    except OSError:
-        return []
-    own = os.readlink("/proc/self/ns/pid")
-    if target == own:
-        return [record["pid"]]
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.readlink(f"/proc/{name}/ns/pid") == target:
-                    pids.append(int(name))
-            except OSError:
-                continue
-    return sorted(pids)
-
-
 def delete(store, container_id, force=False, warn=None):
     with store.lock(container_id, while_waiting=lambda: _end_orphans(store, container_id)):
         try:
@@ -336,17 +310,3 @@ def remove_leftover(store, container_id):
     except PyruncError:  # ContainerNotFound: nothing there
         pass
     return False
-
-
-def wait_exit(pid, timeout=None):
-    """Block until a non-child process exits (a pidfd turns readable)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return
-        raise
-    try:
-        select.select([pidfd], [], [], timeout)
-    finally:
-        os.close(pidfd)

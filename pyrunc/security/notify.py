@@ -7,9 +7,9 @@ object with the fd in SCM_RIGHTS, named "seccompFd" in its "fds" list.
 import json
 import os
 
-from .. import SPEC_VERSION
 from ..errors import ContainerInitError
 from ..linux.seccomp import pidfd_getfd
+from ..version import SPEC_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -28,14 +28,15 @@ class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
     def __init__(self, spec: "Config", bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
-                 capabilities=None, last_cap=0, seccomp=None, hooks=None):
+                 capabilities=None, last_cap=0, seccomp=None, hooks=None, listen_fds=0):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.spec = spec  # spec.model.Config: the validated config.json
         self.bundle = bundle  # stage1's cwd: relative bind-mount sources are relative to it
         self.rootfs = rootfs
         self.barrier_fd = barrier_fd  # exec.fifo, opened read-write by the host (the barrier)
         self.console_fd = None  # connected --console-socket, when process.terminal
-        self.preserve_fds = preserve_fds
+        self.preserve_fds = preserve_fds  # fds after stdio the process keeps: listen_fds first
+        self.listen_fds = listen_fds  # the runtime's socket activation (shim/process.environment)
         self.no_pivot = no_pivot
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
         self.last_cap = last_cap
@@ -245,7 +246,7 @@ def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
     process = spec.process
     security_steps = security.steps(process, spec.linux.personality,
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
-    prepared = proc.prepare(process, plan.preserve_fds, security_steps)
+    prepared = proc.prepare(process, plan.preserve_fds, security_steps, plan.listen_fds)
     sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
     sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)

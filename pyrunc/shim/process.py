@@ -10,7 +10,6 @@ import resource
 import stat
 
 from ..errors import PyruncError
-from ..goparse import is_atoi
 from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
@@ -22,25 +21,6 @@ if TYPE_CHECKING:
 
 class ProcessError(PyruncError):
     """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
-
-
-# Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for
-# create/run (not exec): the CLI sets this before the fork to socket_activation_fds(); the
-# process then keeps fds 3..3+n-1 (counted in preserve_fds) and gets LISTEN_FDS=n LISTEN_PID=1.
-listen_fds = 0
-
-
-def socket_activation_fds(environ=None, pid=None):
-    """go-systemd's activation.Files(false), as runc calls it: LISTEN_FDS, when LISTEN_PID
-    names this process (else 0)."""
-    environ = os.environ if environ is None else environ
-    listen_pid, listen_fds = environ.get("LISTEN_PID", ""), environ.get("LISTEN_FDS", "")
-    # strconv.Atoi's syntax (int() would also take " 5", "1_0", other scripts' digits)
-    if not (is_atoi(listen_pid) and is_atoi(listen_fds)):
-        return 0
-    if int(listen_pid) != (os.getpid() if pid is None else pid):
-        return 0
-    return max(0, int(listen_fds))
 
 
 class Prepared:
@@ -89,9 +69,12 @@ def apply_oom_score_adj(value):
         raise ProcessError(f"error setting oom_score_adj to {value}: {(e.strerror or str(e)).lower()}") from None
 
 
-def environment(process: "Process"):
+def environment(process: "Process", listen_fds=0):
     """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
-    or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended)."""
+    or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended).
+    listen_fds: the runtime's own socket-activation fds (systemd's LISTEN_FDS protocol) that
+    create/run pass first (fds 3..3+n-1), as runc does; the process gets LISTEN_FDS=n
+    LISTEN_PID=1."""
     env = {}
     for item in process.env:
         key, sep, value = item.partition("=")
@@ -196,12 +179,13 @@ def check_cwd_inside_root(cwd):
                            "container breakout detected")
 
 
-def prepare(process: "Process", preserve_fds, security_steps):
+def prepare(process: "Process", preserve_fds, security_steps, listen_fds=0):
     """Everything before the barrier, in runc's order; security_steps(stage) is called where the
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
-    before exec ("late") belong."""
+    before exec ("late") belong. preserve_fds counts every fd after stdio the process keeps,
+    the listen_fds first (environment())."""
     apply_rlimits(process.rlimits)
-    env = environment(process)
+    env = environment(process, listen_fds)
     args = process.args
     if not args:
         raise ProcessError("args must not be empty")

@@ -5,9 +5,8 @@ import os
 from ..errors import ConfigError
 from ..goparse import is_digits
 from ..linux import sysctlnames
+from ..version import SUPPORTED_MAJOR, SUPPORTED_MINOR_MAX
 
-SUPPORTED_MAJOR = 1
-SUPPORTED_MINOR_MAX = 3
 _SEMVER_TAG = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
 

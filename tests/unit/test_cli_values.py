@@ -102,7 +102,7 @@ def test_update_with_a_resources_file_ignores_the_flags(monkeypatch, tmp_path):
     class Rt:
         def update(self, cid, resources):
             got.append((cid, resources))
-    commands._update(Rt(), {"resources": str(path), "memory": "1g", "pids_limit": "9"}, ["c"], None)
+    commands._update(Rt(), {"resources": str(path), "memory": "1g", "pids_limit": "9"}, ["c"])
     assert got == [("c", {"pids": {"limit": 5}})]
 
 

@@ -1,5 +1,6 @@
 """shim/process.py without a container: executable lookup (Go's exec.LookPath, as runc 1.1
-with Go 1.19), the environment and HOME rules, socket activation's LISTEN_FDS, rlimits."""
+with Go 1.19), the environment and HOME rules, socket activation's LISTEN_FDS (api.py reads it, the
+process gets it), rlimits."""
 
 import io
 import os
@@ -7,6 +8,7 @@ import resource
 
 import pytest
 
+from pyrunc.api import socket_activation_fds
 from pyrunc.shim import process
 from pyrunc.spec.model import Rlimit, build_process
 
@@ -114,8 +116,8 @@ def test_malformed_environment_entries(monkeypatch, bad):
 
 def test_listen_fds_are_appended_and_win(monkeypatch):
     passwd(monkeypatch, PASSWD)
-    monkeypatch.setattr(process, "listen_fds", 2)
-    env = process.environment(build_process({"env": ["LISTEN_FDS=9", "LISTEN_PID=9"], "user": {"uid": 0}}))
+    env = process.environment(build_process({"env": ["LISTEN_FDS=9", "LISTEN_PID=9"], "user": {"uid": 0}}),
+                              listen_fds=2)
     assert (env["LISTEN_FDS"], env["LISTEN_PID"]) == ("2", "1")
 
 
@@ -133,11 +135,11 @@ def test_listen_fds_are_appended_and_win(monkeypatch):
     ({"LISTEN_PID": " 77", "LISTEN_FDS": "3"}, 0),
 ])
 def test_socket_activation_fds(environ, n):
-    assert process.socket_activation_fds(environ, pid=77) == n
+    assert socket_activation_fds(environ, pid=77) == n
 
 
 def test_socket_activation_defaults_to_our_pid():
-    assert process.socket_activation_fds({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1"}) == 1
+    assert socket_activation_fds({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1"}) == 1
 
 
 def test_preserved_fds_must_be_open():

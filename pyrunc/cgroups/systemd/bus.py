@@ -124,7 +124,6 @@ class Systemd:
     def __init__(self, path, *, uid, via_bus, what="systemd"):
         self.what = what
         self.path = path
-        self._via_bus = via_bus
         self._version = None
         self._pending = []  # signals read while waiting for a reply
         shown = path.replace("\0", "@")
@@ -198,16 +197,6 @@ class Systemd:
 
     def set_properties(self, unit, properties):
         self._call(PATH, MANAGER, "SetUnitProperties", "sba(sv)", (unit, True, properties))
-
-    def unit_loaded(self, unit):
-        """Whether systemd has the unit loaded (GetUnit succeeds)."""
-        try:
-            self._call(PATH, MANAGER, "GetUnit", "s", (unit,))
-            return True
-        except SystemdError as err:
-            if err.name == "org.freedesktop.systemd1.NoSuchUnit":
-                return False
-            raise
 
     # --- the wire -------------------------------------------------------------------------
 
