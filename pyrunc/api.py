@@ -6,7 +6,12 @@
     rt.kill("web", "TERM")
     rt.delete("web", force=True)
 
-Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message.
+Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message. A
+failure inside the container before the user's process runs (create, run, exec) raises the
+type the container's init raised (RootfsError, SecurityError, ProcessError, ...: all
+ContainerInitError), with its errno when an OS error is behind it; branch on the type, not
+the text.
+
 The module functions are what the CLI needs besides a Runtime (cli/ imports nothing else of
 pyrunc's but the leaf modules: docs/ARCHITECTURE.md, tests/unit/test_layering.py).
 """

@@ -11,7 +11,7 @@ import os
 import time
 
 from . import fsio, v1, v2
-from .errors import CgroupError
+from .errors import CgroupError, CgroupFrozen
 from .paths import UNIFIED
 from .values import PREFIX, SetContext, section
 
@@ -160,7 +160,7 @@ class Manager:
         try:
             self._check_unused()
         except CgroupError as err:
-            if not self.rootless or err.args[0] == _FROZEN:
+            if not self.rootless or isinstance(err, CgroupFrozen):
                 raise
 
     def _check_unused(self):
@@ -171,7 +171,7 @@ class Manager:
         # cgroup.freeze 1: the status's reader
         from .freezer import frozen
         if frozen(*self._freezer()):
-            raise CgroupError(_FROZEN)
+            raise CgroupFrozen(_FROZEN)
 
     def _create_v2(self, d, made):
         # as runc: going down from the mount, each level passes its controllers on before
@@ -219,7 +219,7 @@ class Manager:
                 try:
                     (set_v1 if version == "v1" else set_v2)(d, part, ctx)
                 except CgroupError as err:
-                    field = str(err).split(":", 1)[0]
+                    field = err.field or f"linux.resources.{rkey}"
                     raise CgroupError(f"{field}: cannot set {key} limit: container could not "
                                       f"join or create cgroup (rootless: no permission)") from None
                 continue

@@ -3,7 +3,7 @@
 import sys
 
 from .. import jsonio
-from ..errors import UsageError
+from ..errors import NotRunning, UsageError
 from ..goparse import is_atoi, is_digits
 from .parser import Command, Flag
 
@@ -40,9 +40,8 @@ def _kill(rt, o, a):
     sig = a[1] if len(a) > 1 and a[1] else "SIGTERM"
     try:
         rt.kill(a[0], sig, all_processes=o["all"])
-    except Exception as e:  # runc: --all on a stopped container is not an error
-        from ..errors import InvalidStateError
-        if not (o["all"] and isinstance(e, InvalidStateError) and str(e) == "container not running"):
+    except NotRunning:  # runc: --all on a stopped container is not an error
+        if not o["all"]:
             raise
     return 0
 

@@ -29,6 +29,9 @@ ROOTLESS_VERBS = ("create", "run", "ps", "pause", "resume")
 # The verbs that start processes in a container: their interpreter must be sealed first
 # (security/exeseal.py; the others never fork anything a container can see).
 SEALED_VERBS = ("create", "run", "exec")
+# What runc puts before a failed verb's error, and its exit status (1 for the others)
+FAILED = {"create": (f"{PROG} create failed: ", 1), "run": (f"{PROG} run failed: ", 1),
+          "exec": ("exec failed: ", 255)}
 
 
 def version_text():
@@ -156,17 +159,13 @@ def main(argv=None):
                                    rootless=rootless_cgroups),
                            opts, positionals) or 0
     except (PyruncError, OSError) as e:
-        # An OSError that got this far names its file (e.filename) and the kernel's reason,
-        # as runc's Go errors do: "open /x: permission denied".
-        message = str(e) if isinstance(e, PyruncError) else describe(e)
-        if verb in ("create", "run"):
-            message = f"{PROG} {verb} failed: {message}"
-        elif verb == "exec":
-            message = f"exec failed: {message}"  # runc's wording and status (255) for exec
-            logger.error(message)
-            return 255
-        logger.error(message)
-        return 1
+        # The type decides, never the text: a PyruncError's text is the message (runc's
+        # wording, the same whether it was raised here or in the container's init: errors.py);
+        # an OSError that got this far names its file (e.filename) and the kernel's reason, as
+        # runc's Go errors do: "open /x: permission denied".
+        prefix, code = FAILED.get(verb, ("", 1))
+        logger.error(prefix + (str(e) if isinstance(e, PyruncError) else describe(e)))
+        return code
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a traceback is no answer for an engine
@@ -185,7 +184,7 @@ def _rootless_cgroups(gopts):
     from ..rootless import systemd_owner_uid as owner
     try:
         return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
-    except RootlessFlagError as e:
+    except RootlessFlagError as e:  # rootless.py is a leaf: its ValueError becomes ours here
         raise ConfigError(str(e)) from None
 
 

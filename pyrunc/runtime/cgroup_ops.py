@@ -4,7 +4,7 @@ import os
 import select
 import time
 
-from ..errors import InvalidStateError
+from ..errors import InvalidStateError, NotRunning
 from .status import CREATED, PAUSED, RUNNING, STOPPED, status_of
 
 
@@ -29,7 +29,7 @@ def update(store, container_id, resources):
     with store.lock(container_id):
         record = store.load(container_id)
         if status_of(store, record) not in (CREATED, RUNNING, PAUSED):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         from ..spec.model import build
         devices = build(record["config"]).linux.devices
         linux = record["config"].setdefault("linux", {})
@@ -53,7 +53,7 @@ def pause(store, container_id):
     with store.lock(container_id):
         record = store.load(container_id)
         if status_of(store, record) not in (RUNNING, CREATED):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         _require_manager(record).freeze()
 
 

@@ -7,7 +7,6 @@ import time
 from .. import trace
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
-from ..shim import sync
 from ..shim.process import check_preserved_fds
 from ..spec.load import load_bundle
 from ..spec.model import build
@@ -31,6 +30,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
     listen_fds: fds 3..3+listen_fds-1 are socket-activation fds for the process (LISTEN_FDS,
     LISTEN_PID=1 in its environment); the preserve_fds ones follow them."""
+    begin = t = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     check_id(container_id)  # before anything derives a path (a cgroup) from it
     # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
     # of ours (the store's lock) could land there and be passed on
@@ -44,10 +44,13 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     for w in absolute_destinations(config):
         (warn or _ignore)(w)
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
+    t = trace.lap(t, "create %s: loaded and validated config.json", container_id)
     from ..security.rootless import check_config
     spec = build(config)  # the typed model: everything below reads fields from it
     check_config(spec)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
     capabilities, last_cap, seccomp = _security(spec, warn)
+    t = trace.lap(t, "create %s: checked namespaces, LSM and capabilities, seccomp compiled",
+                  container_id)
     linux = spec.linux
     from ..cgroups import manager_for
     cgroup = manager_for(linux.cgroups_path, container_id, systemd=systemd_cgroup,
@@ -83,7 +86,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         cgroup.set(linux.resources, linux_devices=linux.devices)
         for w in cgroup.warnings:
             (warn or _ignore)(w)
-        trace.debug("create %s: cgroup made and its limits set", container_id)
+        t = trace.lap(t, "create %s: cgroup made and its limits set", container_id)
         warned = len(cgroup.warnings)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
@@ -99,6 +102,8 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 shim.stage1, plan, _Answers(spec, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
+            t = trace.lap(t, "create %s: forked stage1, handshake done, init %d ready",
+                          container_id, init_pid)
             for w in cgroup.warnings[warned:]:  # the systemd driver writes files only at apply()
                 (warn or _ignore)(w)
         finally:
@@ -116,7 +121,9 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         if pid_file:
             write_pid_file(pid_file, init_pid)
         store.created(container_id)
+        trace.lap(t, "create %s: state recorded", container_id)
         trace.debug("create %s: init %d is waiting for start", container_id, init_pid)
+        trace.lap(begin, "create %s: done", container_id)
     except BaseException:
         if init_pid:
             child.kill_quietly(init_pid)
@@ -149,7 +156,7 @@ def resolve_capabilities(process: "Process", warn, source="config.json"):
     try:
         capabilities, warnings = caps.resolve(process.capabilities, last_cap)
     except caps.CapabilityError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        raise caps.CapabilityError(f"{source}: {e}") from None
     for w in warnings:
         (warn or _ignore)(w)
     return capabilities, last_cap
@@ -238,8 +245,8 @@ class _Answers(child.Answers):
         try:
             hooks.run_list(self.spec.hooks.named(*hooks.CREATE_RUNTIME), state,
                            cwd=self.bundle)
-        except hooks.HookError as e:
-            raise sync.SyncError(f"{hooks.DURING_INIT}{e}") from None
+        except hooks.HookError as e:  # child.spawn puts runc's "unable to start ..." first
+            raise hooks.HookError(f"{hooks.DURING_INIT}{e}") from None
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener

@@ -40,6 +40,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
 
     `process` is a path to a process.json or a dict (an OCI process object); without it the
     container's config.json process is used with `args` and the other overrides."""
+    t = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     record = store.load(container_id)
     status = status_of(store, record)
     if status == STOPPED:
@@ -74,8 +75,11 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     check_lsm(process_model, source=source)
     capabilities, last_cap = resolve_capabilities(process_model, warn, source)
     seccomp = compile_seccomp(container.linux.seccomp)
+    t = trace.lap(t, "exec in %s: process checked, capabilities resolved, seccomp compiled",
+                  container_id)
 
     namespaces, root_fd = _open_namespaces(record)
+    t = trace.lap(t, "exec in %s: opened the init's namespaces", container_id)
     console_fd, proxy = None, None
     try:
         if console_socket:
@@ -250,8 +254,9 @@ def _run(plan, record, container, pid_file, detach, warn, proxy=None):
         subreaper = child.Subreaper()
         forwarder = child.Forwarder()
     try:
+        t = trace.clock()
         pid = _spawn(plan, record, container, warn, reap=not detach)
-        trace.debug("exec in %s: process %d runs", record["id"], pid)
+        trace.lap(t, "exec in %s: process %d runs (stage1 forked, handshake done)", record["id"], pid)
         if pid_file:
             try:
                 write_pid_file(pid_file, pid)

@@ -16,8 +16,8 @@ import select
 import time
 
 from .. import jsonio, trace
+from ..errors import HookError, PyruncError
 from ..linux import sig
-from ..shim.process import ProcessError
 from ..version import HOOK_STATE_VERSION
 
 TYPE_CHECKING = False
@@ -29,11 +29,6 @@ CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
-
-
-class HookError(ProcessError):
-    """A hook could not be run, failed, or timed out; the text is runc's. A ProcessError, so
-    the init reports it to the host as it is."""
 
 
 def state_json(container_id, status, pid, bundle, annotations):
@@ -105,7 +100,7 @@ def run_one(hook: "Hook", state, cwd=None, env=None):
                         f"stderr: {err.decode(errors='replace')}")
 
 
-class _TimedOut(Exception):
+class _TimedOut(PyruncError):
     """The hook ran past its timeout and was killed (not TimeoutError: that is an OSError)."""
 
 

@@ -6,7 +6,7 @@ import stat
 import time
 
 from .. import trace
-from ..errors import ContainerNotFound, InvalidStateError, PyruncError
+from ..errors import ContainerNotFound, InvalidStateError, NotRunning, PyruncError
 from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
@@ -161,7 +161,7 @@ def kill(store, container_id, sig="SIGTERM", all_processes=False):
                 # exited (a container without a pid namespace leaves its background processes)
                 _signal_others(record, signum)
                 return
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         if all_processes:
             _signal_all(record, signum)
         else:
@@ -173,14 +173,14 @@ def _signal_init(record, signum):
     try:
         pidfd = os.pidfd_open(record["pid"])
     except ProcessLookupError:
-        raise InvalidStateError("container not running") from None
+        raise NotRunning() from None
     try:
         if not procfs.is_alive(record["pid"], record["start_time"]):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         try:
             sig.pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
-            raise InvalidStateError("container not running") from None
+            raise NotRunning() from None
         except OSError as e:
             raise PyruncError(f"unable to signal init: {(e.strerror or str(e)).lower()}") from None
     finally:

@@ -59,7 +59,7 @@ def problems(bundle, systemd_cgroup=False):
         from ..cgroups import manager_for
         manager_for(spec.linux.cgroups_path, "validate", systemd=systemd_cgroup)
     except PyruncError as e:
-        found.append(_named(str(e)))
+        found.append(f"config.json: {e}")  # cgroup errors name the field, not the file
     if rootfs_ok and "process" in config and spec.process.args:
         problem = _executable_problem(spec, rootfs)
         if problem:
@@ -71,10 +71,6 @@ def _line(source, field, message):
     if source is None:
         return message  # already names its file and field
     return f"{source}: {field}: {message}" if field else f"{source}: {message}"
-
-
-def _named(text):
-    return text if text.startswith("config.json") else f"config.json: {text}"
 
 
 def _capabilities(spec):

@@ -16,20 +16,16 @@ import stat
 import struct
 import termios
 
+from ..errors import ConsoleError
 from ..linux import syscalls as sc
 from . import procfs
 from .paths import open_in_root
-from .process import ProcessError
 
 TIOCGPTPEER = 0x5441  # the slave of a master, opened without a path (Linux 4.13)
 TIOCSPTLCK = 0x40045431
 DEVPTS_SUPER_MAGIC = 0x1CD1
 SYSFS_MAGIC = 0x62656572
 PTMX_INO = 2  # devpts makes its ptmx inode second (fs/devpts/inode.c)
-
-
-class ConsoleError(ProcessError):
-    pass
 
 
 def setup(console_fd, console_size=None, bind_console=True):

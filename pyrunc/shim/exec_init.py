@@ -14,6 +14,7 @@ into the host's code (os._exit).
 
 import os
 
+from .. import trace
 from ..linux import syscalls as sc
 from . import process as proc
 from . import security, sync
@@ -57,9 +58,11 @@ def stage1(plan: Plan, sock: sync.End):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
+    sock.side = "exec stage1"
     step = Step("joining the container's cgroups")
     try:
         sock.expect(sync.PROCEED)  # the host has placed us in the container's cgroups
+        t = trace.clock()  # --debug: the steps' times (no clock read without it)
         step.now = "setting up the process"
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace from the container while we hold host fds
         proc.apply_rlimits(plan.process.rlimits)
@@ -85,8 +88,8 @@ def stage1(plan: Plan, sock: sync.End):
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock)
-        sync.debug(sock, "exec stage1: joined %d namespaces, forked the process (pid %d)",
-                   len(plan.namespaces), pid)
+        trace.lap(t, "exec stage1: joined %d namespaces, forked the process (pid %d)",
+                  len(plan.namespaces), pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -95,6 +98,7 @@ def stage1(plan: Plan, sock: sync.End):
 
 
 def _run_stage2(plan: Plan, sock: sync.End):
+    sock.side = "exec"
     step = Step("starting the process")
     try:
         _stage2(plan, sock, step)
@@ -104,6 +108,7 @@ def _run_stage2(plan: Plan, sock: sync.End):
 
 
 def _stage2(plan: Plan, sock: sync.End, step):
+    t = trace.clock()
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal
@@ -116,7 +121,7 @@ def _stage2(plan: Plan, sock: sync.End, step):
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
-    sync.debug(sock, "exec: process %s prepared; executing it", prepared.path)
+    trace.lap(t, "exec: process %s prepared; executing it", prepared.path)
     sock.send(sync.READY)
     sock.close()
     proc.execute_or_exit(prepared)

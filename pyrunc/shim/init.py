@@ -11,6 +11,7 @@ returns into the host's code (os._exit).
 import os
 import select
 
+from .. import trace
 from ..linux import sig, sysctlnames
 from ..linux import syscalls as sc
 from . import masks, procfs, security, sync
@@ -70,6 +71,7 @@ def stage1(plan: Plan, sock: sync.End):
     step = Step("joining the container's cgroups")
     try:
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
+        t = trace.clock()  # --debug: the steps' times (no clock read without it)
         # By path, in this process only: the host keeps its own cwd and no fd of the bundle
         # reaches the container. pivot_root (or the chroot) makes the new root our cwd.
         step.now = "chdir to the bundle"
@@ -113,11 +115,12 @@ def stage1(plan: Plan, sock: sync.End):
             _loopback_up()
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.time_offsets)
+        t = trace.lap(t, "stage1: namespaces set up")
         step.now = "forking the container init"
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock, cgroup_paths)
-        sync.debug(sock, "stage1: forked the init (pid %d)", pid)
+        trace.lap(t, "stage1: forked the init (pid %d)", pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -179,6 +182,7 @@ def _join(namespaces: "list[Namespace]"):
 
 
 def _run_stage2(plan: Plan, sock: sync.End, cgroup_paths):
+    sock.side = "init"
     step = Step("starting the container init")
     try:
         _stage2(plan, sock, cgroup_paths, step)
@@ -196,13 +200,14 @@ def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
     sync.debug(sock, "init: child process in init(): the container's pid 1")
+    t = trace.clock()
 
     namespaces = {ns.type for ns in spec.linux.namespaces}
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
         rfs.prepare(spec, plan.rootfs, cgroup_paths, plan.bind_sources)
-        sync.debug(sock, "init: rootfs prepared (mounts done)")
+        t = trace.lap(t, "init: rootfs prepared (mounts done)")
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
         # createContainer in our namespaces with the host's paths still visible
@@ -214,6 +219,7 @@ def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid, cwd=plan.rootfs,
                        env=_raw_env(spec.process), during_init=True)
         sig.setitimer(sig.ITIMER_REAL, 0)
+        t = trace.lap(t, "init: prestart, createRuntime and createContainer hooks run")
     step.now = "entering the rootfs"
     null_fd = None
     if "mount" in namespaces:
@@ -223,7 +229,7 @@ def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
-    sync.debug(sock, "init: entered the rootfs")
+    t = trace.lap(t, "init: entered the rootfs")
     step.now = "setting the hostname"
     if spec.hostname is not None:
         sc.sethostname(spec.hostname)
@@ -241,13 +247,14 @@ def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
     if "mount" in namespaces:
         step.now = "applying linux.rootfsPropagation"
         rfs.root_propagation(spec.linux.rootfs_propagation)
+    t = trace.lap(t, "init: rootfs ready (hostname, sysctl, masks, console, propagation)")
 
     step.now = "preparing the process"
     process = spec.process
     security_steps = security.steps(process, spec.linux.personality,
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps, plan.listen_fds)
-    sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
+    trace.lap(t, "init: process %s prepared; waiting for start", prepared.path)
     sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)
     sock.close()

@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 
+from ..errors import MaskError
 from ..linux import syscalls as sc
 from .paths import open_in_root
 
@@ -32,10 +33,6 @@ _CLONE = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
 _NULL_DEV = os.makedev(1, 3)
 # /dev/null is never executed nor setuid (nodev would break it)
 _MASK_ATTRS = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC
-
-
-class MaskError(Exception):
-    pass
 
 
 def is_null_device(st):

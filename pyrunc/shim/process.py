@@ -9,7 +9,7 @@ import os
 import resource
 import stat
 
-from ..errors import PyruncError
+from ..errors import ProcessError
 from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
@@ -17,10 +17,6 @@ from .paths import open_in_root
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..spec.model import Process, Rlimit
-
-
-class ProcessError(PyruncError):
-    """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
 
 
 class Prepared:
@@ -66,7 +62,8 @@ def apply_oom_score_adj(value):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise ProcessError(f"error setting oom_score_adj to {value}: {(e.strerror or str(e)).lower()}") from None
+        raise ProcessError(f"error setting oom_score_adj to {value}: {(e.strerror or str(e)).lower()}",
+                           e.errno) from None
 
 
 def environment(process: "Process", listen_fds=0):

@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 
+from ..errors import RootfsError
 from ..linux import mountflags as mf
 from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from ..linux.syscalls import (
@@ -31,10 +32,6 @@ from .paths import fd_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..spec.model import Config, Linux, Mount
-
-
-class RootfsError(Exception):
-    pass
 
 
 def prepare(spec: "Config", rootfs, cgroup_paths, detached=None):
@@ -125,7 +122,7 @@ def _per_bind_source(mounts, open_one):
             except OSError as e:
                 if e.errno == errno.ENOSYS:
                     raise
-                raise RootfsError(_mount_error(m, index, e)) from None
+                raise RootfsError(_mount_error(m, index, e), e.errno) from None
     except BaseException:
         close_all(fds)
         raise
@@ -151,7 +148,7 @@ def _build(spec: "Config", linux: "Linux", mounts: "list[Mount]", sources, attac
                 mnt = _mount_one(root_fd, m, sources.get(index), cgroup_paths, late_ro,
                                  linux.mount_label, attach)
             except OSError as e:
-                raise RootfsError(_mount_error(m, index, e)) from None
+                raise RootfsError(_mount_error(m, index, e), e.errno) from None
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
                 os.close(mnt)
 
@@ -347,8 +344,9 @@ def _own_source(m):
         return None
 
 
-def remount_bind(target, flags, cleared=0):
+def remount_bind(target, flags, cleared=0, bare=False):
     """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it.
+    bare: a failing mount(2) is reported by its errno's text alone (not "mount <target>: ...").
 
     nosuid/nodev/noexec already on the mount are kept, and the atime setting is kept unless
     one is asked (the kernel preserves it on a remount). In a user namespace the kernel also
@@ -363,6 +361,10 @@ def remount_bind(target, flags, cleared=0):
         return
     except PermissionError:
         pass
+    except OSError as e:
+        if not bare:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno or 0).lower()) from None
     source = mf.from_statvfs(have)
     if source & mf.LOCKABLE_FLAGS & cleared:
         raise OSError(errno.EPERM, "cannot clear flags the kernel locked on the source "
@@ -371,16 +373,16 @@ def remount_bind(target, flags, cleared=0):
     if asked and asked != source & mf.ATIME_FLAGS:
         raise OSError(errno.EPERM, "cannot change the access-time flags the kernel locked on "
                                    "the source")
-    sc.mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+    try:
+        sc.mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+    except OSError as e:
+        if not bare:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno or 0).lower()) from None
 
 
 def _remount_bind(mnt, flags, cleared=0):
-    try:
-        remount_bind(fd_path(mnt), flags, cleared)
-    except OSError as e:
-        assert e.errno is not None
-        raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
-                      else os.strerror(e.errno).lower()) from None
+    remount_bind(fd_path(mnt), flags, cleared, bare=True)
 
 
 def _mount_cgroup(node, opts, cgroup_paths):
@@ -663,10 +665,8 @@ def finish(spec: "Config", null_fd=None, root="/"):
     null_fd: masks.host_null(), taken before the pivot (apply closes it). root: the container's
     root, "/" once pivoted (a unit test's fake pivot leaves it where it was)."""
     linux = spec.linux
-    try:
-        masks.apply(linux.masked_paths, linux.readonly_paths, null_fd, linux.mount_label, root)
-    except masks.MaskError as e:
-        raise RootfsError(str(e)) from None
+    # a masks.MaskError is a RootfsError (pyrunc/errors.py)
+    masks.apply(linux.masked_paths, linux.readonly_paths, null_fd, linux.mount_label, root)
     if spec.root is not None and spec.root.readonly:
         sc.mount(None, root, None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
                  | (os.statvfs(root).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))

@@ -1,5 +1,6 @@
 """process.ioPriority, process.scheduler and linux.personality: how the process is run."""
 
+from ..errors import SchedulingError
 from ..linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -16,17 +17,14 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
-class SchedulingError(Exception):
-    pass
-
-
 def apply(process: "Process"):
     io = process.io_priority
     if io:
         try:
             sc.ioprio_set(IO_CLASSES[io.io_class], io.priority)
         except OSError as e:
-            raise SchedulingError(f"setting process.ioPriority failed: {(e.strerror or str(e)).lower()}") from None
+            raise SchedulingError(f"setting process.ioPriority failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None
     sched = process.scheduler
     if sched:
         flags = 0
@@ -36,7 +34,8 @@ def apply(process: "Process"):
             sc.sched_setattr(POLICIES[sched.policy], flags, sched.nice, sched.priority,
                              sched.runtime, sched.deadline, sched.period)
         except OSError as e:
-            raise SchedulingError(f"setting process.scheduler failed: {(e.strerror or str(e)).lower()}") from None
+            raise SchedulingError(f"setting process.scheduler failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None
 
 
 def set_personality(personality: "Personality | None"):
@@ -44,4 +43,5 @@ def set_personality(personality: "Personality | None"):
         try:
             sc.personality(PERSONALITIES[personality.domain])
         except OSError as e:
-            raise SchedulingError(f"setting linux.personality failed: {(e.strerror or str(e)).lower()}") from None
+            raise SchedulingError(f"setting linux.personality failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None

@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 
+from ..errors import SecurityError
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
@@ -19,10 +20,6 @@ from . import procfs, scheduling, sync
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..spec.model import Personality, Process, User
-
-
-class SecurityError(Exception):
-    pass
 
 
 def steps(process: "Process", personality: "Personality | None", capabilities, last_cap, seccomp, sock):
@@ -56,7 +53,8 @@ def load_seccomp(program, sock):
         listener = seccomp_sys.load_filter(program.bpf, program.flags)
     except OSError as e:
         raise SecurityError(f"unable to init seccomp: error loading seccomp filter into kernel: "
-                            f"{(e.strerror or str(e)).lower()}") from None
+                            f"{(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     if listener is not None:
         sock.send("seccomp-listener", fd=listener)
         sock.expect("proceed")
@@ -75,7 +73,8 @@ def switch_identity(user: "User", capabilities, last_cap, sock):
         caps.drop_bounding(capabilities["bounding"], last_cap)
         caps.set_keepcaps(True)  # keep the permitted set across the uid change
     except OSError as e:
-        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}") from None
+        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     _set_ids(uid, gid, groups)
     try:
         caps.set_keepcaps(False)
@@ -83,7 +82,8 @@ def switch_identity(user: "User", capabilities, last_cap, sock):
                         capabilities["inheritable"], last_cap)
         refused = caps.set_ambient(capabilities["ambient"])
     except OSError as e:
-        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}") from None
+        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     if refused:
         # runc says nothing (its default spec lists ambient caps that are not inheritable, so
         # every container would warn); --debug shows it.
@@ -123,7 +123,8 @@ def fix_stdio_permissions(uid):
             if e.errno in (errno.EINVAL, errno.EPERM, errno.EROFS):
                 continue
             raise SecurityError(f"unable to chown the process's fd {fd} to uid {uid}: "
-                                f"{(e.strerror or str(e)).lower()}") from None
+                                f"{(e.strerror or str(e)).lower()}",
+                                e.errno) from None
 
 
 def _set_ids(uid, gid, groups):
@@ -135,7 +136,8 @@ def _set_ids(uid, gid, groups):
         os.setgid(gid)
         os.setuid(uid)
     except OSError as e:
-        raise SecurityError(f"unable to switch to uid {uid} gid {gid}: {(e.strerror or str(e)).lower()}") from None
+        raise SecurityError(f"unable to switch to uid {uid} gid {gid}: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
 
 
 def _setgroups_allowed():
@@ -168,7 +170,8 @@ def _write_attr(paths, value, field):
     try:
         proc = procfs.Procfs()
     except OSError as e:
-        raise SecurityError(f"applying {field} {value!r} failed: {(e.strerror or str(e)).lower()}") from None
+        raise SecurityError(f"applying {field} {value!r} failed: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     with proc:
         for path in paths:
             try:
@@ -177,4 +180,5 @@ def _write_attr(paths, value, field):
             except OSError as e:
                 error = e
     assert error is not None  # paths is never empty
-    raise SecurityError(f"applying {field} {value!r} failed: {(error.strerror or str(error)).lower()}")
+    raise SecurityError(f"applying {field} {value!r} failed: {(error.strerror or str(error)).lower()}",
+                        error.errno)

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pyrunc import errors
 from pyrunc.runtime import child
 from pyrunc.shim import sync
 
@@ -59,7 +60,7 @@ def test_ready_before_pid_and_userns_uses_stage1():
 
 
 def test_error_and_unknown_and_eof():
-    with pytest.raises(sync.ShimFailed, match="^boom$"):
+    with pytest.raises(errors.ShimError, match="^boom$"):
         child.Conversation(FakeEnd([{"type": "error", "msg": "boom"}]), Recorder(), 1).run()
     with pytest.raises(sync.SyncError, match="unexpected message 'nope'"):
         child.Conversation(FakeEnd([{"type": "nope"}]), Recorder(), 1).run()
@@ -201,9 +202,9 @@ def test_messages_the_host_never_gets_are_protocol_errors(pipes, kind):
 def test_an_error_after_pid_stops_the_loop_with_its_text(pipes):
     host, shim = pipes
     shim.send(sync.PID, pid=3)
-    shim.send(sync.ERROR, msg="mounting /proc: operation not permitted")
+    shim.send(sync.ERROR, kind="rootfs", msg="mounting /proc: operation not permitted", errno=1)
     shim.send(sync.READY)
-    with pytest.raises(sync.ShimFailed, match="^mounting /proc: operation not permitted$"):
+    with pytest.raises(errors.RootfsError, match="^mounting /proc: operation not permitted$"):
         child.Conversation(host, Recorder(), 1).run()
 
 

@@ -39,6 +39,10 @@ class SystemdError(CgroupError):
         self.name = name
 
 
+class SystemdTimeout(SystemdError):
+    """A start or stop job of ours did not finish in time."""
+
+
 def host_uid(uid_map_text=None):
     """The uid the bus sees for this process: our euid, mapped out of a user namespace through
     /proc/self/uid_map (runc asks `busctl --user status` for it instead)."""
@@ -179,7 +183,7 @@ class Systemd:
                          (unit, "replace", properties, []))[0]
         result = self._wait_job(job, timeout)
         if result is None:
-            raise SystemdError(f"timeout waiting for {self.what} to create {unit}")
+            raise SystemdTimeout(f"timeout waiting for {self.what} to create {unit}")
         if result != "done":
             raise SystemdError(f"error creating systemd unit `{unit}`: got `{result}`")
 
@@ -189,7 +193,7 @@ class Systemd:
         job = self._call(PATH, MANAGER, "StopUnit", "ss", (unit, "replace"))[0]
         result = self._wait_job(job, timeout)
         if result is None:
-            raise SystemdError(f"timed out while waiting for {self.what} to remove {unit}")
+            raise SystemdTimeout(f"timed out while waiting for {self.what} to remove {unit}")
         return result
 
     def reset_failed(self, unit):
