@@ -168,7 +168,7 @@ bench: setup
 	$(PY) conformance/bench.py build/bench-bundle --out build/bench.md $(BENCH_ARGS)
 
 bench-engines: setup-engines
-	$(PY) conformance/engines_bench.py
+	$(PY) conformance/engines_bench.py --out build/bench-engines.md
 
 # `docker/podman run --rm` on the systemd driver, runc and pyrunc alternately, in the --systemd VM
 bench-vm-engines: setup setup-engines vm-assets
