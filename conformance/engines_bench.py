@@ -54,7 +54,7 @@ def run_rm(engine: Any) -> Measure:
 def cri_unavailable() -> str:
     """Why a CRI pod cannot be measured on this host."""
     if shutil.which("crictl") is None:
-        return "crictl is not installed (no Debian package of it here)"
+        return "crictl is not installed (Debian 12 has no package of it; its source needs a newer Go than Debian's)"
     return ("containerd runs with its CRI plugin disabled (tests/engines/harness.py) and no pause "
             "image can be pulled offline")
 
