@@ -351,14 +351,29 @@ def fmt(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 
 
+def cells(verb: str, values: Sequence[float], ref_median: float | None, floor: float | None) -> list[str]:
+    """median (with its unit), p10, p90, ×reference, and with a floor: minus it, and that ×reference."""
+    med = percentile(values, 0.5)
+    unit = UNITS.get(verb, "ms")
+    row = [f"{fmt(scaled(verb, med))} {unit}", fmt(scaled(verb, percentile(values, 0.1))),
+           fmt(scaled(verb, percentile(values, 0.9))), f"{med / ref_median:.2f}" if ref_median else "", "", ""]
+    if floor is not None:
+        own = med - FLOORS[verb] * floor
+        row[4:] = [fmt(scaled(verb, own)), f"{own / ref_median:.2f}" if ref_median else ""]
+    return row
+
+
 def table(samples: dict[str, dict[str, list[float]]], failures: dict[str, dict[str, int]],
-          labels: Sequence[str], python: set[str], reference: str = "runc") -> list[str]:
-    """The markdown table: a row per (verb, runtime), in the order of `samples` and `labels`."""
-    lines = [f"| verb | runtime | median | p10 | p90 | ×{reference} | − floor | (− floor)×{reference} |",
-             "|---|---|---|---|---|---|---|---|"]
-    floors = {label: percentile(v, 0.5) for label, v in samples.get("floor", {}).items() if v}
+          labels: Sequence[str], python: set[str], reference: str = "runc", what: str = "verb",
+          not_run: Sequence[tuple[str, str, str]] = ()) -> list[str]:
+    """The markdown table: a row per (verb, runtime), in the order of `samples` and `labels`, then a
+    row per (verb, runtime, why) of `not_run`. The floor columns only where a runtime in `python`
+    has a floor measured."""
+    floors = {label: percentile(v, 0.5) for label, v in samples.get("floor", {}).items() if v and label in python}
+    width = 8 if floors else 6
+    head = f"| {what} | runtime | median | p10 | p90 | ×{reference} |"
+    lines = [head + (f" − floor | (− floor)×{reference} |" if floors else ""), "|---" * width + "|"]
     for verb, per_rt in samples.items():
-        unit = UNITS.get(verb, "ms")
         ref = per_rt.get(reference)
         ref_median = percentile(ref, 0.5) if ref else None
         for label in labels:
@@ -366,17 +381,12 @@ def table(samples: dict[str, dict[str, list[float]]], failures: dict[str, dict[s
             failed = failures.get(verb, {}).get(label, 0)
             note = f" ({failed} failed)" if failed else ""
             if not values:
-                lines.append(f"| {verb} | {label} | failed{note} | | | | | |")
+                lines.append(f"| {verb} | {label} | failed{note} |" + " |" * (width - 3))
                 continue
-            med = percentile(values, 0.5)
-            cells = [f"{fmt(scaled(verb, med))} {unit}{note}", fmt(scaled(verb, percentile(values, 0.1))),
-                     fmt(scaled(verb, percentile(values, 0.9))),
-                     f"{med / ref_median:.2f}" if ref_median else "", "", ""]
-            if label in python and verb in FLOORS and label in floors:
-                own = med - FLOORS[verb] * floors[label]
-                cells[4] = fmt(scaled(verb, own))
-                cells[5] = f"{own / ref_median:.2f}" if ref_median else ""
-            lines.append(f"| {verb} | {label} | " + " | ".join(cells) + " |")
+            row = cells(verb, values, ref_median, floors.get(label) if verb in FLOORS else None)
+            row[0] += note
+            lines.append(f"| {verb} | {label} | " + " | ".join(row[:width - 2]) + " |")
+    lines += [f"| {verb} | {label} | not run: {why} |" + " |" * (width - 3) for verb, label, why in not_run]
     return lines
 
 
@@ -522,6 +532,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = [v for v in verbs if v not in VERBS]
     if unknown:
         p.error(f"unknown verb(s) {', '.join(unknown)}; known: {', '.join(VERBS)}")
+    if any(v in FLOORS for v in verbs):
+        verbs.append("floor")  # for the "− floor" columns
     args.verbs = [v for v in VERBS if v in verbs]  # a round's order, whatever --only's
     if len(args.label) > len(args.pyrunc):
         p.error("more --label than --pyrunc")
@@ -552,8 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     lines = [header(runtimes, args.rounds, load_before), "",
-             *table(samples, failures, [rt.label for rt in usable], {rt.label for rt in usable if rt.python}),
-             *(f"| (all) | {label} | not run: {why} | | | | | |" for label, why in left_out.items()),
+             *table(samples, failures, [rt.label for rt in usable], {rt.label for rt in usable if rt.python},
+                    not_run=[("(all)", label, why) for label, why in left_out.items()]),
              "", f"wall time of the benchmark: {time.monotonic() - started:.0f} s"]
     print("\n".join(lines))
     if args.out:

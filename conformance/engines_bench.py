@@ -120,10 +120,10 @@ def measure_rounds(measures: dict[str, Measure], rounds: int,
 
 def report(samples: dict[str, dict[str, list[float]]], refused: dict[tuple[str, str], str],
            not_run: dict[str, str], header: str) -> list[str]:
-    lines = [header, "", *table(samples, {}, RUNTIMES, set())]
+    lines = [header, "", *table(samples, {}, RUNTIMES, set(), what="engine",
+                                not_run=[(name, "(all)", why) for name, why in not_run.items()])]
     for (name, rt), why in refused.items():
         lines = [line.replace(f"| {name} | {rt} | failed |", f"| {name} | {rt} | refused: {why} |") for line in lines]
-    lines += [f"| {name} | (all) | not run: {why} | | | | | |" for name, why in not_run.items()]
     return lines
 
 

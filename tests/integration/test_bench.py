@@ -17,7 +17,9 @@ def test_one_round_of_run_and_state(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = out.read_text().splitlines()
     assert lines[2].startswith("| verb | runtime | median | p10 | p90 |")
-    assert [line.split("|")[1:3] for line in lines[4:6]] == [[" run ", " pyrunc "], [" state ", " pyrunc "]]
-    assert all(" ms " in line for line in lines[4:6]), lines
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in lines[4:] if line.startswith("| ")}
+    assert list(rows) == ["floor", "run", "state"]  # the floor: for state's "− floor"
+    assert all(cells[0].strip() == "pyrunc" and cells[1].endswith(" ms ") for cells in rows.values()), lines
+    assert rows["state"][5].strip() and not rows["run"][5].strip()  # state minus the floor; run as it is
     assert out.read_text() in p.stdout
     assert not [d for d in set(os.listdir("/run")) - before if d.startswith("pyrunc-bench-")]

@@ -40,15 +40,20 @@ def test_table_ratios_and_floor():
     assert t[("init PSS", "pyrunc")][2:6] == ["9000 KiB", "8200", "9800", "1.00"]
 
 
-def test_table_reports_failures_and_a_missing_reference():
+def test_table_reports_failures_a_missing_reference_and_what_did_not_run():
     samples = {"state": {"pyrunc": [0.030], "runc": []}}
-    t = rows(bench.table(samples, {"state": {"runc": 2, "pyrunc": 1}}, ["pyrunc", "runc"], {"pyrunc"}))
+    lines = bench.table(samples, {"state": {"runc": 2, "pyrunc": 1}}, ["pyrunc", "runc"], {"pyrunc"},
+                        not_run=[("(all)", "crun", "no cgroups")])
+    t = rows(lines)
     assert t[("state", "runc")][2] == "failed (2 failed)"
     assert t[("state", "pyrunc")][2:6] == ["30.0 ms (1 failed)", "30.0", "30.0", ""]
+    assert t[("(all)", "crun")][2] == "not run: no cgroups"
+    assert {line.count("|") for line in lines} == {7}  # no floor measured: six columns
 
 
 def test_only_keeps_the_order_of_a_round_and_refuses_unknown_verbs(capsys):
-    assert bench.parse_args(["--only", "kill,create,state"]).verbs == ["create", "state", "kill"]
+    assert bench.parse_args(["--only", "kill,create,state"]).verbs == ["floor", "create", "state", "kill"]
+    assert bench.parse_args(["--only", "run,cycle"]).verbs == ["run", "cycle"]  # nothing to subtract a floor from
     with pytest.raises(SystemExit):
         bench.parse_args(["--only", "stat"])
     assert "unknown verb(s) stat" in capsys.readouterr().err
