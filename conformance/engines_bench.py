@@ -121,9 +121,8 @@ def measure_rounds(measures: dict[str, Measure], rounds: int,
 def report(samples: dict[str, dict[str, list[float]]], refused: dict[tuple[str, str], str],
            not_run: dict[str, str], header: str) -> list[str]:
     lines = [header, "", *table(samples, {}, RUNTIMES, set(), what="engine",
-                                not_run=[(name, "(all)", why) for name, why in not_run.items()])]
-    for (name, rt), why in refused.items():
-        lines = [line.replace(f"| {name} | {rt} | failed |", f"| {name} | {rt} | refused: {why} |") for line in lines]
+                                not_run=[*((name, rt, f"refused: {why}") for (name, rt), why in refused.items()),
+                                         *((name, "(all)", why) for name, why in not_run.items())])]
     return lines
 
 

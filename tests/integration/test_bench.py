@@ -21,5 +21,6 @@ def test_one_round_of_run_and_state(tmp_path):
     assert list(rows) == ["floor", "run", "state"]  # the floor: for state's "− floor"
     assert all(cells[0].strip() == "pyrunc" and cells[1].endswith(" ms ") for cells in rows.values()), lines
     assert rows["state"][5].strip() and not rows["run"][5].strip()  # state minus the floor; run as it is
+    assert "failed" not in out.read_text() and "not run" not in out.read_text()
     assert out.read_text() in p.stdout
     assert not [d for d in set(os.listdir("/run")) - before if d.startswith("pyrunc-bench-")]
