@@ -557,6 +557,12 @@ def versions(runtimes: Sequence[Runtime]) -> str:
     return ", ".join(found)
 
 
+def short(why: str) -> str:
+    """A BenchError's text without the command line (`exit N: stderr`)."""
+    _, sep, rest = why.rpartition(": exit ")
+    return (f"exit {rest}" if sep else why)[-150:]
+
+
 def header(versions: str, rounds: int, load_before: float, runtimes: Sequence[Runtime]) -> list[str]:
     lines = [f"busybox bundle, {rounds} rounds (+1 warm-up) alternating {versions}; {os.cpu_count()} cores, "
              f"load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; times in ms (wall time of the "
@@ -623,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             helper.wait()
         shutil.rmtree(base, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    not_run = [*((verb, label, why.rpartition(": exit ")[2][-150:]) for (verb, label), why in dropped.items()),
+    not_run = [*((verb, label, short(why)) for (verb, label), why in dropped.items()),
                *(("(all)", label, why) for label, why in left_out.items())]
     lines = [*header(names, args.rounds, load_before, runtimes), "",
              *table(samples, failures, [rt.label for rt in usable], {rt.label for rt in usable if rt.python},
