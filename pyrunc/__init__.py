@@ -7,12 +7,15 @@
     print(rt.state("c1").status)
 """
 
-__version__ = "0.1.0"
-SPEC_VERSION = "1.2.0"
+__all__ = ["SPEC_VERSION", "Runtime", "__version__"]
 
 
 def __getattr__(name):
-    # Keep `import pyrunc` cheap: the API module is loaded on first use.
+    # Keep `import pyrunc` cheap (every verb imports it): pyrunc/version.py and the API module
+    # are loaded on first use.
+    if name in ("SPEC_VERSION", "__version__"):
+        from . import version
+        return getattr(version, name)
     if name == "Runtime":
         from .api import Runtime
         return Runtime

@@ -6,11 +6,23 @@
     rt.kill("web", "TERM")
     rt.delete("web", force=True)
 
-Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message.
+Every method raises a subclass of pyrunc.errors.PyruncError with a one-line message. A
+failure inside the container before the user's process runs (create, run, exec) raises the
+type the container's init raised (RootfsError, SecurityError, ProcessError, ...: all
+ContainerInitError), with its errno when an OS error is behind it; branch on the type, not
+the text.
+
+The module functions are what the CLI needs besides a Runtime (cli/ imports nothing else of
+pyrunc's but the leaf modules: docs/ARCHITECTURE.md, tests/unit/test_layering.py).
 """
 
-from .runtime import lifecycle as _lc
-from .state.store import Store, check_id
+import os
+
+from .runtime import lifecycle
+from .state.store import Store, check_id, make_private_root
+
+__all__ = ["DEFAULT_ROOT", "Runtime", "ensure_sealed", "features", "make_private_root",
+           "read_resources", "socket_activation_fds", "spec_template"]
 
 # runtime.create pulls in the shim, ctypes, python-prctl and cgroups: only create/run need them,
 # and engines call state/kill/delete as often as create (delete --force after every container).
@@ -37,32 +49,36 @@ class Runtime:
         return self.store.root
 
     def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
-               no_pivot=False, preserve_fds=0):
-        """Build the container and leave its init waiting for start(); returns its ContainerState."""
+               no_pivot=False, preserve_fds=0, listen_fds=0):
+        """Build the container and leave its init waiting for start(); returns its ContainerState.
+
+        The process keeps fds 3..3+listen_fds+preserve_fds-1 of the caller: first listen_fds
+        socket-activation fds (it gets LISTEN_FDS=listen_fds and LISTEN_PID=1, as runc passes
+        its own: socket_activation_fds()), then preserve_fds more (runc's --preserve-fds)."""
         _require_sealed()
-        from .runtime import create as _create
-        return _create.create(self.store, container_id, bundle, pid_file=pid_file,
-                              console_socket=console_socket, no_pivot=no_pivot,
-                              preserve_fds=preserve_fds, warn=self.warn,
-                              systemd_cgroup=self.systemd_cgroup, rootless=self.rootless)
+        from .runtime.create import create
+        return create(self.store, container_id, bundle, pid_file=pid_file,
+                      console_socket=console_socket, no_pivot=no_pivot,
+                      preserve_fds=preserve_fds, listen_fds=listen_fds, warn=self.warn,
+                      systemd_cgroup=self.systemd_cgroup, rootless=self.rootless)
 
     def start(self, container_id, *, main_pid=None):
         """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,
         as runc): wait until the container sends READY=, then send READY= and MAINPID=main_pid
         (default: the init's host pid) to that socket; returns early if the container exits."""
         check_id(container_id)
-        _lc.start(self.store, container_id, warn=self.warn, main_pid=main_pid)
+        lifecycle.start(self.store, container_id, warn=self.warn, main_pid=main_pid)
 
     def state(self, container_id):
         check_id(container_id)
-        return _lc.state(self.store, container_id)
+        return lifecycle.state(self.store, container_id)
 
     def list(self):
-        return _lc.list_all(self.store)
+        return lifecycle.list_all(self.store)
 
     def kill(self, container_id, signal="SIGTERM", all_processes=False):
         check_id(container_id)
-        _lc.kill(self.store, container_id, signal, all_processes)
+        lifecycle.kill(self.store, container_id, signal, all_processes)
 
     def delete(self, container_id, force=False):
         """Remove a stopped (or created) container; force kills a running one first.
@@ -71,9 +87,9 @@ class Runtime:
         from .errors import ContainerNotFound
         check_id(container_id)
         try:
-            _lc.delete(self.store, container_id, force, warn=self.warn)
+            lifecycle.delete(self.store, container_id, force, warn=self.warn)
         except ContainerNotFound:
-            _lc.remove_leftover(self.store, container_id)
+            lifecycle.remove_leftover(self.store, container_id)
             if not force:
                 raise
 
@@ -110,14 +126,14 @@ class Runtime:
         cgroup_ops.events(self.store, container_id, stats_only=stats_only, interval=interval, emit=emit)
 
     def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
-            no_pivot=False, preserve_fds=0, keep=False):
+            no_pivot=False, preserve_fds=0, listen_fds=0, keep=False):
         """create + start; unless detached, wait and return the exit status (128+N if killed by N).
         keep: leave the stopped container (state and cgroup) for a later delete(), as runc's
-        run --keep; also when start fails."""
+        run --keep; also when start fails. listen_fds, preserve_fds: as create()."""
         from .runtime.run import run
         return run(self, container_id, bundle, detach=detach, pid_file=pid_file,
                    console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                   keep=keep)
+                   listen_fds=listen_fds, keep=keep)
 
     def exec(self, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
              additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
@@ -139,10 +155,60 @@ class Runtime:
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                             cgroup=cgroup, warn=self.warn)
 
+    def validate(self, bundle):
+        """Every problem create would find in the bundle (one line each), creating nothing;
+        [] for a good bundle (`pyrunc validate`, runtime/validate.py)."""
+        from .runtime.validate import problems
+        return problems(bundle, systemd_cgroup=self.systemd_cgroup)
+
 
 def _require_sealed():
     """create/run/exec fork processes a container can see: their interpreter must be one no
     container can overwrite (security/exeseal.py). The CLI seals and re-execs before it gets
     here; an in-process caller that has not called ensure_sealed() gets ExecutableNotSealed."""
-    from .security.exeseal import ensure_sealed
     ensure_sealed(reexec=False)
+
+
+def ensure_sealed(reexec=True):
+    """Make sure this process runs from an interpreter no container can overwrite; may re-exec
+    the program through a sealed copy (reexec=False: raise ExecutableNotSealed instead).
+    A program that uses the API in-process calls it when it starts (security/exeseal.py)."""
+    from .security.exeseal import ensure_sealed as seal
+    seal(reexec=reexec)
+
+
+def socket_activation_fds(environ=None, pid=None):
+    """go-systemd's activation.Files(false), as runc calls it: this process's LISTEN_FDS, when
+    LISTEN_PID names it (else 0). What create()/run() take as listen_fds to hand the caller's
+    own socket activation on to the container, as runc does for create and run."""
+    from .goparse import is_atoi
+    environ = os.environ if environ is None else environ
+    listen_pid, listen_fds = environ.get("LISTEN_PID", ""), environ.get("LISTEN_FDS", "")
+    # strconv.Atoi's syntax (int() would also take " 5", "1_0", other scripts' digits)
+    if not (is_atoi(listen_pid) and is_atoi(listen_fds)):
+        return 0
+    if int(listen_pid) != (os.getpid() if pid is None else pid):
+        return 0
+    return max(0, int(listen_fds))
+
+
+def spec_template(rootless=False):
+    """The config.json `pyrunc spec` writes (runc's template, spec/default.py); rootless: made
+    for this caller's euid/egid (runc's spec --rootless)."""
+    from .spec.default import default_config, to_rootless
+    config = default_config()
+    if rootless:
+        config = to_rootless(config, os.geteuid(), os.getegid())
+    return config
+
+
+def read_resources(path):
+    """A linux.resources document from a file ("-": stdin), checked (`update -r`)."""
+    from .spec.load import read_resources as read
+    return read(path)
+
+
+def features():
+    """The runtime-spec features document (`pyrunc features`) as a dict."""
+    from .runtime.features import features as document
+    return document()

@@ -9,10 +9,15 @@ two functions drive it directly: the same output as `json.dumps(obj, separators=
 
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
-    _json = None
+    _json = None  # type: ignore[assignment]
 
 
 class _ScanContext:
@@ -20,7 +25,7 @@ class _ScanContext:
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
+    parse_float: "Callable[[str], object]" = float
     parse_int = int
     memo = None
 
@@ -40,7 +45,8 @@ _SLACK = 17
 
 
 def _stack_depth():
-    frame, n = sys._getframe(1), 0
+    frame: FrameType | None = sys._getframe(1)
+    n = 0
     while frame is not None:
         n += 1
         frame = frame.f_back
@@ -81,7 +87,9 @@ def loads(text, max_depth=None, int_floats=False):
         # max_depth always parses, one that fails is surely deeper than max_depth
         sys.setrecursionlimit(_stack_depth() + max_depth + _SLACK)
     try:
-        value, end = _json.make_scanner(_IntFloatContext if int_floats else _ScanContext)(text, start)
+        # typeshed types the context as a scanner; any object with these attributes does
+        scanner = _json.make_scanner(_IntFloatContext if int_floats else _ScanContext)  # type: ignore[arg-type]
+        value, end = scanner(text, start)
     except (StopIteration, SystemError):
         # SystemError: to raise its JSONDecodeError the C scanner looks json.decoder up in
         # sys.modules, and fails bare when it is not there (that is the point of this module)

@@ -10,18 +10,27 @@ Setting limits before the init joins is safe with every controller and is what m
 RT budget (cpu.rt_runtime_us) or a cpuset usable by the joining task. `set(..., update=True)`
 is `runc update`. Paths, conversions and what is left out: docs/cgroups.md.
 
-Only os/errno/time are imported here (stats on first use): this runs in `pyrunc create`.
+Nothing is imported here until it is used: `pyrunc state` (every verb's status) reads the
+freezer through cgroups/freezer.py, and only create needs the Manager (stats on first use).
 """
 
 import os
 import stat
 
-from .errors import CgroupError
-from .layout import Layout, probe
-from .manager import Manager
-from .paths import resolve
-
 __all__ = ["CgroupError", "Layout", "Manager", "manager_for", "manager_from_state", "probe"]
+
+
+def __getattr__(name):
+    if name == "CgroupError":
+        from .errors import CgroupError
+        return CgroupError
+    if name in ("Layout", "probe"):
+        from . import layout
+        return getattr(layout, name)
+    if name == "Manager":
+        from .manager import Manager
+        return Manager
+    raise AttributeError(name)
 
 
 def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annotations=None,
@@ -32,7 +41,9 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
     transient unit "slice:prefix:name" names; rootless=True talks to the systemd user instance
     (runc's systemdUser) instead of the system one. annotations: the config's, for
     org.systemd.property.* (only read with systemd)."""
+    from .layout import probe
     if systemd:
+        from .errors import CgroupError
         from .systemd import check_syntax, make_manager
         # runc checks the path's syntax while converting the spec, then whether systemd runs
         check_syntax(cgroups_path)
@@ -42,6 +53,8 @@ def manager_for(cgroups_path, container_id, *, systemd=False, layout=None, annot
                               "exist)")
         return make_manager(layout or probe(), cgroups_path, container_id,
                             annotations=annotations, user=rootless)
+    from .manager import Manager
+    from .paths import resolve
     layout = layout or probe()
     dirs, mounts = resolve(layout, cgroups_path, container_id)
     return Manager(layout.mode, dirs, mounts, rootless=rootless, explicit=bool(cgroups_path))
@@ -52,6 +65,7 @@ def manager_from_state(data):
     if isinstance(data, dict) and data.get("driver") == "systemd":
         from .systemd.manager import SystemdManager  # no bus until one is needed
         return SystemdManager.from_state(data)
+    from .manager import Manager
     return Manager.from_state(data)
 
 

@@ -157,6 +157,7 @@ def emulate(rules):
     of the default's verdict removes access from that exact exception only. Like runc,
     refuse a removal that a broader exception would silently void (v1 cannot punch a hole
     in "c 1:* rwm" for "c 1:3")."""
+    exceptions: dict[tuple, frozenset[str]]
     default_allow, exceptions = False, {}
     for rule in rules:
         if rule.is_all():

@@ -10,6 +10,11 @@ class CgroupError(PyruncError):
     memory setter, which must tell EBUSY from EINVAL) can react without parsing text.
     """
 
-    def __init__(self, message, errno=None):
+    def __init__(self, message, errno=None, field=None):
         super().__init__(message)
         self.errno = errno
+        self.field = field  # the spec field it is about ("linux.resources.memory.limit"), if known
+
+
+class CgroupFrozen(CgroupError):
+    """runc's "container's cgroup unexpectedly frozen": create would wait for it forever."""

@@ -18,7 +18,7 @@ def strerror(err):
 def controller_missing(field, name):
     controller = name.split(".", 1)[0]
     return CgroupError(f"{field}: the {controller} controller is not available on this host "
-                       f"(no cgroup hierarchy provides {name})")
+                       f"(no cgroup hierarchy provides {name})", field=field)
 
 
 def write(directory, name, value, field):
@@ -34,7 +34,8 @@ def write(directory, name, value, field):
         finally:
             os.close(fd)
     except OSError as err:
-        raise CgroupError(f"{field}: writing {value} to {path}: {strerror(err)}", err.errno) from None
+        raise CgroupError(f"{field}: writing {value} to {path}: {strerror(err)}", err.errno,
+                          field) from None
 
 
 def read(directory, name, field=None):

@@ -132,6 +132,7 @@ def probe():
             with open("/proc/self/mountinfo") as f:
                 text = f.read()
         except OSError as err:
+            assert err.errno is not None
             raise CgroupError(f"reading /proc/self/mountinfo: {os.strerror(err.errno).lower()}") from None
         _cached = parse_mountinfo(text)
     return _cached

@@ -11,7 +11,7 @@ import os
 import time
 
 from . import fsio, v1, v2
-from .errors import CgroupError
+from .errors import CgroupError, CgroupFrozen
 from .paths import UNIFIED
 from .values import PREFIX, SetContext, section
 
@@ -128,7 +128,7 @@ class Manager:
     def create(self):
         """mkdir -p in every hierarchy; a v1 cpuset gets its parent's cpus/mems, a cgroup2
         path gets the controllers enabled in each ancestor's subtree_control (as runc)."""
-        made = []
+        made: list[str] = []
         try:
             for key, d in self._unique_dirs():
                 try:
@@ -160,23 +160,18 @@ class Manager:
         try:
             self._check_unused()
         except CgroupError as err:
-            if not self.rootless or err.args[0] == _FROZEN:
+            if not self.rootless or isinstance(err, CgroupFrozen):
                 raise
 
     def _check_unused(self):
         found = self.pids()
         if found:
             raise CgroupError(f"container's cgroup is not empty: {len(found)} process(es) found")
-        # freezer.py's state, without importing it on the create path: FROZEN by itself
-        # (v1's self_freezing; frozen by an ancestor is runc's "thawed") or cgroup.freeze 1
-        version, d = self._freezer()
-        if version == "v1":
-            frozen = (fsio.read_optional(d, "freezer.state") or "").strip() in ("FROZEN", "FREEZING") \
-                and (fsio.read_optional(d, "freezer.self_freezing") or "").strip() == "1"
-        else:
-            frozen = d is not None and (fsio.read_optional(d, "cgroup.freeze") or "").strip() == "1"
-        if frozen:
-            raise CgroupError(_FROZEN)
+        # frozen by itself (v1's self_freezing; frozen by an ancestor is runc's "thawed") or
+        # cgroup.freeze 1: the status's reader
+        from .freezer import frozen
+        if frozen(*self._freezer()):
+            raise CgroupFrozen(_FROZEN)
 
     def _create_v2(self, d, made):
         # as runc: going down from the mount, each level passes its controllers on before
@@ -224,7 +219,7 @@ class Manager:
                 try:
                     (set_v1 if version == "v1" else set_v2)(d, part, ctx)
                 except CgroupError as err:
-                    field = str(err).split(":", 1)[0]
+                    field = err.field or f"linux.resources.{rkey}"
                     raise CgroupError(f"{field}: cannot set {key} limit: container could not "
                                       f"join or create cgroup (rootless: no permission)") from None
                 continue
@@ -251,18 +246,15 @@ class Manager:
         key = next((k for k in _PIDS_ORDER if k in self._dirs), None)
         if key is None:
             return []
-        found = set()
+        found: set[int] = set()
         for top, _dirs, _files in os.walk(self._dirs[key]):
             text = fsio.read_optional(top, "cgroup.procs")
             found.update(int(line) for line in (text or "").split())
         return sorted(found)
 
     def _freezer(self):
-        if self.mode != "unified" and "freezer" in self._dirs:
-            return "v1", self._dirs["freezer"]
-        if UNIFIED in self._dirs:
-            return "v2", self._dirs[UNIFIED]
-        return None, None
+        from .freezer import which
+        return which(self.mode, self._dirs)
 
     def freeze(self):
         from . import freezer  # off the create path, as stats

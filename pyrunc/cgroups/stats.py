@@ -60,7 +60,7 @@ def new():
 
 
 def _throttling(cpu_stat, v2):
-    out = {}
+    out: dict[str, object] = {}
     _put(out, "periods", cpu_stat.get("nr_periods", 0))
     _put(out, "throttledPeriods", cpu_stat.get("nr_throttled", 0))
     # v1's throttled_time is in ns, v2's throttled_usec in us; runc reports ns
@@ -96,7 +96,7 @@ def cpu_v1(stats, cpu_dir, cpuacct_dir):
 
 
 def _cpu_list(text):
-    out = []
+    out: list[int] = []
     for part in (text or "").strip().split(","):
         if not part:
             continue
@@ -109,7 +109,7 @@ def cpuset_v1(stats, d):
     if not d or not os.path.isdir(d):
         return
     cs = stats["cpuset"]
-    out = {}
+    out: dict[str, object] = {}
     _put(out, "cpus", _cpu_list(fsio.read_optional(d, "cpuset.cpus")))
     out["cpu_exclusive"] = _uint(d, "cpuset.cpu_exclusive")
     _put(out, "mems", _cpu_list(fsio.read_optional(d, "cpuset.mems")))
@@ -153,7 +153,7 @@ def pids_common(stats, d):
         _put(stats["pids"], "current", procs.count("\n"))
         return
     limit = _uint(d, "pids.max")
-    out = {}
+    out: dict[str, object] = {}
     _put(out, "current", _uint(d, "pids.current"))
     _put(out, "limit", 0 if limit == fsio.MAX_UINT64 else limit)
     stats["pids"] = out
@@ -187,7 +187,7 @@ _BLKIO_GROUPS = (
 
 
 def _blkio_entry(major, minor, op, value):
-    entry = {}
+    entry: dict[str, object] = {}
     _put(entry, "major", major)
     _put(entry, "minor", minor)
     _put(entry, "op", op)
@@ -233,7 +233,7 @@ def hugetlb_v1(stats, d):
         return
     for size in hugepage_sizes():
         prefix = f"hugetlb.{size}."
-        entry = {}
+        entry: dict[str, object] = {}
         _put(entry, "usage", _uint(d, prefix + "usage_in_bytes"))
         _put(entry, "max", _uint(d, prefix + "max_usage_in_bytes"))
         entry["failcnt"] = _uint(d, prefix + "failcnt")
@@ -281,7 +281,8 @@ def io_v2(stats, d):
     text = fsio.read_optional(d, "io.stat")
     if not text:
         return
-    by_bytes, by_ios = [], []
+    by_bytes: list[dict] = []
+    by_ios: list[dict] = []
     ops = {"rbytes": (by_bytes, "Read"), "wbytes": (by_bytes, "Write"),
            "rios": (by_ios, "Read"), "wios": (by_ios, "Write")}
     for line in text.splitlines():
@@ -294,7 +295,7 @@ def io_v2(stats, d):
             if key in ops and value.isdigit():
                 table, op = ops[key]
                 table.append(_blkio_entry(int(major), int(minor), op, int(value)))
-    out = {}
+    out: dict[str, object] = {}
     _put(out, "ioServiceBytesRecursive", by_bytes)
     _put(out, "ioServicedRecursive", by_ios)
     stats["blkio"] = out
@@ -306,7 +307,7 @@ def hugetlb_v2(stats, d):
     for size in hugepage_sizes():
         if fsio.read_optional(d, f"hugetlb.{size}.current") is None:
             continue  # hugetlb not enabled in this cgroup
-        entry = {}
+        entry: dict[str, object] = {}
         _put(entry, "usage", _uint(d, f"hugetlb.{size}.current"))
         entry["failcnt"] = _kv(d, f"hugetlb.{size}.events").get("max", 0)
         stats["hugetlb"][size] = entry

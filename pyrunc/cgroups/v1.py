@@ -32,7 +32,7 @@ def memory(d, mem, ctx):
     tcp_file = bool(kernel_tcp) and _exists(d, "memory.kmem.tcp.limit_in_bytes")
     limit, swap, reservation = memory_values(mem, ctx, MEMORY, kernel_tcp_applied=tcp_file)
     if mem.get("checkBeforeUpdate") and (limit > 0 or swap > 0):
-        _check_usage(d, "memory.usage_in_bytes", limit, swap)
+        check_usage(d, "memory.usage_in_bytes", limit, swap)
     _memory_and_swap(d, limit, swap)
     if reservation:
         fsio.write(d, "memory.soft_limit_in_bytes", str(reservation), MEMORY + "reservation")
@@ -48,7 +48,7 @@ def memory(d, mem, ctx):
         fsio.write(d, "memory.kmem.tcp.limit_in_bytes", str(kernel_tcp), MEMORY + "kernelTCP")
 
 
-def _check_usage(d, usage_file, limit, swap):
+def check_usage(d, usage_file, limit, swap):
     """checkBeforeUpdate: refuse a limit at or below what the cgroup already uses."""
     try:
         usage = fsio.read_uint(d, usage_file)

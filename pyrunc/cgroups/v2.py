@@ -26,7 +26,7 @@ def memory(d, mem, ctx):
     if not (limit or swap or reservation):
         return
     if mem.get("checkBeforeUpdate") and (limit > 0 or swap > 0):
-        v1._check_usage(d, "memory.current", limit, swap)
+        v1.check_usage(d, "memory.current", limit, swap)
     base = limit
     if ctx.update and swap > 0 and not limit:
         # `update --memory-swap` alone: v2 stores swap without memory, so take the memory

@@ -3,65 +3,55 @@
 import sys
 
 from .. import jsonio
-from ..errors import UsageError
+from ..errors import NotRunning, UsageError
+from ..goparse import is_atoi, is_digits
 from .parser import Command, Flag
 
 
-def _create(rt, o, a, ctx):
-    preserve = _init_fds(o["preserve_fds"])
+def _create(rt, o, a):
+    from ..api import socket_activation_fds  # as runc: our own LISTEN_FDS fds go to the init first
     rt.create(a[0], o["bundle"] or ".", pid_file=o["pid_file"], console_socket=o["console_socket"],
-              no_pivot=o["no_pivot"], preserve_fds=preserve)
+              no_pivot=o["no_pivot"], preserve_fds=o["preserve_fds"],
+              listen_fds=socket_activation_fds())
     return 0
 
 
-def _run(rt, o, a, ctx):
-    preserve = _init_fds(o["preserve_fds"])
+def _run(rt, o, a):
+    from ..api import socket_activation_fds
     return rt.run(a[0], o["bundle"] or ".", detach=o["detach"], pid_file=o["pid_file"],
                   console_socket=o["console_socket"], no_pivot=o["no_pivot"],
-                  preserve_fds=preserve, keep=o["keep"])
+                  preserve_fds=o["preserve_fds"], listen_fds=socket_activation_fds(),
+                  keep=o["keep"])
 
 
-def _init_fds(preserve_fds):
-    """runc's fds for the init: our own socket-activation fds (LISTEN_FDS, from 3), then the
-    --preserve-fds ones after them, each checked to be open. Returns how many fds after
-    stdio the process keeps."""
-    from ..shim import process
-    n = process.socket_activation_fds()
-    process.listen_fds = n
-    preserve = max(0, preserve_fds)
-    process.check_preserved_fds(preserve, base=3 + n)
-    return n + preserve
-
-
-def _start(rt, o, a, ctx):
+def _start(rt, o, a):
     rt.start(a[0])
     return 0
 
 
-def _state(rt, o, a, ctx):
+def _state(rt, o, a):
     doc = rt.state(a[0]).to_oci()
     import json  # indented output: not jsonio's
     sys.stdout.write(json.dumps(doc, indent=2))
     return 0
 
 
-def _kill(rt, o, a, ctx):
+def _kill(rt, o, a):
     sig = a[1] if len(a) > 1 and a[1] else "SIGTERM"
     try:
         rt.kill(a[0], sig, all_processes=o["all"])
-    except Exception as e:  # runc: --all on a stopped container is not an error
-        from ..errors import InvalidStateError
-        if not (o["all"] and isinstance(e, InvalidStateError) and str(e) == "container not running"):
+    except NotRunning:  # runc: --all on a stopped container is not an error
+        if not o["all"]:
             raise
     return 0
 
 
-def _delete(rt, o, a, ctx):
+def _delete(rt, o, a):
     rt.delete(a[0], force=o["force"])
     return 0
 
 
-def _list(rt, o, a, ctx):
+def _list(rt, o, a):
     if o["format"] not in ("table", "json"):
         raise UsageError("invalid format option")
     states = rt.list()
@@ -90,30 +80,27 @@ def _owner(rt):
 def _table(rows):
     """Go's tabwriter as runc configures it: minwidth 12, padding 3, last column unpadded."""
     widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
-    return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
 
 
-def _spec(rt, o, a, ctx):  # noqa: ARG001
+def _spec(rt, o, a):  # noqa: ARG001
     import os
 
+    from ..api import spec_template
     from ..errors import PyruncError
-    from ..spec.default import default_config
     path = os.path.join(o["bundle"] or ".", "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first")
-    config = default_config()
-    if o["rootless"]:
-        from ..spec.default import to_rootless
-        config = to_rootless(config, os.geteuid(), os.getegid())
+    config = spec_template(rootless=o["rootless"])
     with open(path, "w") as f:
         import json
         f.write(json.dumps(config, indent="\t"))  # runc's shape: tabs, no trailing newline
     return 0
 
 
-def _update(rt, o, a, ctx):
+def _update(rt, o, a):
     if o["resources"]:
-        from ..spec.load import read_resources
+        from ..api import read_resources
         resources = read_resources(o["resources"])
     else:
         resources = _resources_from_flags(o)
@@ -137,7 +124,7 @@ _UPDATE_FLAGS = {
 
 def _resources_from_flags(o):
     from ..errors import PyruncError
-    resources = {}
+    resources: dict[str, dict] = {}
     for dest, (section, field, kind) in _UPDATE_FLAGS.items():
         raw = o.get(dest)
         if raw in (None, ""):
@@ -148,10 +135,18 @@ def _resources_from_flags(o):
                 value = parse_bytes(raw)
             elif kind is str:
                 value = raw
-            else:
+            elif kind == "flag":
                 value = int(raw, 10)
-                if kind == "uint" and value < 0:
+            else:
+                # Go's strconv.ParseUint / ParseInt(raw, 10, 64): ASCII digits, a sign only
+                # for ParseInt; int() would also take " 5", "1_0" and other scripts' digits
+                if not (is_digits(raw) if kind == "uint" else is_atoi(raw)):
                     raise ValueError(raw)
+                value = int(raw, 10)
+                if not (0 if kind == "uint" else -2**63) <= value < (2**64 if kind == "uint" else 2**63):
+                    func = "ParseUint" if kind == "uint" else "ParseInt"
+                    raise PyruncError(f'invalid value for {name}: strconv.{func}: parsing "{raw}": '
+                                      f'value out of range')
         except ValueError:
             if kind == "bytes":
                 raise PyruncError(f"invalid value for {name}: invalid size: '{raw}'") from None
@@ -165,32 +160,38 @@ def _resources_from_flags(o):
 
 
 def parse_bytes(text):
-    """docker's RAMInBytes: 1024-based suffixes k, m, g, t (b optional); -1 for unlimited."""
-    t = text.strip().lower()
-    if t == "-1":
+    """docker's RAMInBytes (go-units): digits with optional ".digits" parts, one optional
+    space, then a 1024-based unit k, m, g, t or p, an optional "i" and "b", any case ("1.5g",
+    "512 MiB", "1kb"); -1 for unlimited. ValueError otherwise."""
+    if text == "-1":
         return -1
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-             "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+    t = text.lower()
     i = len(t)
-    while i and not (t[i - 1].isdigit() or t[i - 1] == "."):
+    while i and t[i - 1] in "ib":  # the optional "i" and "b", in that order
         i -= 1
-    number, suffix = t[:i], t[i:].strip()
-    if not number or suffix not in units:
+    if t[i:] not in ("", "b", "i", "ib"):
         raise ValueError(text)
-    return int(float(number) * units[suffix])
+    scale = 1
+    if i and t[i - 1] in "kmgtp":
+        i -= 1
+        scale = 1 << (10 * ("kmgtp".index(t[i]) + 1))
+    number = t[:i - 1] if t[i - 1:i] == " " else t[:i]
+    if not all(is_digits(part) for part in number.split(".")):
+        raise ValueError(text)
+    return int(float(number) * scale)
 
 
-def _pause(rt, o, a, ctx):
+def _pause(rt, o, a):
     rt.pause(a[0])
     return 0
 
 
-def _resume(rt, o, a, ctx):
+def _resume(rt, o, a):
     rt.resume(a[0])
     return 0
 
 
-def _ps(rt, o, a, ctx):
+def _ps(rt, o, a):
     if o["format"] not in ("table", "json"):
         raise UsageError("invalid format option")
     pids = rt.ps(a[0])
@@ -222,29 +223,68 @@ def _ps(rt, o, a, ctx):
     return 0
 
 
-def _events(rt, o, a, ctx):
-    from ..runtime.cgroup_ops import dumps
+def _events(rt, o, a):
     interval = _duration(o["interval"])
 
     def emit(event):
-        sys.stdout.write(dumps(event) + "\n")
+        sys.stdout.write(jsonio.dumps(event) + "\n")
         sys.stdout.flush()
 
     rt.events(a[0], stats_only=o["stats"], interval=interval, emit=emit)
     return 0
 
 
+_DURATION_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6,
+                   "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def go_duration(text):
+    """Go's time.ParseDuration, in seconds: a sign, then one or more decimal numbers each with
+    a unit (ns, us, \u00b5s, ms, s, m, h): "1m30s", "1.5h", ".5s"; "0" alone. None if invalid."""
+    s = text[1:] if text[:1] in ("+", "-") else text
+    if s == "0":
+        return 0.0
+    total = 0  # in ns, as Go counts (an int64)
+    while s:
+        i = 0
+        while i < len(s) and s[i].isascii() and s[i].isdigit():
+            i += 1
+        whole, s = s[:i], s[i:]
+        frac = ""
+        if s[:1] == ".":
+            i = 1
+            while i < len(s) and s[i].isascii() and s[i].isdigit():
+                i += 1
+            frac, s = s[1:i], s[i:]
+        if not whole and not frac:
+            return None
+        i = 0
+        while i < len(s) and s[i] != "." and not (s[i].isascii() and s[i].isdigit()):
+            i += 1
+        unit, s = s[:i], s[i:]
+        scale = _DURATION_UNITS.get(unit)
+        if scale is None:
+            return None
+        total += int(whole or "0") * scale + int(frac or "0") * scale // 10 ** len(frac)
+        if total > 2**63 - 1:
+            return None
+    if not text or text in ("+", "-"):
+        return None
+    return (-total if text[0] == "-" else total) / 1e9
+
+
 def _duration(text):
-    """Go durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
-    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
-            value = float(text[:-len(suffix)]) * scale
-            if value > 0:
-                return value
-    raise UsageError(f"invalid interval {text!r}: duration must be greater than 0, e.g. 5s")
+    """--interval as runc takes it: a Go duration (flag.Duration), greater than 0."""
+    value = go_duration(text)
+    if value is None:
+        raise UsageError(f'invalid value "{text}" for flag -interval: parse error')
+    if value <= 0:
+        from ..errors import PyruncError
+        raise PyruncError("duration interval must be greater than 0")
+    return value
 
 
-def _exec(rt, o, a, ctx):
+def _exec(rt, o, a):
     args = a[1:]
     if args[:1] == ["--"]:  # `exec ID -- cmd ...` (runc would look for a program named "--")
         args = args[1:]
@@ -257,12 +297,11 @@ def _exec(rt, o, a, ctx):
                    cgroup=o["cgroup"])
 
 
-def _validate(rt, o, a, ctx):  # noqa: ARG001
+def _validate(rt, o, a):
     import os
 
-    from ..runtime.validate import problems
     bundle = os.path.abspath(o["bundle"] or ".")
-    found = problems(bundle, systemd_cgroup=rt.systemd_cgroup)
+    found = rt.validate(bundle)
     if not found:
         sys.stdout.write(f"{bundle}: OK\n")
         return 0
@@ -272,10 +311,11 @@ def _validate(rt, o, a, ctx):  # noqa: ARG001
     raise ConfigError(f"{bundle}: {len(found)} problem{'s' if len(found) > 1 else ''}")
 
 
-def _features(rt, o, a, ctx):  # noqa: ARG001
-    from .features import features_json
-    from .main import _commit
-    sys.stdout.write(features_json(_commit()))
+def _features(rt, o, a):  # noqa: ARG001
+    import json
+
+    from ..api import features
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")  # runc's: 4 spaces, a newline
     return 0
 
 

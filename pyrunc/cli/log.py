@@ -65,7 +65,7 @@ class Logger:
                 finally:
                     os.close(fd)
             except OSError as e:  # the file was replaced (by a symlink) or its disk is full
-                sys.stderr.write(f"cannot write log file {self.path}: {e.strerror.lower()}\n"
+                sys.stderr.write(f"cannot write log file {self.path}: {(e.strerror or str(e)).lower()}\n"
                                  + line)
             if level == "error":
                 # one line, even for runc's "...\n" texts; nothing a terminal would act on

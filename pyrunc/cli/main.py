@@ -3,7 +3,6 @@
 import os
 import sys
 
-from .. import SPEC_VERSION, __version__
 from ..errors import PyruncError, UsageError, describe
 from . import parser
 from .commands import COMMANDS
@@ -30,40 +29,15 @@ ROOTLESS_VERBS = ("create", "run", "ps", "pause", "resume")
 # The verbs that start processes in a container: their interpreter must be sealed first
 # (security/exeseal.py; the others never fork anything a container can see).
 SEALED_VERBS = ("create", "run", "exec")
-
-
-class Context:
-    """What the global flags decided, for the verbs that care."""
-
-    def __init__(self, opts):
-        self.opts = opts
+# What runc puts before a failed verb's error, and its exit status (1 for the others)
+FAILED = {"create": (f"{PROG} create failed: ", 1), "run": (f"{PROG} run failed: ", 1),
+          "exec": ("exec failed: ", 255)}
 
 
 def version_text():
-    return (f"{PROG} version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+    from ..version import SPEC_VERSION, __version__, commit
+    return (f"{PROG} version {__version__}\ncommit: {commit()}\nspec: {SPEC_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
-
-
-def _commit():
-    """The checkout's HEAD, read from .git without running git (a fork+exec costs more)."""
-    git = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".git")
-    try:
-        with open(os.path.join(git, "HEAD")) as f:
-            head = f.read().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            try:
-                with open(os.path.join(git, ref)) as f:
-                    return f.read().strip()
-            except FileNotFoundError:
-                with open(os.path.join(git, "packed-refs")) as f:
-                    for line in f:
-                        if line.rstrip().endswith(" " + ref):
-                            return line.split()[0]
-        return head
-    except OSError:
-        pass
-    return "unknown"
 
 
 def global_flags():
@@ -114,7 +88,7 @@ def main(argv=None):
     try:
         logger = Logger(gopts["log"] or None, gopts["log_format"], gopts["debug"])
     except OSError as e:
-        logger.error(f"failed to open log file {gopts['log']}: {e.strerror.lower()}")
+        logger.error(f"failed to open log file {gopts['log']}: {(e.strerror or str(e)).lower()}")
         return 1
     if gopts["debug"]:  # every step of the verb as a level=debug line (pyrunc/trace.py)
         from .. import trace
@@ -165,7 +139,7 @@ def main(argv=None):
         return 1
     if from_xdg:
         try:
-            from ..state.store import make_private_root
+            from ..api import make_private_root
             make_private_root(root)
         except PyruncError as e:
             logger.error(str(e))
@@ -179,23 +153,19 @@ def main(argv=None):
             if rootless_cgroups and verb in ("ps", "pause", "resume"):
                 logger.warning(f"{PROG} {verb} may fail if you don't have the full access to cgroups")
         if verb in SEALED_VERBS:
-            from ..security.exeseal import ensure_sealed
+            from ..api import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
         return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
                                    rootless=rootless_cgroups),
-                           opts, positionals, Context(gopts)) or 0
+                           opts, positionals) or 0
     except (PyruncError, OSError) as e:
-        # An OSError that got this far names its file (e.filename) and the kernel's reason,
-        # as runc's Go errors do: "open /x: permission denied".
-        message = str(e) if isinstance(e, PyruncError) else describe(e)
-        if verb in ("create", "run"):
-            message = f"{PROG} {verb} failed: {message}"
-        elif verb == "exec":
-            message = f"exec failed: {message}"  # runc's wording and status (255) for exec
-            logger.error(message)
-            return 255
-        logger.error(message)
-        return 1
+        # The type decides, never the text: a PyruncError's text is the message (runc's
+        # wording, the same whether it was raised here or in the container's init: errors.py);
+        # an OSError that got this far names its file (e.filename) and the kernel's reason, as
+        # runc's Go errors do: "open /x: permission denied".
+        prefix, code = FAILED.get(verb, ("", 1))
+        logger.error(prefix + (str(e) if isinstance(e, PyruncError) else describe(e)))
+        return code
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a traceback is no answer for an engine
@@ -214,7 +184,7 @@ def _rootless_cgroups(gopts):
     from ..rootless import systemd_owner_uid as owner
     try:
         return rootless_cgroups(gopts["rootless"], gopts["systemd_cgroup"], owner)
-    except RootlessFlagError as e:
+    except RootlessFlagError as e:  # rootless.py is a leaf: its ValueError becomes ours here
         raise ConfigError(str(e)) from None
 
 

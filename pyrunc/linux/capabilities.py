@@ -7,6 +7,7 @@ so that one is prctl(2) through syscalls.prctl.
 
 import prctl  # at import time: the shim applies caps after pivot_root, where imports fail
 
+from ..errors import CapabilityError
 from .syscalls import prctl as raw_prctl
 
 # Kernel numbering (include/uapi/linux/capability.h).
@@ -28,10 +29,6 @@ _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-
-
-class CapabilityError(Exception):
-    pass
 
 
 def last_cap():
@@ -64,16 +61,6 @@ def resolve(capabilities, last=None):
     if unknown:
         warnings.append(f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(unknown))}]")
     return resolved, warnings
-
-
-def bounding_set():
-    """The caller's bounding set, read from /proc (what capset can never exceed)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                mask = int(line.split()[1], 16)
-                return frozenset(i for i in range(mask.bit_length()) if mask >> i & 1)
-    return frozenset()
 
 
 def drop_bounding(keep, last):

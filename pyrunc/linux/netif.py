@@ -14,7 +14,6 @@ SOCK_CLOEXEC = 0o2000000
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
-IFNAMSIZ = 16
 _IFREQ = "16sh22x"  # struct ifreq: the name, then ifr_flags in a 24-byte union
 
 

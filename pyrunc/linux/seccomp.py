@@ -4,7 +4,7 @@ import ctypes
 import errno
 import os
 
-from .syscalls import _SYS, _check, _libc
+from .syscalls import check, libc
 
 SECCOMP_SET_MODE_FILTER = 1
 FLAGS = {
@@ -28,7 +28,7 @@ def load_filter(bpf, flags):
     """
     buf = ctypes.create_string_buffer(bpf, len(bpf))
     prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    fd = _check(_libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
+    fd = check(libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
                               ctypes.byref(prog)), "seccomp")
     return fd if flags & FLAG_NEW_LISTENER else None
 
@@ -36,12 +36,25 @@ def load_filter(bpf, flags):
 def flag_supported(flag):
     """Does the kernel know this SECCOMP_FILTER_FLAG_*? (libseccomp's probe: with a NULL program
     a known flag fails with EFAULT, an unknown one with EINVAL; nothing is installed.)"""
-    ret = _libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flag), None)
+    ret = libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flag), None)
     return ret == -1 and ctypes.get_errno() == errno.EFAULT
 
 
 def pidfd_getfd(pidfd, target_fd):
-    return _check(_libc.syscall(_NR["pidfd_getfd"], pidfd, target_fd, 0), "pidfd_getfd")
+    return check(libc.syscall(_NR["pidfd_getfd"], pidfd, target_fd, 0), "pidfd_getfd")
 
 
-del _SYS
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+def libseccomp_version():
+    """The version of the libseccomp pyseccomp will load, as "major.minor.micro" (by soname: no
+    find_library, no ldconfig), or None without one."""
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return None
+    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    v = lib.seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"

@@ -6,7 +6,7 @@ The foreground verbs (run, exec) may use `signal` itself.
 """
 
 try:
-    from _signal import (
+    from _signal import (  # type: ignore[import-not-found]  # no stubs for the C module
         ITIMER_REAL,
         SIG_DFL,
         SIG_SETMASK,

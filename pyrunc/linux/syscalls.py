@@ -7,7 +7,7 @@ kernel errors the same way as os.* errors.
 import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
 # x86_64 / aarch64 numbers of syscalls without a libc wrapper in glibc 2.36.
 _SYS = {
@@ -41,7 +41,6 @@ NAMESPACES = {
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
@@ -49,7 +48,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
 
-def _check(ret, what):
+def check(ret, what):
+    """ret, or OSError(errno, "what: reason") for a failed libc call (-1 and errno)."""
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err).lower()}")  # Go's (runc's) errno texts
@@ -61,24 +61,24 @@ def _b(path):
 
 
 def mount(source, target, fstype, flags=0, data=None):
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+    check(libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
            f"mount {source} on {target}")
 
 
 def umount2(target, flags=0):
-    _check(_libc.umount2(_b(target), flags), f"umount {target}")
+    check(libc.umount2(_b(target), flags), f"umount {target}")
 
 
 def pivot_root(new_root, put_old):
-    _check(_libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
+    check(libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
 
 
 def unshare(flags):
-    _check(_libc.unshare(flags), "unshare")
+    check(libc.unshare(flags), "unshare")
 
 
 def setns(fd, nstype=0):
-    _check(_libc.setns(fd, nstype), "setns")
+    check(libc.setns(fd, nstype), "setns")
 
 
 def namespace_type(path):
@@ -93,16 +93,16 @@ def namespace_type(path):
 
 def setdomainname(name):
     raw = name.encode()
-    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+    check(libc.setdomainname(raw, len(raw)), "setdomainname")
 
 
 def sethostname(name):
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+    check(libc.sethostname(raw, len(raw)), "sethostname")
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+    return check(libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
 
 
@@ -115,12 +115,12 @@ def is_child_subreaper():
 def set_process_name(name):
     """PR_SET_NAME (what ps and /proc/PID/comm show); needs no write access to /proc."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
-    _check(_libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+    check(libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):
     """Close every fd in [first, last]; falls back to os.closerange on old kernels."""
-    if _libc.syscall(_SYS["close_range"], first, ctypes.c_uint(last), flags) < 0:
+    if libc.syscall(_SYS["close_range"], first, ctypes.c_uint(last), flags) < 0:
         os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
 
 
@@ -130,12 +130,12 @@ IOPRIO_CLASS_SHIFT = 13
 
 def ioprio_set(io_class, priority):
     """ioprio_set(2) for the calling process."""
-    _check(_libc.syscall(_SYS["ioprio_set"], IOPRIO_WHO_PROCESS, 0,
+    check(libc.syscall(_SYS["ioprio_set"], IOPRIO_WHO_PROCESS, 0,
                          (io_class << IOPRIO_CLASS_SHIFT) | priority), "ioprio_set")
 
 
 def personality(persona):
-    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+    check(libc.personality(ctypes.c_ulong(persona)), "personality")
 
 
 class _SchedAttr(ctypes.Structure):
@@ -148,7 +148,7 @@ class _SchedAttr(ctypes.Structure):
 def sched_setattr(policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
     attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime,
                       deadline, period)
-    _check(_libc.syscall(_SYS["sched_setattr"], 0, ctypes.byref(attr), 0), "sched_setattr")
+    check(libc.syscall(_SYS["sched_setattr"], 0, ctypes.byref(attr), 0), "sched_setattr")
 
 
 # openat2(2) resolve flags (linux/openat2.h)
@@ -169,7 +169,7 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
     absolute symlinks and ".." stay below dirfd). Returns the fd; OSError(errno, "path: reason")."""
     how = _OpenHow(flags, mode, resolve)
     while True:
-        fd = _libc.syscall(_SYS["openat2"], dirfd, _b(path), ctypes.byref(how),
+        fd = libc.syscall(_SYS["openat2"], dirfd, _b(path), ctypes.byref(how),
                            ctypes.sizeof(how))
         if fd >= 0:
             return fd
@@ -197,7 +197,6 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x04
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 FSOPEN_CLOEXEC = 1
 FSMOUNT_CLOEXEC = 1
-FSCONFIG_SET_FLAG = 0
 FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_RDONLY = 0x01
@@ -209,7 +208,7 @@ PROC_SUPER_MAGIC = 0x9FA0
 
 
 def _mount_api(name, *args):
-    return _check(_libc.syscall(_SYS_MOUNT_API[name], *args), name)
+    return check(libc.syscall(_SYS_MOUNT_API[name], *args), name)
 
 
 def open_tree(dirfd, path, flags):
@@ -247,5 +246,23 @@ def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
 def fstatfs_type(fd):
     """f_type of fstatfs(2): the filesystem's magic number (PROC_SUPER_MAGIC, ...)."""
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes; f_type comes first
-    _check(_libc.fstatfs(fd, buf), "fstatfs")
+    check(libc.fstatfs(fd, buf), "fstatfs")
     return ctypes.c_long.from_buffer(buf).value
+
+
+def mount_id(fd):
+    """The id of the mount fd is on (mnt_id in /proc/self/fdinfo/FD)."""
+    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        text = os.read(info, 4096)  # raw: a text-mode open() costs ~4x more, twice per mount
+    finally:
+        os.close(info)
+    start = text.index(b"mnt_id:") + 7
+    return int(text[start:text.index(b"\n", start)])
+
+
+# The privileged calls of the rootfs steps that os has, here too so that shim/rootfs.py and
+# shim/devices.py take every call the unit tests must fake from this one module (the seam:
+# tests/unit/fakesys.py).
+chroot = os.chroot
+mknod = os.mknod

@@ -4,8 +4,7 @@ import os
 import select
 import time
 
-from .. import jsonio
-from ..errors import InvalidStateError
+from ..errors import InvalidStateError, NotRunning
 from .status import CREATED, PAUSED, RUNNING, STOPPED, status_of
 
 
@@ -30,7 +29,7 @@ def update(store, container_id, resources):
     with store.lock(container_id):
         record = store.load(container_id)
         if status_of(store, record) not in (CREATED, RUNNING, PAUSED):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         linux = record["config"].setdefault("linux", {})
         # the container's linux.devices replace default rules for the same paths, as in create
         _require_manager(record).set(resources, update=True, linux_devices=linux.get("devices"))
@@ -52,7 +51,7 @@ def pause(store, container_id):
     with store.lock(container_id):
         record = store.load(container_id)
         if status_of(store, record) not in (RUNNING, CREATED):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         _require_manager(record).freeze()
 
 
@@ -65,9 +64,33 @@ def resume(store, container_id):
 
 
 def pids(store, container_id):
-    record = store.load(container_id)
-    from .lifecycle import container_pids
-    return container_pids(record)
+    return container_pids(store.load(container_id))
+
+
+def container_pids(record):
+    """Host pids of the container: everything in its cgroup; without one (an old record, or
+    a rootless container whose cgroups were skipped), the processes sharing the init's pid
+    namespace."""
+    if record.get("cgroup"):
+        m = manager(record)
+        if m.paths():
+            return m.pids()
+    try:
+        target = os.readlink(f"/proc/{record['pid']}/ns/pid")
+    except OSError:
+        return []
+    own = os.readlink("/proc/self/ns/pid")
+    if target == own:
+        return [record["pid"]]
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == target:
+                    pids.append(int(name))
+            except OSError:
+                continue
+    return sorted(pids)
 
 
 def stats_event(container_id, m):
@@ -110,7 +133,3 @@ def events(store, container_id, *, stats_only, interval, emit):
     finally:
         if oom_fd is not None:
             os.close(oom_fd)
-
-
-def dumps(event):
-    return jsonio.dumps(event)

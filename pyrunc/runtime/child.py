@@ -11,7 +11,7 @@ import gc
 import os
 
 from .. import trace
-from ..errors import ContainerInitError, InvalidStateError
+from ..errors import ContainerInitError, InvalidStateError, ShimError, SyncError, from_wire
 from ..linux import sig
 from ..linux import syscalls as sc
 from ..shim import sync
@@ -19,6 +19,10 @@ from ..shim import sync
 # Signals `run` and `exec` relay to the container's process instead of acting on them.
 FORWARDED = (sig.SIGINT, sig.SIGTERM, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2,
              sig.SIGWINCH, sig.SIGCONT, sig.SIGALRM)
+
+
+# runc's words before whatever failed while create/exec talked to the process
+INIT_FAILED = "unable to start container process"
 
 
 # ---------------------------------------------------------------- fork and handshake
@@ -31,13 +35,13 @@ class Answers:
         pass
 
     def userns(self, stage1_pid):
-        raise sync.SyncError("unexpected message 'userns' from the shim")
+        raise SyncError("unexpected message 'userns' from the shim")
 
     def seccomp_listener(self, pid, fd):
-        raise sync.SyncError("unexpected message 'seccomp-listener' from the shim")
+        raise SyncError("unexpected message 'seccomp-listener' from the shim")
 
     def create_runtime(self, pid):
-        raise sync.SyncError("unexpected message 'create-runtime' from the shim")
+        raise SyncError("unexpected message 'create-runtime' from the shim")
 
 
 class Conversation:
@@ -53,14 +57,18 @@ class Conversation:
 
     def run(self):
         ready = False
-        deferred = []
+        deferred: list[tuple] = []
         while not (ready and self.pid):
             msg = self.end.recv()
+            if not isinstance(msg, dict):  # a JSON line, but not one of our objects
+                raise sync.SyncError(f"unexpected message {msg!r} from the shim")
             kind = sync.BY_NAME.get(msg.get("type"))
             if kind is sync.ERROR:
-                raise sync.ShimFailed(msg.get("msg") or "unknown error")
+                raise from_wire(msg)  # the type the stage raised, with its text and errno
             if kind is sync.PID:
-                self.pid = msg["pid"]
+                self.pid = msg.get("pid")
+                if type(self.pid) is not int or self.pid <= 0:
+                    raise sync.SyncError(f"unexpected message {msg!r} from the shim: no pid")
                 for waiting in deferred:
                     self._answer(*waiting)
                 deferred = []
@@ -76,7 +84,7 @@ class Conversation:
                 else:
                     self._answer(kind, msg)
             else:
-                raise sync.SyncError(f"unexpected message {msg.get('type')!r} from the shim")
+                raise SyncError(f"unexpected message {msg.get('type')!r} from the shim")
         return self.pid
 
     def _answer(self, kind, msg):
@@ -90,7 +98,7 @@ class Conversation:
             self.answers.create_runtime(self.pid)
             self.end.send(sync.PROCEED, pid=self.pid)
         else:
-            raise sync.SyncError(f"unexpected message {kind.name!r} from the shim")
+            raise SyncError(f"unexpected message {kind.name!r} from the shim")
 
 
 def spawn(stage1, plan, answers, *, join_cgroup, preserve_fds, died, reap=False):
@@ -120,10 +128,12 @@ def spawn(stage1, plan, answers, *, join_cgroup, preserve_fds, died, reap=False)
         host_end.send(sync.PROCEED)
         try:
             pid = talk.run()
+        except ShimError as e:  # the stage's error (or a hook's, on our side): same type
+            raise e.in_context(INIT_FAILED) from None
         except sync.PeerClosed:
-            raise ContainerInitError(f"unable to start container process: {died}") from None
-        except sync.SyncError as e:
-            raise ContainerInitError(f"unable to start container process: {e}") from None
+            raise ContainerInitError(f"{INIT_FAILED}: {died}") from None
+        except SyncError as e:
+            raise ContainerInitError(f"{INIT_FAILED}: {e}") from None
     except BaseException:
         # stage1 may be blocked waiting for our answer: it must die too, or waitpid hangs
         for p in (talk.pid, child):
@@ -181,7 +191,7 @@ def keep_only(keep, first):
     high = max([first + len(keep)] + [fd + 1 for fd in keep])
     parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, high) for fd in keep]
     moved = {}
-    for i, (old, tmp) in enumerate(zip(keep, parked)):
+    for i, (old, tmp) in enumerate(zip(keep, parked, strict=True)):
         os.dup2(tmp, first + i, inheritable=False)
         moved[old] = first + i
     sc.close_range(first + len(keep))

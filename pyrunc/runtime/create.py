@@ -7,7 +7,6 @@ import time
 from .. import trace
 from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
-from ..shim import sync
 from ..shim.process import check_preserved_fds
 from ..spec.load import load_bundle
 from ..state import procfs
@@ -18,24 +17,33 @@ from .status import describe
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
-           no_pivot=False, preserve_fds=0, warn=None, systemd_cgroup=False, console_fd=None,
-           rootless=False):
+           no_pivot=False, preserve_fds=0, listen_fds=0, warn=None, systemd_cgroup=False,
+           console_fd=None, rootless=False):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
-    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups)."""
+    rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
+    listen_fds: fds 3..3+listen_fds-1 are socket-activation fds for the process (LISTEN_FDS,
+    LISTEN_PID=1 in its environment); the preserve_fds ones follow them."""
+    begin = t = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     check_id(container_id)  # before anything derives a path (a cgroup) from it
-    # Before we open anything: fds 3..3+preserve_fds-1 must be the caller's, or one of ours (the
-    # store's lock) could land there and be passed on (the CLI has checked already; the API not)
-    check_preserved_fds(preserve_fds)
+    # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
+    # of ours (the store's lock) could land there and be passed on
+    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
+    check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
+    check_preserved_fds(listen_fds)
+    preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
     for w in absolute_destinations(config):
         (warn or _ignore)(w)
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
+    t = trace.lap(t, "create %s: loaded and validated config.json", container_id)
     from ..security.rootless import check_config
     check_config(config)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
     capabilities, last_cap, seccomp = _security(config, warn)
+    t = trace.lap(t, "create %s: checked namespaces, LSM and capabilities, seccomp compiled",
+                  container_id)
     linux = config.get("linux") or {}
     from ..cgroups import manager_for
     cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
@@ -71,7 +79,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         for w in cgroup.warnings:
             (warn or _ignore)(w)
-        trace.debug("create %s: cgroup made and its limits set", container_id)
+        t = trace.lap(t, "create %s: cgroup made and its limits set", container_id)
         warned = len(cgroup.warnings)
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
@@ -80,13 +88,15 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                 from . import hooks
                 init_hooks = hooks.for_init(config, container_id, bundle)
             plan = shim.Plan(config, bundle, rootfs, barrier, preserve_fds, no_pivot,
-                             capabilities, last_cap, seccomp, init_hooks)
+                             capabilities, last_cap, seccomp, init_hooks, listen_fds)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
             init_pid = child.spawn(
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
+            t = trace.lap(t, "create %s: forked stage1, handshake done, init %d ready",
+                          container_id, init_pid)
             for w in cgroup.warnings[warned:]:  # the systemd driver writes files only at apply()
                 (warn or _ignore)(w)
         finally:
@@ -104,7 +114,9 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
         if pid_file:
             write_pid_file(pid_file, init_pid)
         store.created(container_id)
+        trace.lap(t, "create %s: state recorded", container_id)
         trace.debug("create %s: init %d is waiting for start", container_id, init_pid)
+        trace.lap(begin, "create %s: done", container_id)
     except BaseException:
         if init_pid:
             child.kill_quietly(init_pid)
@@ -137,7 +149,7 @@ def resolve_capabilities(process, warn, source="config.json"):
     try:
         capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
     except caps.CapabilityError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        raise caps.CapabilityError(f"{source}: {e}") from None
     for w in warnings:
         (warn or _ignore)(w)
     return capabilities, last_cap
@@ -163,7 +175,7 @@ def check_namespace_paths(config):
         try:
             kind = namespace_type(path)
         except OSError as e:
-            raise ConfigError(f"{field}: {path}: {e.strerror.lower()}") from None
+            raise ConfigError(f"{field}: {path}: {(e.strerror or str(e)).lower()}") from None
         if kind != NAMESPACES[ns["type"]][0]:
             raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
 
@@ -203,7 +215,7 @@ class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
     def __init__(self, config, container_id, bundle, warn):
-        self.warning = warn or _ignore
+        self.warning = warn or _ignore  # type: ignore[method-assign]
         self.config = config
         self.container_id = container_id
         self.bundle = bundle
@@ -226,8 +238,8 @@ class _Answers(child.Answers):
         try:
             hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
                            cwd=self.bundle)
-        except hooks.HookError as e:
-            raise sync.SyncError(f"{hooks.DURING_INIT}{e}") from None
+        except hooks.HookError as e:  # child.spawn puts runc's "unable to start ..." first
+            raise hooks.HookError(f"{hooks.DURING_INIT}{e}") from None
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener

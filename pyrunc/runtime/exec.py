@@ -39,6 +39,7 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
 
     `process` is a path to a process.json or a dict (an OCI process object); without it the
     container's config.json process is used with `args` and the other overrides."""
+    t = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     record = store.load(container_id)
     status = status_of(store, record)
     if status == STOPPED:
@@ -72,8 +73,11 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     capabilities, last_cap = resolve_capabilities(spec, warn, source)
     linux = config.get("linux") or {}
     seccomp = compile_seccomp(linux.get("seccomp"))
+    t = trace.lap(t, "exec in %s: process checked, capabilities resolved, seccomp compiled",
+                  container_id)
 
     namespaces, root_fd = _open_namespaces(record)
+    t = trace.lap(t, "exec in %s: opened the init's namespaces", container_id)
     console_fd, proxy = None, None
     try:
         if console_socket:
@@ -112,7 +116,7 @@ def process_from_file(path_or_doc, container_process):
             with open(path_or_doc, "rb") as f:
                 raw = f.read()
         except OSError as e:
-            raise ConfigError(f"open {path_or_doc}: {e.strerror.lower()}") from None
+            raise ConfigError(f"open {path_or_doc}: {(e.strerror or str(e)).lower()}") from None
         try:
             doc = jsonio.loads(raw)
         except ValueError as e:
@@ -248,8 +252,9 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
         subreaper = child.Subreaper()
         forwarder = child.Forwarder()
     try:
+        t = trace.clock()
         pid = _spawn(plan, record, warn, reap=not detach)
-        trace.debug("exec in %s: process %d runs", record["id"], pid)
+        trace.lap(t, "exec in %s: process %d runs (stage1 forked, handshake done)", record["id"], pid)
         if pid_file:
             try:
                 write_pid_file(pid_file, pid)
@@ -257,9 +262,10 @@ def _run(plan, record, pid_file, detach, warn, proxy=None):
                 child.kill_quietly(pid)
                 if not detach:
                     child.wait_for(pid)
-                raise PyruncError(f"open {e.filename}: {e.strerror.lower()}") from None
+                raise PyruncError(f"open {e.filename}: {(e.strerror or str(e)).lower()}") from None
         if detach:
             return 0
+        assert forwarder is not None  # made unless detach
         forwarder.target(pid)
         if proxy is not None:
             status = proxy.run(pid)  # SIGWINCH resizes the pty instead of being forwarded
@@ -283,7 +289,7 @@ class _Answers(child.Answers):
     def __init__(self, record, warn):
         self.record = record
         if warn is not None:
-            self.warning = warn
+            self.warning = warn  # type: ignore[method-assign]
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener

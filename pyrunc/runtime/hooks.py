@@ -16,20 +16,15 @@ import select
 import time
 
 from .. import jsonio, trace
+from ..errors import HookError, PyruncError
 from ..linux import sig
-from ..shim.process import ProcessError
+from ..version import HOOK_STATE_VERSION
 
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
-OCI_VERSION = "1.0.2"
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
-
-
-class HookError(ProcessError):
-    """A hook could not be run, failed, or timed out; the text is runc's. A ProcessError, so
-    the init reports it to the host as it is."""
 
 
 def hooks_of(config, *names):
@@ -40,7 +35,7 @@ def hooks_of(config, *names):
 
 def state_json(container_id, status, pid, bundle, annotations):
     """The container's state (runtime.md "State"), as every hook reads it on stdin."""
-    state = {"ociVersion": OCI_VERSION, "id": container_id, "status": status}
+    state = {"ociVersion": HOOK_STATE_VERSION, "id": container_id, "status": status}
     if pid:
         state["pid"] = pid
     state["bundle"] = bundle
@@ -60,7 +55,7 @@ def run_list(hooks, state, cwd=None, env=None):
 
 
 def _indexed(hooks):
-    seen = {}
+    seen: dict[str, int] = {}
     for name, hook in hooks:
         index = seen[name] = seen.get(name, -1) + 1
         yield name, index, hook
@@ -107,7 +102,7 @@ def run_one(hook, state, cwd=None, env=None):
                         f"stderr: {err.decode(errors='replace')}")
 
 
-class _TimedOut(Exception):
+class _TimedOut(PyruncError):
     """The hook ran past its timeout and was killed (not TimeoutError: that is an OSError)."""
 
 
@@ -155,7 +150,7 @@ def _spawn(path, argv, env, cwd, data, timeout):
 
 def _communicate(pid, in_w, out_r, err_r, data, timeout):
     deadline = None if timeout is None else time.monotonic() + timeout
-    outputs = {out_r: [], err_r: []}
+    outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
     poller = select.poll()
     for fd in outputs:
         poller.register(fd, select.POLLIN)
@@ -236,7 +231,6 @@ class InitHooks:
         self.container_id = container_id
         self.bundle = bundle
         self.annotations = config.get("annotations") or {}
-        self.ask_host = bool(hooks_of(config, *CREATE_RUNTIME))
         self.create_container = hooks_of(config, "createContainer")
         self.start_container = hooks_of(config, "startContainer")
 

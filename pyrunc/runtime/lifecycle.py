@@ -2,15 +2,15 @@
 
 import errno
 import os
-import select
 import stat
 import time
 
 from .. import trace
-from ..errors import ContainerNotFound, InvalidStateError, PyruncError
+from ..errors import ContainerNotFound, InvalidStateError, NotRunning, PyruncError
 from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
+from .cgroup_ops import container_pids
 from .cgroup_ops import manager as cgroup_manager
 from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
@@ -129,7 +129,7 @@ def _release_barrier(store, record):
             raise InvalidStateError("container process is already dead") from None
         if e.errno == errno.ENOENT:  # started meanwhile (we hold the lock: not by `start`)
             raise InvalidStateError("cannot start an already running container") from None
-        raise PyruncError(f"open {path}: {e.strerror.lower()}") from None
+        raise PyruncError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             raise PyruncError(f"{path}: not the fifo pyrunc made")
@@ -154,7 +154,7 @@ def kill(store, container_id, sig="SIGTERM", all_processes=False):
                 # exited (a container without a pid namespace leaves its background processes)
                 _signal_others(record, signum)
                 return
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         if all_processes:
             _signal_all(record, signum)
         else:
@@ -166,16 +166,16 @@ def _signal_init(record, signum):
     try:
         pidfd = os.pidfd_open(record["pid"])
     except ProcessLookupError:
-        raise InvalidStateError("container not running") from None
+        raise NotRunning() from None
     try:
         if not procfs.is_alive(record["pid"], record["start_time"]):
-            raise InvalidStateError("container not running")
+            raise NotRunning()
         try:
             sig.pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
-            raise InvalidStateError("container not running") from None
+            raise NotRunning() from None
         except OSError as e:
-            raise PyruncError(f"unable to signal init: {e.strerror.lower()}") from None
+            raise PyruncError(f"unable to signal init: {(e.strerror or str(e)).lower()}") from None
     finally:
         os.close(pidfd)
 
@@ -193,32 +193,6 @@ def _signal_others(record, signum):
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
-
-
-def container_pids(record):
-    """Host pids of the container: everything in its cgroup; without one (an old record, or
-    a rootless container whose cgroups were skipped), the processes sharing the init's pid
-    namespace."""
-    if record.get("cgroup"):
-        m = cgroup_manager(record)
-        if m.paths():
-            return m.pids()
-    try:
-        target = os.readlink(f"/proc/{record['pid']}/ns/pid")
-    except OSError:
-        return []
-    own = os.readlink("/proc/self/ns/pid")
-    if target == own:
-        return [record["pid"]]
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.readlink(f"/proc/{name}/ns/pid") == target:
-                    pids.append(int(name))
-            except OSError:
-                continue
-    return sorted(pids)
 
 
 def delete(store, container_id, force=False, warn=None):
@@ -329,17 +303,3 @@ def remove_leftover(store, container_id):
     except PyruncError:  # ContainerNotFound: nothing there
         pass
     return False
-
-
-def wait_exit(pid, timeout=None):
-    """Block until a non-child process exits (a pidfd turns readable)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return
-        raise
-    try:
-        select.select([pidfd], [], [], timeout)
-    finally:
-        os.close(pidfd)

@@ -1,7 +1,5 @@
 """Typed results returned by the public API."""
 
-from .. import SPEC_VERSION
-
 
 class ContainerState:
     """A container as `pyrunc state` reports it (a plain class: dataclasses costs ~7 ms to import)."""
@@ -10,7 +8,9 @@ class ContainerState:
                  "oci_version")
 
     def __init__(self, id, pid, status, bundle, rootfs, created, owner="", annotations=None,
-                 oci_version=SPEC_VERSION):
+                 oci_version=None):
+        if oci_version is None:  # pyrunc/version.py: loaded by the verbs that report a state only
+            from ..version import SPEC_VERSION as oci_version
         self.id = id
         self.pid = pid
         self.status = status

@@ -78,6 +78,7 @@ class Proxy:
             raise
 
     def _connect(self, host):
+        assert self.client is not None
         if host.startswith("vsock:"):
             raise _error(f"{host}: vsock addresses are not supported, only unix sockets")
         try:
@@ -91,6 +92,7 @@ class Proxy:
 
     def _listen(self, state_dir):
         from ..state import hostfile
+        assert self.server is not None
         directory = os.path.join(state_dir, DIR)
         try:
             # ours and no symlink: the socket is made, and chmod'ed, in here
@@ -133,6 +135,7 @@ class Proxy:
             ready = self._wait_ready(pid, start_time)
             if ready is None:
                 return False
+            assert self.client is not None
             for message in (ready + b"\n", b"MAINPID=%d\n" % (main_pid or pid)):
                 try:
                     self.client.send(message)
@@ -157,6 +160,7 @@ class Proxy:
             if not procfs.is_alive(pid, start_time):
                 return self._drain()
             poller = select.poll()
+            assert self.server is not None
             poller.register(self.server.fileno(), select.POLLIN)
             poller.register(pidfd, select.POLLIN)
             while True:
@@ -172,6 +176,7 @@ class Proxy:
     def _drain(self):
         """The first READY= line among the queued datagrams, or None once none are left."""
         import socket
+        assert self.server is not None
         while True:
             try:
                 data = self.server.recv(_RECV_SIZE, socket.MSG_DONTWAIT)

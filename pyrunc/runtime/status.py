@@ -21,31 +21,11 @@ def status_of(store, record):
 
 
 def _frozen(cgroup):
-    """runc's freezer GetState in a file read or two (no pyrunc.cgroups import: status is on
-    every verb's path), with the Manager's choice of freezer (v1 freezer, else cgroup2).
-
-    Paused means frozen by a pause of this cgroup: on v1 a cgroup is also FROZEN while an
-    ancestor is, and runc then reports it running (freezer.self_freezing 0); on cgroup v2
-    cgroup.freeze is the cgroup's own setting (cgroup.events "frozen 1" includes ancestors')."""
+    """Paused: the container's freezer holds it (cgroups/freezer.py, the Manager's reader)."""
     if not cgroup:
         return False
-    paths = cgroup.get("paths") or {}
-    try:
-        if cgroup.get("mode") != "unified" and "freezer" in paths:
-            with open(os.path.join(paths["freezer"], "freezer.state")) as f:
-                if f.read().strip() == "THAWED":
-                    return False
-            try:
-                with open(os.path.join(paths["freezer"], "freezer.self_freezing")) as f:
-                    return f.read().strip() != "0"
-            except FileNotFoundError:
-                return True  # a kernel without self_freezing: FROZEN is all there is
-        if "" in paths:
-            with open(os.path.join(paths[""], "cgroup.freeze")) as f:
-                return f.read().strip() == "1"
-    except OSError:
-        pass
-    return False
+    from ..cgroups import freezer
+    return freezer.frozen(*freezer.which(cgroup.get("mode"), cgroup.get("paths") or {}))
 
 
 def describe(store, record):

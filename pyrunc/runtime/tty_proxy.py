@@ -47,8 +47,9 @@ class TerminalProxy:
         # the shim imports it after pivot_root / setns(mnt), where imports fail: load it now
         from ..shim import console  # noqa: F401
         self.host, self._own_host = _host_console()
+        self._parent: socket.socket | None
         self._parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._child = child.detach()
+        self._child: int | None = child.detach()
         self.master = None
         self._saved = None       # the host terminal's mode before raw
         self._winch = None       # the SIGWINCH handler before ours
@@ -75,6 +76,7 @@ class TerminalProxy:
         """Take the master the shim sent (it was sent before the shim said "ready"), size it,
         make the host terminal raw and follow SIGWINCH."""
         self.close_console_end()
+        assert self._parent is not None
         self.master = _receive_master(self._parent)
         self._parent.close()
         self._parent = None
@@ -150,6 +152,7 @@ class TerminalProxy:
 
     def _pump(self, pid):
         master = self.master
+        assert master is not None
         os.set_blocking(master, False)
         try:
             exited = os.pidfd_open(pid)

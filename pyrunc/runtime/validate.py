@@ -36,7 +36,7 @@ def problems(bundle, systemd_cgroup=False):
              for path, message in schema.iter_errors(config, "config")]
     if found:
         return found
-    report = []
+    report: list[tuple[str, str, str]] = []
     semantic.check_config(config, report)
     found += [_line(*r) for r in report]
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
@@ -52,7 +52,7 @@ def problems(bundle, systemd_cgroup=False):
         from ..cgroups import manager_for
         manager_for((config.get("linux") or {}).get("cgroupsPath"), "validate", systemd=systemd_cgroup)
     except PyruncError as e:
-        found.append(_named(str(e)))
+        found.append(f"config.json: {e}")  # cgroup errors name the field, not the file
     if rootfs_ok and config["process"].get("args"):
         problem = _executable_problem(config, rootfs)
         if problem:
@@ -64,10 +64,6 @@ def _line(source, field, message):
     if source is None:
         return message  # already names its file and field
     return f"{source}: {field}: {message}" if field else f"{source}: {message}"
-
-
-def _named(text):
-    return text if text.startswith("config.json") else f"config.json: {text}"
 
 
 def _capabilities(config):

@@ -19,7 +19,7 @@ def check(mappings, field):
                                   f"goes past the largest id {MAX_ID - 1}")
     for key in ("containerID", "hostID"):
         ranges = sorted((m[key], m[key] + m["size"], i) for i, m in enumerate(mappings))
-        for (s1, e1, i1), (s2, _, i2) in zip(ranges, ranges[1:]):
+        for (_, e1, i1), (s2, _, i2) in zip(ranges, ranges[1:], strict=False):
             if s2 < e1:
                 raise ConfigError(f"config.json: {field}[{max(i1, i2)}]: its {key} range overlaps "
                                   f"{field}[{min(i1, i2)}]")
@@ -52,7 +52,7 @@ def _write(pid, kind, mappings, rootless):
                               f"permitted") from None
         _mapping_tool(pid, kind, mappings)
     except OSError as e:
-        raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): {e.strerror.lower()}") from None
+        raise ConfigError(f"failed to write {kind}_map ({text.strip()!r}): {(e.strerror or str(e)).lower()}") from None
 
 
 def _mapping_tool(pid, kind, mappings):
@@ -80,4 +80,4 @@ def _write_text(path, text, what, raw=False):
     except OSError as e:
         if raw:
             raise
-        raise ConfigError(f"failed to write {what} ({text.strip()!r}): {e.strerror.lower()}") from None
+        raise ConfigError(f"failed to write {what} ({text.strip()!r}): {(e.strerror or str(e)).lower()}") from None

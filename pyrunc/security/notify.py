@@ -7,9 +7,9 @@ object with the fd in SCM_RIGHTS, named "seccompFd" in its "fds" list.
 import json
 import os
 
-from .. import SPEC_VERSION
 from ..errors import ContainerInitError
 from ..linux.seccomp import pidfd_getfd
+from ..version import SPEC_VERSION
 
 
 def send_listener(config, container_id, bundle, init_pid, remote_fd):
@@ -35,6 +35,7 @@ def send_listener(config, container_id, bundle, init_pid, remote_fd):
             try:
                 sock.connect(path)
             except OSError as e:
+                assert e.errno is not None
                 raise ContainerInitError(
                     "unable to start container process: failed to connect with seccomp agent "
                     f"specified in the seccomp profile: dial unix {path}: connect: "
@@ -43,6 +44,7 @@ def send_listener(config, container_id, bundle, init_pid, remote_fd):
                 sock.sendmsg([json.dumps(message).encode()],
                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             except OSError as e:
+                assert e.errno is not None
                 raise ContainerInitError(f"unable to start container process: cannot send "
                                          f"seccomp fd to {path}: {os.strerror(e.errno).lower()}") from None
     finally:

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..linux.seccomp import FLAG_NEW_LISTENER, FLAGS
 
 CACHE_FORMAT = "1"
-_ARCHES = {
+ARCHES = {
     "SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32",
     "SCMP_ARCH_ARM": "ARM", "SCMP_ARCH_AARCH64": "AARCH64", "SCMP_ARCH_MIPS": "MIPS",
     "SCMP_ARCH_MIPS64": "MIPS64", "SCMP_ARCH_MIPS64N32": "MIPS64N32", "SCMP_ARCH_MIPSEL": "MIPSEL",
@@ -25,7 +25,7 @@ _ARCHES = {
     "SCMP_ARCH_S390": "S390", "SCMP_ARCH_S390X": "S390X", "SCMP_ARCH_PARISC": "PARISC",
     "SCMP_ARCH_PARISC64": "PARISC64", "SCMP_ARCH_RISCV64": "RISCV64",
 }
-_OPS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE", "SCMP_CMP_EQ": "EQ",
+OPS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE", "SCMP_CMP_EQ": "EQ",
         "SCMP_CMP_GE": "GE", "SCMP_CMP_GT": "GT", "SCMP_CMP_MASKED_EQ": "MASKED_EQ"}
 # The actions _action() knows (features lists them without importing pyseccomp).
 ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
@@ -43,10 +43,6 @@ class Program:
         self.flags = flags
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
-
-    @property
-    def wants_listener(self):
-        return bool(self.flags & FLAG_NEW_LISTENER)
 
 
 def program_for(seccomp, cache=None):
@@ -119,7 +115,7 @@ def compile_bpf(seccomp):
                       "linux.seccomp.defaultAction")
     filt = sc.SyscallFilter(default)
     for i, arch in enumerate(seccomp.get("architectures") or ()):
-        attr = _ARCHES.get(arch)
+        attr = ARCHES.get(arch)
         if attr is None or not hasattr(sc.Arch, attr):
             raise ConfigError(f"config.json: linux.seccomp.architectures[{i}]: {arch!r} is not "
                               f"supported by libseccomp on this host")
@@ -128,7 +124,7 @@ def compile_bpf(seccomp):
         except OSError as e:
             if e.errno != errno.EEXIST:  # the native arch is always there
                 raise ConfigError(f"config.json: linux.seccomp.architectures[{i}]: {arch}: "
-                                  f"{e.strerror.lower()}") from None
+                                  f"{(e.strerror or str(e)).lower()}") from None
     for i, rule in enumerate(seccomp.get("syscalls") or ()):
         field = f"linux.seccomp.syscalls[{i}]"
         action = _action(sc, rule["action"], rule.get("errnoRet"), field + ".action")
@@ -136,10 +132,10 @@ def compile_bpf(seccomp):
             continue  # libseccomp refuses rules that repeat the default action; runc skips them
         conditions = []
         for j, a in enumerate(rule.get("args") or ()):
-            op = _OPS.get(a["op"])
+            op = OPS.get(a["op"])
             if op is None:
                 raise ConfigError(f"config.json: {field}.args[{j}].op: {a['op']!r} is not one of "
-                                  + ", ".join(f'"{o}"' for o in _OPS))
+                                  + ", ".join(f'"{o}"' for o in OPS))
             conditions.append(sc.Arg(a["index"], getattr(sc, op), a["value"], a.get("valueTwo", 0)))
         indexes = [a["index"] for a in rule.get("args") or ()]
         # libseccomp allows one comparison per argument in a rule: with repeats, runc adds
@@ -154,7 +150,7 @@ def compile_bpf(seccomp):
                     filt.add_rule(action, nr, *group)
                 except OSError as e:
                     raise ConfigError(f"config.json: {field}: adding the rule for {name!r} failed: "
-                                      f"{e.strerror.lower()}") from None
+                                      f"{(e.strerror or str(e)).lower()}") from None
     with tempfile.TemporaryFile() as out:
         filt.export_bpf(out)
         out.seek(0)

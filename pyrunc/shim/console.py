@@ -16,20 +16,16 @@ import stat
 import struct
 import termios
 
+from ..errors import ConsoleError
 from ..linux import syscalls as sc
 from . import procfs
 from .paths import open_in_root
-from .process import ProcessError
 
 TIOCGPTPEER = 0x5441  # the slave of a master, opened without a path (Linux 4.13)
 TIOCSPTLCK = 0x40045431
 DEVPTS_SUPER_MAGIC = 0x1CD1
 SYSFS_MAGIC = 0x62656572
 PTMX_INO = 2  # devpts makes its ptmx inode second (fs/devpts/inode.c)
-
-
-class ConsoleError(ProcessError):
-    pass
 
 
 def setup(console_fd, console_size=None, bind_console=True):
@@ -72,6 +68,7 @@ def _open_ptmx(root):
     try:
         handle = open_in_root(root, "/dev/pts/ptmx", os.O_PATH | os.O_NOFOLLOW)
     except OSError as e:
+        assert e.errno is not None
         raise ConsoleError(f"cannot open /dev/pts/ptmx in the container (is devpts mounted at "
                            f"/dev/pts?): {os.strerror(e.errno).lower()}") from None
     try:
@@ -83,7 +80,7 @@ def _open_ptmx(root):
         with procfs.Procfs() as proc:
             return proc.reopen(handle, os.O_RDWR | os.O_NOCTTY)
     except OSError as e:
-        raise ConsoleError(f"opening /dev/pts/ptmx: {e.strerror.lower()}") from None
+        raise ConsoleError(f"opening /dev/pts/ptmx: {(e.strerror or str(e)).lower()}") from None
     finally:
         os.close(handle)
 

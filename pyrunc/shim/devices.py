@@ -10,7 +10,7 @@ import os
 import stat
 
 from ..linux import mountflags as mf
-from ..linux.syscalls import mount
+from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from . import paths
 
 # path, major, minor: every container gets these, as with runc.
@@ -82,6 +82,7 @@ def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):
             parent = os.dup(dir_fd)
         _make_node(parent, name, path, kind, os.makedev(major, minor), mode, uid, gid)
     except OSError as e:
+        assert e.errno is not None
         # the container's path, not a host path or a bare name relative to a directory fd
         raise OSError(e.errno, f"error creating device {path}: "
                                f"{(e.strerror or os.strerror(e.errno)).lower()}") from None
@@ -100,7 +101,7 @@ def _make_node(parent, name, path, kind, rdev, mode, uid, gid):
             _bind_host_node(parent, name, path, kind, rdev)
             return
         try:
-            os.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
+            sc.mknod(name, kind | (mode & 0o7777), rdev, dir_fd=parent)
         except PermissionError:
             # refused outside a user namespace too (a device cgroup, a seccomp filter of the
             # caller's): the host's node instead
@@ -144,7 +145,7 @@ def _bind_host_node(parent, name, path, kind, rdev):
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644, dir_fd=parent)
         try:
-            mount(paths.fd_path(source), paths.fd_path(target), None, mf.MS_BIND)
+            sc.mount(paths.fd_path(source), paths.fd_path(target), None, mf.MS_BIND)
         finally:
             os.close(target)
     finally:

@@ -14,6 +14,7 @@ into the host's code (os._exit).
 
 import os
 
+from .. import trace
 from ..linux import syscalls as sc
 from . import process as proc
 from . import security, sync
@@ -53,9 +54,11 @@ def stage1(plan, sock):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
+    sock.side = "exec stage1"
     step = Step("joining the container's cgroups")
     try:
         sock.expect(sync.PROCEED)  # the host has placed us in the container's cgroups
+        t = trace.clock()  # --debug: the steps' times (no clock read without it)
         step.now = "setting up the process"
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace from the container while we hold host fds
         proc.apply_rlimits(plan.process.get("rlimits"))
@@ -65,6 +68,7 @@ def stage1(plan, sock):
             try:
                 sc.setns(fd, flag)
             except OSError as e:
+                assert e.errno is not None
                 raise proc.ProcessError(f"failed to join the container's {name} namespace: "
                                         f"{os.strerror(e.errno).lower()}") from None
             if name == "user":
@@ -80,8 +84,8 @@ def stage1(plan, sock):
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock)
-        sync.debug(sock, "exec stage1: joined %d namespaces, forked the process (pid %d)",
-                   len(plan.namespaces), pid)
+        trace.lap(t, "exec stage1: joined %d namespaces, forked the process (pid %d)",
+                  len(plan.namespaces), pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -90,6 +94,7 @@ def stage1(plan, sock):
 
 
 def _run_stage2(plan, sock):
+    sock.side = "exec"
     step = Step("starting the process")
     try:
         _stage2(plan, sock, step)
@@ -99,6 +104,7 @@ def _run_stage2(plan, sock):
 
 
 def _stage2(plan, sock, step):
+    t = trace.clock()
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal
@@ -111,7 +117,7 @@ def _stage2(plan, sock, step):
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)
-    sync.debug(sock, "exec: process %s prepared; executing it", prepared.path)
+    trace.lap(t, "exec: process %s prepared; executing it", prepared.path)
     sock.send(sync.READY)
     sock.close()
     proc.execute_or_exit(prepared)

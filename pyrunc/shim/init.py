@@ -11,6 +11,7 @@ returns into the host's code (os._exit).
 import os
 import select
 
+from .. import trace
 from ..linux import sig, sysctlnames
 from ..linux import syscalls as sc
 from . import masks, procfs, security, sync
@@ -24,14 +25,15 @@ class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
     def __init__(self, config, bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
-                 capabilities=None, last_cap=0, seccomp=None, hooks=None):
+                 capabilities=None, last_cap=0, seccomp=None, hooks=None, listen_fds=0):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
         self.config = config
         self.bundle = bundle  # stage1's cwd: relative bind-mount sources are relative to it
         self.rootfs = rootfs
         self.barrier_fd = barrier_fd  # exec.fifo, opened read-write by the host (the barrier)
         self.console_fd = None  # connected --console-socket, when process.terminal
-        self.preserve_fds = preserve_fds
+        self.preserve_fds = preserve_fds  # fds after stdio the process keeps: listen_fds first
+        self.listen_fds = listen_fds  # the runtime's socket activation (shim/process.environment)
         self.no_pivot = no_pivot
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None: leave caps alone
         self.last_cap = last_cap
@@ -65,6 +67,7 @@ def stage1(plan, sock):
     step = Step("joining the container's cgroups")
     try:
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
+        t = trace.clock()  # --debug: the steps' times (no clock read without it)
         # By path, in this process only: the host keeps its own cwd and no fd of the bundle
         # reaches the container. pivot_root (or the chroot) makes the new root our cwd.
         step.now = "chdir to the bundle"
@@ -108,11 +111,12 @@ def stage1(plan, sock):
             _loopback_up()
         if flags & sc.CLONE_NEWTIME:
             _time_offsets(linux.get("timeOffsets") or {})
+        t = trace.lap(t, "stage1: namespaces set up")
         step.now = "forking the container init"
         pid = os.fork()
         if pid == 0:
             _run_stage2(plan, sock, cgroup_paths)
-        sync.debug(sock, "stage1: forked the init (pid %d)", pid)
+        trace.lap(t, "stage1: forked the init (pid %d)", pid)
         sock.send(sync.PID, pid=pid)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
@@ -137,6 +141,7 @@ def _loopback_up():
     try:
         netif.link_up("lo")
     except OSError as e:
+        assert e.errno is not None
         raise proc.ProcessError(f"unable to bring up the loopback interface of the new network "
                                 f"namespace: {os.strerror(e.errno).lower()}") from None
 
@@ -150,7 +155,7 @@ def _time_offsets(offsets):
             with procfs.Procfs() as p:
                 procfs.write_file(p.self_path("timens_offsets"), lines, p)
         except OSError as e:
-            raise proc.ProcessError(f"failed to set linux.timeOffsets: {e.strerror.lower()}") from None
+            raise proc.ProcessError(f"failed to set linux.timeOffsets: {(e.strerror or str(e)).lower()}") from None
 
 
 def _join(namespaces):
@@ -162,17 +167,18 @@ def _join(namespaces):
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise proc.ProcessError(f"failed to open {path} for the {ns['type']} namespace: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         try:
             sc.setns(fd, sc.NAMESPACES[ns["type"]][0])
         except OSError as e:
             raise proc.ProcessError(f"failed to join the {ns['type']} namespace {path}: "
-                                    f"{e.strerror.lower()}") from None
+                                    f"{(e.strerror or str(e)).lower()}") from None
         finally:
             os.close(fd)
 
 
 def _run_stage2(plan, sock, cgroup_paths):
+    sock.side = "init"
     step = Step("starting the container init")
     try:
         _stage2(plan, sock, cgroup_paths, step)
@@ -190,13 +196,14 @@ def _stage2(plan, sock, cgroup_paths, step):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from inside before exec
     sc.set_process_name("pyrunc:init")  # what ps shows for a created container
     sync.debug(sock, "init: child process in init(): the container's pid 1")
+    t = trace.clock()
 
     namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
         rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
-        sync.debug(sock, "init: rootfs prepared (mounts done)")
+        t = trace.lap(t, "init: rootfs prepared (mounts done)")
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
         # createContainer in our namespaces with the host's paths still visible
@@ -208,6 +215,7 @@ def _stage2(plan, sock, cgroup_paths, step):
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid, cwd=plan.rootfs,
                        env=_raw_env(config["process"]), during_init=True)
         sig.setitimer(sig.ITIMER_REAL, 0)
+        t = trace.lap(t, "init: prestart, createRuntime and createContainer hooks run")
     step.now = "entering the rootfs"
     null_fd = None
     if "mount" in namespaces:
@@ -217,7 +225,7 @@ def _stage2(plan, sock, cgroup_paths, step):
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
-    sync.debug(sock, "init: entered the rootfs")
+    t = trace.lap(t, "init: entered the rootfs")
     step.now = "setting the hostname"
     if config.get("hostname") is not None:
         sc.sethostname(config["hostname"])
@@ -235,13 +243,14 @@ def _stage2(plan, sock, cgroup_paths, step):
     if "mount" in namespaces:
         step.now = "applying linux.rootfsPropagation"
         rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))
+    t = trace.lap(t, "init: rootfs ready (hostname, sysctl, masks, console, propagation)")
 
     step.now = "preparing the process"
     process = config["process"]
     security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
-    prepared = proc.prepare(process, plan.preserve_fds, security_steps)
-    sync.debug(sock, "init: process %s prepared; waiting for start", prepared.path)
+    prepared = proc.prepare(process, plan.preserve_fds, security_steps, plan.listen_fds)
+    trace.lap(t, "init: process %s prepared; waiting for start", prepared.path)
     sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)
     sock.close()
@@ -319,14 +328,14 @@ def _sysctls(sysctl):
     try:
         p = procfs.Procfs()
     except OSError as e:
-        raise proc.ProcessError(f"linux.sysctl: {e.strerror.lower()}") from None
+        raise proc.ProcessError(f"linux.sysctl: {(e.strerror or str(e)).lower()}") from None
     with p:
         for key, value in sysctl.items():
             try:
                 procfs.write_file(paths[key], value, p)
             except OSError as e:
                 raise proc.ProcessError(f"failed to set sysctl {key}={value}: "
-                                        f"{e.strerror.lower()}") from None
+                                        f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _quote(text):

@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 
+from ..errors import MaskError
 from ..linux import syscalls as sc
 from .paths import open_in_root
 
@@ -32,10 +33,6 @@ _CLONE = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
 _NULL_DEV = os.makedev(1, 3)
 # /dev/null is never executed nor setuid (nodev would break it)
 _MASK_ATTRS = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC
-
-
-class MaskError(Exception):
-    pass
 
 
 def is_null_device(st):
@@ -87,10 +84,10 @@ class Mask:
             self.fd = None
 
 
-def apply(masked, readonly, null_fd=None, mount_label=None):
+def apply(masked, readonly, null_fd=None, mount_label=None, root_path="/"):
     """Mask `masked` and make `readonly` read-only, inside the current root ("/" after the
     pivot). Takes ownership of null_fd (from host_null)."""
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root = os.open(root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     null = Mask(lambda: _container_null(root), null_fd)
     empty_dir = Mask(lambda: _empty_tmpfs(mount_label))
     try:

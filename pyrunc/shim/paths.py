@@ -93,8 +93,8 @@ def walk(root_fd, path, make=None, follow_last=True):
     """Node of `path` inside root_fd, creating what is missing (see the module's docstring)."""
     pending = _parts(path)
     pending.reverse()
-    stack = []  # fds of the directories below root_fd we are in; [] = at the root
-    shown = []  # the same as names, for messages only
+    stack: list[int] = []  # fds of the directories below root_fd we are in; [] = at the root
+    shown: list[str] = []  # the same as names, for messages only
     links = 0
     races = 0  # names that appeared between our lookup and our create
     created = False

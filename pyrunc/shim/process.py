@@ -9,34 +9,10 @@ import os
 import resource
 import stat
 
-from ..errors import PyruncError
+from ..errors import ProcessError
 from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
-
-
-class ProcessError(PyruncError):
-    """A bad process field or an unusable fd: reported as one line by the shim or the CLI."""
-
-
-# Socket activation of the runtime itself (systemd's LISTEN_FDS protocol), as runc does for
-# create/run (not exec): the CLI sets this before the fork to socket_activation_fds(); the
-# process then keeps fds 3..3+n-1 (counted in preserve_fds) and gets LISTEN_FDS=n LISTEN_PID=1.
-listen_fds = 0
-
-
-def socket_activation_fds(environ=None, pid=None):
-    """go-systemd's activation.Files(false), as runc calls it: LISTEN_FDS, when LISTEN_PID
-    names this process (else 0)."""
-    environ = os.environ if environ is None else environ
-    if not environ.get("LISTEN_FDS"):
-        return 0
-    try:
-        if int(environ.get("LISTEN_PID", ""), 10) != (os.getpid() if pid is None else pid):
-            return 0
-        return max(0, int(environ["LISTEN_FDS"], 10))
-    except ValueError:
-        return 0
 
 
 class Prepared:
@@ -50,10 +26,18 @@ class Prepared:
         self.preserve_fds = preserve_fds
 
 
+# setrlimit(2)'s resources by number (asm-generic/resource.h; x86_64 and aarch64 alike): Python's
+# resource module has no RLIMIT_LOCKS, and has a BSD alias, RLIMIT_OFILE, the spec does not name.
+RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+           "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+           "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+           "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
+
+
 def apply_rlimits(rlimits):
     for r in rlimits or ():
-        kind = getattr(resource, r["type"], None)
-        if kind is None or not r["type"].startswith("RLIMIT_"):
+        kind = RLIMITS.get(r["type"])
+        if kind is None:
             raise ProcessError(f"unknown rlimit type {r['type']!r}")
         try:
             resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
@@ -74,12 +58,16 @@ def apply_oom_score_adj(value):
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise ProcessError(f"error setting oom_score_adj to {value}: {e.strerror.lower()}") from None
+        raise ProcessError(f"error setting oom_score_adj to {value}: {(e.strerror or str(e)).lower()}",
+                           e.errno) from None
 
 
-def environment(process):
+def environment(process, listen_fds=0):
     """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
-    or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended)."""
+    or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended).
+    listen_fds: the runtime's own socket-activation fds (systemd's LISTEN_FDS protocol) that
+    create/run pass first (fds 3..3+n-1), as runc does; the process gets LISTEN_FDS=n
+    LISTEN_PID=1."""
     env = {}
     for item in process.get("env") or ():
         key, sep, value = item.partition("=")
@@ -129,7 +117,7 @@ def _executable(path):
     try:
         st = os.stat(path)
     except OSError as e:
-        return f"stat {path}: {e.strerror.lower()}"
+        return f"stat {path}: {(e.strerror or str(e)).lower()}"
     if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
         return "permission denied"
     return None
@@ -156,11 +144,13 @@ def enter_cwd(cwd, retry_later):
         finally:
             os.close(fd)
     except PermissionError as e:  # EACCES, or EPERM: each with its own text
+        assert e.errno is not None
         if retry_later:
             return True
         raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
                            f"{os.strerror(e.errno).lower()}") from None
     except OSError as e:
+        assert e.errno is not None
         reason = os.strerror(e.errno).lower()
         if e.errno == errno.ELOOP:
             reason += " (magic links such as /proc/self/fd/N are refused)"
@@ -182,12 +172,13 @@ def check_cwd_inside_root(cwd):
                            "container breakout detected")
 
 
-def prepare(process, preserve_fds, security_steps):
+def prepare(process, preserve_fds, security_steps, listen_fds=0):
     """Everything before the barrier, in runc's order; security_steps(stage) is called where the
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
-    before exec ("late") belong."""
+    before exec ("late") belong. preserve_fds counts every fd after stdio the process keeps,
+    the listen_fds first (environment())."""
     apply_rlimits(process.get("rlimits"))
-    env = environment(process)
+    env = environment(process, listen_fds)
     args = process.get("args") or []
     if not args:
         raise ProcessError("args must not be empty")
@@ -228,6 +219,7 @@ def execute_or_exit(prepared):
     try:
         execute(prepared)
     except OSError as e:
+        assert e.errno is not None
         os.write(2, f"exec {prepared.path}: {os.strerror(e.errno).lower()}\n".encode())
         os._exit(1)
 
@@ -240,4 +232,4 @@ def check_preserved_fds(n, base=3):
             os.stat(path)
         except OSError as e:
             raise ProcessError(f"unable to stat preserved-fd {fd - base} (of {n}): "
-                              f"stat {path}: {e.strerror.lower()}") from None
+                              f"stat {path}: {(e.strerror or str(e)).lower()}") from None

@@ -49,6 +49,7 @@ class Procfs:
         try:
             fd = sc.openat2(self.fd, relpath, flags | os.O_CLOEXEC | os.O_NOFOLLOW, 0, _STRICT)
         except OSError as e:
+            assert e.errno is not None
             if e.errno in (errno.ELOOP, errno.EXDEV):
                 raise OSError(e.errno, f"/proc/{relpath} is redirected by a symlink or a mount "
                                        f"(refused)") from None

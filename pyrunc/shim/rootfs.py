@@ -9,7 +9,9 @@ import errno
 import os
 import stat
 
+from ..errors import RootfsError
 from ..linux import mountflags as mf
+from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from ..linux.syscalls import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -23,21 +25,9 @@ from ..linux.syscalls import (
     RESOLVE_BENEATH,
     RESOLVE_NO_SYMLINKS,
     UMOUNT_NOFOLLOW,
-    fstatfs_type,
-    mount,
-    mount_setattr,
-    move_mount,
-    open_tree,
-    openat2,
-    pivot_root,
-    umount2,
 )
 from . import copyup, devices, masks, paths
 from .paths import fd_path
-
-
-class RootfsError(Exception):
-    pass
 
 
 def prepare(config, rootfs, cgroup_paths, detached=None):
@@ -63,9 +53,9 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
             # the rootfs is bound onto itself below, which an unbindable source refuses
             # (EINVAL, runc 1.1 too): slave now, unbindable on the new root after the pivot
             flags = mf.MS_SLAVE | mf.MS_REC
-        mount(None, "/", None, flags)
+        sc.mount(None, "/", None, flags)
         _make_parent_private(rootfs)
-        mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
+        sc.mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths)
@@ -94,9 +84,9 @@ def open_bind_sources(config):
 
     def clone(source, m):
         rec = AT_RECURSIVE if mf.parse(m.get("options")).flags & mf.MS_REC else 0
-        fd = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
+        fd = sc.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
         try:
-            mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
+            sc.mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
         except BaseException:
             os.close(fd)
             raise
@@ -128,7 +118,7 @@ def _per_bind_source(mounts, open_one):
             except OSError as e:
                 if e.errno == errno.ENOSYS:
                     raise
-                raise RootfsError(_mount_error(m, index, e)) from None
+                raise RootfsError(_mount_error(m, index, e), e.errno) from None
     except BaseException:
         close_all(fds)
         raise
@@ -147,14 +137,14 @@ def _mount_error(m, index, e):
 
 
 def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
-    late_ro = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
+    late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted once devices are in place
     try:
         for index, m in enumerate(mounts):
             try:
                 mnt = _mount_one(root_fd, m, sources.get(index), cgroup_paths, late_ro,
                                  linux.get("mountLabel"), attach)
             except OSError as e:
-                raise RootfsError(_mount_error(m, index, e)) from None
+                raise RootfsError(_mount_error(m, index, e), e.errno) from None
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
                 os.close(mnt)
 
@@ -169,6 +159,7 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
             try:
                 os.close(paths.mkdir_all(root_fd, cwd))
             except OSError as e:
+                assert e.errno is not None
                 # Name the container's path, not the host's.
                 reason = ("not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                           else os.strerror(e.errno).lower())
@@ -193,25 +184,16 @@ def _make_parent_private(rootfs):
             best = mnt
             shared = any(o.startswith("shared:") for o in optional)
     if best and shared:
-        mount(None, best, None, mf.MS_PRIVATE)
+        sc.mount(None, best, None, mf.MS_PRIVATE)
 
 
 def _mount(source, target_fd, fstype, flags, data=None):
     """mount(2) onto the object target_fd was opened on; errors without the /proc/self/fd names."""
     try:
-        mount(source, fd_path(target_fd), fstype, flags, data)
+        sc.mount(source, fd_path(target_fd), fstype, flags, data)
     except OSError as e:
+        assert e.errno is not None
         raise OSError(e.errno, os.strerror(e.errno).lower()) from None
-
-
-def _mnt_id(fd):
-    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        text = os.read(info, 4096)  # raw: a text-mode open() costs ~4x more, twice per mount
-    finally:
-        os.close(info)
-    start = text.index(b"mnt_id:") + 7
-    return int(text[start:text.index(b"\n", start)])
 
 
 def _mounted(node):
@@ -222,11 +204,11 @@ def _mounted(node):
     we refuse rather than apply flags or propagation to something else.
     """
     try:
-        fd = openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+        fd = sc.openat2(node.parent, node.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
     except OSError as e:
         raise OSError(e.errno, "the mount point was moved while mounting") from None
-    if _mnt_id(fd) == _mnt_id(node.fd) or stat.S_ISLNK(os.fstat(fd).st_mode):
+    if sc.mount_id(fd) == sc.mount_id(node.fd) or stat.S_ISLNK(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EXDEV, "the mount point was moved while mounting")
     return fd
@@ -308,9 +290,10 @@ def _bind(root_fd, m, opts, source_fd, attach):
         with _target(root_fd, m["destination"], "bind", make) as node:
             if own is None:
                 try:
-                    move_mount(source_fd, "", node.fd, "",
-                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                    sc.move_mount(source_fd, "", node.fd, "",
+                                  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 except OSError as e:
+                    assert e.errno is not None
                     raise OSError(e.errno, os.strerror(e.errno).lower()) from None
             else:
                 _mount(fd_path(own), node.fd, None, mf.MS_BIND | (opts.flags & mf.MS_REC))
@@ -335,8 +318,9 @@ def _set_recursive(mnt, opts):
     if not opts.recursive:
         return
     try:
-        mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
+        sc.mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clr)
     except OSError as e:
+        assert e.errno is not None
         os.close(mnt)
         raise OSError(e.errno, "mount_setattr of the recursive options: "
                       + os.strerror(e.errno).lower()) from None
@@ -360,8 +344,9 @@ def _own_source(m):
         return None
 
 
-def remount_bind(target, flags, cleared=0):
+def remount_bind(target, flags, cleared=0, bare=False):
     """Apply ro/nosuid/... to a bind mount, keeping flags the kernel locked on it.
+    bare: a failing mount(2) is reported by its errno's text alone (not "mount <target>: ...").
 
     nosuid/nodev/noexec already on the mount are kept, and the atime setting is kept unless
     one is asked (the kernel preserves it on a remount). In a user namespace the kernel also
@@ -372,10 +357,14 @@ def remount_bind(target, flags, cleared=0):
     locked = have & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
     flags = mf.MS_BIND | mf.MS_REMOUNT | locked | (flags & mf.BIND_REMOUNT_FLAGS)
     try:
-        mount(None, target, None, flags)
+        sc.mount(None, target, None, flags)
         return
     except PermissionError:
         pass
+    except OSError as e:
+        if not bare:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno or 0).lower()) from None
     source = mf.from_statvfs(have)
     if source & mf.LOCKABLE_FLAGS & cleared:
         raise OSError(errno.EPERM, "cannot clear flags the kernel locked on the source "
@@ -384,15 +373,16 @@ def remount_bind(target, flags, cleared=0):
     if asked and asked != source & mf.ATIME_FLAGS:
         raise OSError(errno.EPERM, "cannot change the access-time flags the kernel locked on "
                                    "the source")
-    mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+    try:
+        sc.mount(None, target, None, flags | (source & mf.LOCKABLE_FLAGS))
+    except OSError as e:
+        if not bare:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno or 0).lower()) from None
 
 
 def _remount_bind(mnt, flags, cleared=0):
-    try:
-        remount_bind(fd_path(mnt), flags, cleared)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror if e.strerror and not e.strerror.startswith("mount")
-                      else os.strerror(e.errno).lower()) from None
+    remount_bind(fd_path(mnt), flags, cleared, bare=True)
 
 
 def _mount_cgroup(node, opts, cgroup_paths):
@@ -434,9 +424,10 @@ def _bind_hierarchies(mnt, flags, cgroup_paths):
         # no container process has entered yet, so nobody can swap its names.
         sub = f"{fd_path(mnt)}/{name}"
         try:
-            mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
+            sc.mount(os.path.join(host_mount, path.lstrip("/")), sub, None, mf.MS_BIND | mf.MS_REC)
             remount_bind(sub, flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         except OSError as e:
+            assert e.errno is not None
             raise OSError(e.errno, f"{name}: {os.strerror(e.errno).lower()}") from None
         # cpu,cpuacct mounted together: also reachable as cpu and cpuacct
         for alias in name.split(","):
@@ -482,16 +473,18 @@ def host_cgroup_paths():
 def root_propagation(propagation):
     """linux.rootfsPropagation shared/unbindable on the container's root itself, after the
     pivot (runc >= 1.2 does it there: the root is a bind whose parent was made private, so
-    "shared" set before never reached it; slave and private were applied by prepare). Last, once the masks and the console are mounted: they clone mounts (open_tree),
-    which an unbindable one refuses."""
+    "shared" set before never reached it; slave and private were applied by prepare). Last,
+    once the masks and the console are mounted: they clone mounts (open_tree), which an
+    unbindable one refuses."""
     # the root alone: the mounts below keep what prepare and their own options gave them
     # (runbindable, which prepare could not apply, is the exception)
     flags = {"shared": mf.MS_SHARED, "rshared": mf.MS_SHARED, "unbindable": mf.MS_UNBINDABLE,
              "runbindable": mf.MS_UNBINDABLE | mf.MS_REC}.get(propagation)
     if flags:
         try:
-            mount(None, "/", None, flags)
+            sc.mount(None, "/", None, flags)
         except OSError as e:
+            assert e.errno is not None
             raise RootfsError(f"unable to apply linux.rootfsPropagation {propagation!r} to the "
                               f"root: {os.strerror(e.errno).lower()}") from None
 
@@ -503,18 +496,18 @@ def pivot(rootfs, no_pivot):
         # mount a new procfs next to the host's fully visible one.
         _detach_outside(rootfs)
         os.chdir(rootfs)
-        mount(rootfs, "/", None, mf.MS_MOVE)
-        os.chroot(".")
+        sc.mount(rootfs, "/", None, mf.MS_MOVE)
+        sc.chroot(".")
         os.chdir("/")
         return
     old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fchdir(new)
-        pivot_root(".", ".")  # stack the old root under the new one, then detach it
+        sc.pivot_root(".", ".")  # stack the old root under the new one, then detach it
         os.fchdir(old)
-        mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC)
-        umount2(".", MNT_DETACH)
+        sc.mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC)
+        sc.umount2(".", MNT_DETACH)
         os.chdir("/")
     finally:
         os.close(old)
@@ -532,7 +525,7 @@ def _detach_outside(rootfs):
         return (mp == rootfs or mp.startswith(rootfs + "/") or mp == "/"
                 or rootfs.startswith(mp.rstrip("/") + "/"))
 
-    covered = set()
+    covered: set[str] = set()
     # opened once: the host's /proc is among the mounts that go; and the host's /dev/null,
     # to cover a file mount that cannot go, before /dev goes
     mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
@@ -545,7 +538,7 @@ def _detach_outside(rootfs):
         for mp in sorted(set(_mount_points(mountinfo))):
             if not (mp == rootfs or mp.startswith(rootfs + "/")):
                 try:
-                    mount(None, mp, None, mf.MS_SLAVE)
+                    sc.mount(None, mp, None, mf.MS_SLAVE)
                 except OSError:
                     pass  # hidden under another mount: reached in a round below, if at all
         _detach_rounds(mountinfo, keep, covered, null)
@@ -562,13 +555,13 @@ def _detach_rounds(mountinfo, keep, covered, null):
         progress = False
         for mp in outside:
             try:
-                mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
+                sc.mount(None, mp, None, mf.MS_SLAVE | mf.MS_REC)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
                     continue  # gone with a parent, or hidden under a cover: unreachable already
                 raise
             try:
-                umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
+                sc.umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW)
             except OSError as e:
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise
@@ -594,7 +587,7 @@ def _cover(mp, null):
     if os.path.isdir(mp):
         _pin_pseudo_fs(mp)
         source, fstype, flags, data = _EMPTY_RO
-        mount(source, mp, fstype, flags, data)
+        sc.mount(source, mp, fstype, flags, data)
         return
     if null.fd is None:
         raise RootfsError(f"--no-pivot: cannot hide the host's mount at {mp} (no /dev/null to cover it)")
@@ -608,7 +601,7 @@ def _cover(mp, null):
 def _pin_pseudo_fs(mp):
     fd = os.open(mp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if fstatfs_type(fd) not in _PSEUDO_FS:
+        if sc.fstatfs_type(fd) not in _PSEUDO_FS:
             return
     finally:
         os.close(fd)
@@ -617,7 +610,7 @@ def _pin_pseudo_fs(mp):
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False) and os.listdir(entry.path):
-                    mount(source, entry.path, fstype, flags, data)
+                    sc.mount(source, entry.path, fstype, flags, data)
                     return
             except OSError:
                 continue
@@ -667,15 +660,14 @@ def _unescape(raw):
     return os.fsdecode(bytes(out))
 
 
-def finish(config, null_fd=None):
+def finish(config, null_fd=None, root="/"):
     """After the pivot: masked and read-only paths (shim/masks.py), then the read-only root.
-    null_fd: masks.host_null(), taken before the pivot (apply closes it)."""
+    null_fd: masks.host_null(), taken before the pivot (apply closes it). root: the container's
+    root, "/" once pivoted (a unit test's fake pivot leaves it where it was)."""
     linux = config.get("linux") or {}
-    try:
-        masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
-                    linux.get("mountLabel"))
-    except masks.MaskError as e:
-        raise RootfsError(str(e)) from None
+    # a masks.MaskError is a RootfsError (pyrunc/errors.py)
+    masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
+                linux.get("mountLabel"), root)
     if (config.get("root") or {}).get("readonly"):
-        mount(None, "/", None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
-              | (os.statvfs("/").f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
+        sc.mount(None, root, None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
+                 | (os.statvfs(root).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))

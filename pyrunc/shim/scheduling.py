@@ -1,5 +1,6 @@
 """process.ioPriority, process.scheduler and linux.personality: how the process is run."""
 
+from ..errors import SchedulingError
 from ..linux import syscalls as sc
 
 IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -12,17 +13,14 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
-class SchedulingError(Exception):
-    pass
-
-
 def apply(process):
     io = process.get("ioPriority")
     if io:
         try:
             sc.ioprio_set(IO_CLASSES[io["class"]], io.get("priority", 0))
         except OSError as e:
-            raise SchedulingError(f"setting process.ioPriority failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.ioPriority failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None
     sched = process.get("scheduler")
     if sched:
         flags = 0
@@ -33,7 +31,8 @@ def apply(process):
                              sched.get("priority", 0), sched.get("runtime", 0),
                              sched.get("deadline", 0), sched.get("period", 0))
         except OSError as e:
-            raise SchedulingError(f"setting process.scheduler failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting process.scheduler failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None
 
 
 def set_personality(personality):
@@ -41,4 +40,5 @@ def set_personality(personality):
         try:
             sc.personality(PERSONALITIES[personality["domain"]])
         except OSError as e:
-            raise SchedulingError(f"setting linux.personality failed: {e.strerror.lower()}") from None
+            raise SchedulingError(f"setting linux.personality failed: {(e.strerror or str(e)).lower()}",
+                                  e.errno) from None

@@ -11,14 +11,11 @@ import errno
 import os
 import stat
 
+from ..errors import SecurityError
 from ..linux import capabilities as caps
 from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
 from . import procfs, scheduling, sync
-
-
-class SecurityError(Exception):
-    pass
 
 
 def steps(process, personality, capabilities, last_cap, seccomp, sock):
@@ -52,7 +49,8 @@ def load_seccomp(program, sock):
         listener = seccomp_sys.load_filter(program.bpf, program.flags)
     except OSError as e:
         raise SecurityError(f"unable to init seccomp: error loading seccomp filter into kernel: "
-                            f"{e.strerror.lower()}") from None
+                            f"{(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     if listener is not None:
         sock.send("seccomp-listener", fd=listener)
         sock.expect("proceed")
@@ -71,7 +69,8 @@ def switch_identity(user, capabilities, last_cap, sock):
         caps.drop_bounding(capabilities["bounding"], last_cap)
         caps.set_keepcaps(True)  # keep the permitted set across the uid change
     except OSError as e:
-        raise SecurityError(f"unable to apply caps: {e.strerror.lower()}") from None
+        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     _set_ids(uid, gid, groups)
     try:
         caps.set_keepcaps(False)
@@ -79,7 +78,8 @@ def switch_identity(user, capabilities, last_cap, sock):
                         capabilities["inheritable"], last_cap)
         refused = caps.set_ambient(capabilities["ambient"])
     except OSError as e:
-        raise SecurityError(f"unable to apply caps: {e.strerror.lower()}") from None
+        raise SecurityError(f"unable to apply caps: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     if refused:
         # runc says nothing (its default spec lists ambient caps that are not inheritable, so
         # every container would warn); --debug shows it.
@@ -91,8 +91,9 @@ def fix_stdio_permissions(uid):
     """As runc (fixStdioPermissions), before the uid switch: fds 0-2 (pipes, files, the pty
     slave) become owned by process.user's uid, so the process can reopen /dev/stdout or its
     tty; their gid is kept (the pty's is devpts' gid=). Skipped for an fd already owned by
-    the uid, on /dev/null, or on a character device that is not of the container's devpts; a chown the kernel refuses (an id unmapped in our user
-    namespace, a read-only /dev) leaves the fd as it is."""
+    the uid, on /dev/null, or on a character device that is not of the container's devpts; a
+    chown the kernel refuses (an id unmapped in our user namespace, a read-only /dev) leaves
+    the fd as it is."""
     try:
         null_rdev = os.stat("/dev/null").st_rdev
     except OSError:
@@ -118,7 +119,8 @@ def fix_stdio_permissions(uid):
             if e.errno in (errno.EINVAL, errno.EPERM, errno.EROFS):
                 continue
             raise SecurityError(f"unable to chown the process's fd {fd} to uid {uid}: "
-                                f"{e.strerror.lower()}") from None
+                                f"{(e.strerror or str(e)).lower()}",
+                                e.errno) from None
 
 
 def _set_ids(uid, gid, groups):
@@ -130,7 +132,8 @@ def _set_ids(uid, gid, groups):
         os.setgid(gid)
         os.setuid(uid)
     except OSError as e:
-        raise SecurityError(f"unable to switch to uid {uid} gid {gid}: {e.strerror.lower()}") from None
+        raise SecurityError(f"unable to switch to uid {uid} gid {gid}: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
 
 
 def _setgroups_allowed():
@@ -163,7 +166,8 @@ def _write_attr(paths, value, field):
     try:
         proc = procfs.Procfs()
     except OSError as e:
-        raise SecurityError(f"applying {field} {value!r} failed: {e.strerror.lower()}") from None
+        raise SecurityError(f"applying {field} {value!r} failed: {(e.strerror or str(e)).lower()}",
+                            e.errno) from None
     with proc:
         for path in paths:
             try:
@@ -171,4 +175,6 @@ def _write_attr(paths, value, field):
                 return
             except OSError as e:
                 error = e
-    raise SecurityError(f"applying {field} {value!r} failed: {error.strerror.lower()}")
+    assert error is not None  # paths is never empty
+    raise SecurityError(f"applying {field} {value!r} failed: {(error.strerror or str(error)).lower()}",
+                        error.errno)

@@ -9,22 +9,10 @@ The host's loop is runtime/child.py `Conversation`.
 
 import os
 
-from .. import jsonio, trace
+from .. import errors, jsonio, trace
+from ..errors import PeerClosed, SyncError
 
-
-class SyncError(Exception):
-    """The peer went away or sent something unexpected."""
-
-
-class PeerClosed(SyncError):
-    """EOF: every copy of the peer's write end is closed (it exited, or was killed)."""
-
-    def __init__(self):
-        super().__init__("peer closed the sync channel")
-
-
-class ShimFailed(SyncError):
-    """The shim reported an error before exec; the text is for people."""
+__all__ = ["PeerClosed", "SyncError", "End", "Message", "channel", "debug", "report"]
 
 
 class Message:
@@ -54,7 +42,7 @@ DEBUG = Message("debug")              # field "msg": logged by the host with --d
 SECCOMP_LISTENER = Message("seccomp-listener", answered=True, needs_pid=True)  # field "fd"
 CREATE_RUNTIME = Message("create-runtime", answered=True, needs_pid=True)  # prestart hooks
 READY = Message("ready")              # waiting on the barrier (create) / about to exec (exec)
-ERROR = Message("error")              # field "msg": a failure before exec
+ERROR = Message("error")              # fields "kind", "msg", "errno": a failure before exec
 
 BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, DEBUG, SECCOMP_LISTENER,
                                CREATE_RUNTIME, READY, ERROR)}
@@ -67,9 +55,10 @@ def _name(kind):
 class End:
     """One side of the channel: reads the peer's messages, writes its own."""
 
-    def __init__(self, rfd, wfd):
+    def __init__(self, rfd, wfd, side="host"):
         self.rfd = rfd
         self.wfd = wfd
+        self.side = side  # who holds this end, in --debug lines: "host", "stage1", "init", ...
         self._buf = b""
 
     def fds(self):
@@ -80,10 +69,12 @@ class End:
         self.rfd = moved.get(self.rfd, self.rfd)
         self.wfd = moved.get(self.wfd, self.wfd)
 
-    def send(self, kind, **fields):
-        """kind: a Message (or its wire name)."""
+    def send(self, kind, /, **fields):
+        """kind: a Message (or its wire name); fields may include one named "kind" (ERROR's)."""
         fields["type"] = _name(kind)
         data = (jsonio.dumps(fields) + "\n").encode()
+        if trace.on and kind is not DEBUG:  # --debug: the handshake, both sides
+            trace.debug("%s: sync: sent %s", self.side, data[:-1].decode())
         while data:
             data = data[os.write(self.wfd, data):]
 
@@ -95,13 +86,19 @@ class End:
                 raise PeerClosed()
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        return jsonio.loads(line)
+        try:
+            msg = jsonio.loads(line)
+        except ValueError:  # not JSON (nor UTF-8): not from a pyrunc stage
+            raise SyncError(f"malformed message from the peer: {line[:80]!r}") from None
+        if trace.on and not (isinstance(msg, dict) and msg.get("type") == DEBUG.name):
+            trace.debug("%s: sync: received %s", self.side, line.decode(errors="replace"))
+        return msg
 
     def expect(self, kind):
         msg = self.recv()
         name = _name(kind)
         if msg["type"] == ERROR.name:
-            raise ShimFailed(msg["msg"])
+            raise errors.from_wire(msg)
         if msg["type"] != name:
             raise SyncError(f"expected {name!r} from the peer, got {msg['type']!r}")
         return msg
@@ -132,17 +129,35 @@ def channel():
     """(host end, shim end); all four fds close on exec. Each process closes the other end."""
     to_shim_r, to_shim_w = os.pipe()
     to_host_r, to_host_w = os.pipe()
-    return End(to_host_r, to_shim_w), End(to_shim_r, to_host_w)
+    return End(to_host_r, to_shim_w, "host"), End(to_shim_r, to_host_w, "stage1")
 
 
 def report(end, exc, step):
-    """Send a failure of a forked stage to the host as ERROR (container side).
+    """Send a failure of a forked stage to the host as ERROR (container side), typed: the host
+    raises the same type with the same text (pyrunc/errors.py `to_wire` / `from_wire`).
 
-    Errors pyrunc raises carry their own text (the field or file they are about); an OSError
-    gets the step it happened in and its strerror; anything else is a bug and says so with the
-    step, never with a Python exception name (a person reads this, not a developer)."""
+    Errors pyrunc raises carry their own text (the field or file they are about) and kind; an
+    OSError is a StepFailed: the step it happened in, its strerror and errno; anything else is
+    a bug (InternalError) and says so with the step, never with a Python exception name (a
+    person reads this, not a developer)."""
     if isinstance(exc, SyncError):
         return  # the host is gone or already knows
+    fields = error_fields(exc, step)
+    try:
+        end.send(ERROR, **fields)
+    except OSError:
+        # after "ready" the host has gone: the container's stderr is the only witness, and
+        # the line is the bare error, as runc's init prints it there
+        try:
+            os.write(2, f"{fields['msg']}\n".encode())
+        except OSError:
+            pass
+
+
+def error_fields(exc, step):
+    """The ERROR message's fields for any exception of a forked stage (see `report`)."""
+    if isinstance(exc, errors.PyruncError):
+        return errors.to_wire(exc)
     if isinstance(exc, OSError):
         # pyrunc.linux.syscalls puts its context in strerror; str() would prefix "[Errno N] "
         reason = exc.strerror or os.strerror(exc.errno or 0)
@@ -150,21 +165,10 @@ def report(end, exc, step):
             reason = reason.lower()  # "operation not permitted": engines match Go's lower case
         if exc.filename is not None:
             reason = f"{exc.filename}: {reason.lower()}"
-        msg = f"{step}: {reason}"
-    elif type(exc).__module__.startswith("pyrunc."):
-        msg = str(exc)
-    elif isinstance(exc, KeyboardInterrupt):
-        msg = f"{step}: interrupted"
-    else:
-        # no traceback module here: it may not be importable after pivot_root
-        detail = str(exc)
-        msg = f"{step}: internal error" + (f" ({detail})" if detail else "")
-    try:
-        end.send(ERROR, msg=msg)
-    except OSError:
-        # after "ready" the host has gone: the container's stderr is the only witness, and
-        # the line is the bare error, as runc's init prints it there
-        try:
-            os.write(2, f"{msg}\n".encode())
-        except OSError:
-            pass
+        return errors.to_wire(errors.StepFailed(f"{step}: {reason}", exc.errno))
+    if isinstance(exc, KeyboardInterrupt):
+        return errors.to_wire(errors.ShimError(f"{step}: interrupted"))
+    # no traceback module here: it may not be importable after pivot_root
+    detail = str(exc)
+    return errors.to_wire(errors.InternalError(f"{step}: internal error"
+                                               + (f" ({detail})" if detail else "")))

@@ -3,6 +3,7 @@ running sh), key for key. Two values differ on purpose: ociVersion (runc writes 
 pre-release of the version it implements) and the hostname ("pyrunc" for "runc"). Like runc's,
 the template has no cgroup namespace: configs built on it add one without "listed twice"."""
 
+from ..version import TEMPLATE_VERSION
 
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -14,7 +15,7 @@ DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 def default_config(rootfs="rootfs", args=("sh",), terminal=True):
     return {
-        "ociVersion": "1.0.2",  # the oldest 1.x: every runtime accepts it (crun 1.8 refuses 1.2)
+        "ociVersion": TEMPLATE_VERSION,  # the oldest 1.x (pyrunc/version.py)
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},

@@ -36,7 +36,7 @@ def read_json(path, what):
     except FileNotFoundError:
         raise ConfigError(f"{what}: no such file or directory: {path}") from None
     except OSError as e:
-        raise ConfigError(f"{what}: {e.strerror.lower()}: {path}") from None
+        raise ConfigError(f"{what}: {(e.strerror or str(e)).lower()}: {path}") from None
     return parse_json(raw, what)
 
 

@@ -32,7 +32,7 @@ KEYWORDS = frozenset({
     "$schema", "$defs", "$comment", "title", "description",
 })
 
-_cache = {}
+_cache: dict[str, dict] = {}
 def _text(x):
     """What `^...$` sees under re.search: `$` also matches before one trailing newline."""
     return x[:-1] if x.endswith("\n") else x
@@ -64,7 +64,7 @@ def _load(name):
 
         root = jsonio.loads(_read_schema(base + ".schema.json"))
         defs = root.get("$defs", {})
-        done = {}
+        done: dict[str, dict] = {}
 
         def resolve(node):
             # Only "#/$defs/<name>" refs, and no siblings next to a $ref (the tests check both).
@@ -304,14 +304,14 @@ def format_path(path):
 
 def iter_errors(doc, schema_name="config"):
     """Every error as (path tuple, message), in document order."""
-    out = []
+    out: list[tuple[tuple, str]] = []
     _walk(doc, _load(schema_name), (), out, False)
     return iter(out)
 
 
 def validate(doc, schema_name="config", source="config.json"):
     """Raise ConfigError naming ``source`` and the field for the first error in ``doc``."""
-    out = []
+    out: list[tuple[tuple, str]] = []
     if _walk(doc, _load(schema_name), (), out, True) or out:
         path, message = out[0]
         where = format_path(path)

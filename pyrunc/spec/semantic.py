@@ -5,9 +5,8 @@ import os
 from ..errors import ConfigError
 from ..goparse import is_digits
 from ..linux import sysctlnames
+from ..version import SUPPORTED_MAJOR, SUPPORTED_MINOR_MAX
 
-SUPPORTED_MAJOR = 1
-SUPPORTED_MINOR_MAX = 3
 _SEMVER_TAG = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
 
@@ -103,7 +102,7 @@ def check_process(process, source="config.json", report=None):
             fail(f"process.user.additionalGids[{i}]", f"{NO_ID} is (gid_t)-1, not a group id")
     if user.get("umask", 0) > 0o777:
         fail("process.user.umask", f"{user['umask']} is not a file mode mask (at most 0777 = 511)")
-    seen = {}
+    seen: dict[str, int] = {}
     for i, r in enumerate(process.get("rlimits") or ()):
         kind = r["type"]
         if kind not in RLIMITS:

@@ -87,7 +87,7 @@ def read_trusted(dir_fd, name, path):
         raise
     try:
         check_owned(fd, path)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 16)
             if not chunk:

@@ -13,7 +13,6 @@ files in it are opened without following symlinks and must be ours and not writa
 others, or the command fails naming the file.
 """
 
-import errno
 import fcntl
 import os
 import time
@@ -44,20 +43,6 @@ def check_id(container_id):
         raise InvalidIDError("container id cannot be empty")
     if container_id in (".", "..") or not _ID_CHARS.issuperset(container_id) or len(container_id) > 255:
         raise InvalidIDError("invalid container ID format")  # runc's exact text, no id appended
-
-
-def remove_dir(path):
-    """A directory and what is in it, never following a symlink (at path either). Missing is
-    fine."""
-    parent, name = os.path.split(os.path.abspath(path))
-    try:
-        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        hostfile.remove_tree(parent_fd, name)
-    finally:
-        os.close(parent_fd)
 
 
 def make_private_root(root):
@@ -238,6 +223,7 @@ class _DirLock:
         return self
 
     def _poll(self):
+        assert self.fd is not None
         delay, next_call = 0.001, 0.0
         while True:
             try:
@@ -259,15 +245,6 @@ class _DirLock:
     def release(self):
         # Unlock explicitly: a process forked meanwhile (create's shim) shares the open file
         # description, and closing our fd alone would leave the lock held by its copy.
+        assert self.fd is not None
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
-
-
-def fifo_exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return False
-        raise

@@ -482,7 +482,7 @@ class Ctr:
         for task in self.cli("task", "ls", "-q").out.split():
             if task.startswith(self.PREFIX):
                 self.cli("task", "kill", "-s", "KILL", task)
-                _wait_for(lambda: self.task_status(task)[1] in ("STOPPED", None), f"task {task}", 20)
+                _wait_for(lambda task=task: self.task_status(task)[1] in ("STOPPED", None), f"task {task}", 20)
                 self.cli("task", "rm", "-f", task)
         for c in self.cli("containers", "ls", "-q").out.split():
             if c.startswith(self.PREFIX):

@@ -635,7 +635,8 @@ def test_delete_force_of_a_paused_container(pyrunc, make_bundle, cid, tmp_path, 
 # ---- update -----------------------------------------------------------------------------------
 
 SHOW = ("while true; do cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes "
-        "memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us "
+        "memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes "
+        "cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us "
         "pids/pids.max > /tmp/v.tmp; mv /tmp/v.tmp /tmp/v; sleep 0.05; done")
 SHOWN = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes",
          "cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "pids.max")
@@ -1016,7 +1017,7 @@ def test_events_stats_and_ps_json_match_runc(pyrunc, runc, make_bundle, cid, cg)
     for rt in (pyrunc, runc):
         pid = create(rt, b, cid, start=True)
         cg.track_pid(pid)
-        wait_for(lambda: len(children(pid)) == 2, what="two sleeps")
+        wait_for(lambda pid=pid: len(children(pid)) == 2, what="two sleeps")
         r = rt("events", "--stats", cid)
         assert r.rc == 0, r.err
         event = json.loads(r.out)

@@ -186,7 +186,7 @@ def test_deny_all_blocks_kmsg_and_block_devices_mknod_included(h, tmp_path):
     (prog_id, name), = _ours(m)
     assert name == "pyrunc_devices"
     kmsg, disk = tmp_path / "kmsg", tmp_path / "disk"
-    disk_numbers = "%d:%d" % a_disk()
+    disk_numbers = "{:d}:{:d}".format(*a_disk())
     got = _probe(h, "open,/dev/null,rw", "open,/dev/zero,r", "open,/dev/kmsg,w", "open,/dev/kmsg,r",
                  f"mknod,{kmsg},c:1:11", f"open,{kmsg},w", f"mknod,{disk},b:{disk_numbers}", f"open,{disk},r")
     assert got == ["ok", "ok", "EPERM", "EPERM", "ok", "EPERM", "ok", "EPERM"]
@@ -219,7 +219,7 @@ def test_privileged_allows_everything_and_destroy_leaves_nothing(h, tmp_path):
     m.set({"devices": [{"allow": True, "access": "rwm"}]})
     (prog_id, _), = _ours(m)
     disk = tmp_path / "disk"
-    disk_numbers = "%d:%d" % a_disk()
+    disk_numbers = "{:d}:{:d}".format(*a_disk())
     got = _probe(h, "open,/dev/kmsg,r", f"mknod,{disk},b:{disk_numbers}", f"open,{disk},r")
     assert got[:2] == ["ok", "ok"] and got[2] in ("ok", "ENXIO")
     h.cleanup()

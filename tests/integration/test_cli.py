@@ -117,6 +117,18 @@ def test_unknown_flag(pyrunc, args, verb):
     assert r.out.endswith(pyrunc(verb, "--help").out)
 
 
+@pytest.mark.parametrize("interval, error", [
+    ("x", 'invalid value "x" for flag -interval: parse error'),
+    ("0s", "duration interval must be greater than 0"),
+    ("-1m", "duration interval must be greater than 0"),
+    ("1m30s", "container does not exist"),  # a Go duration: parsed, then the container looked up
+    (".5s", "container does not exist"),
+])
+def test_events_interval_is_a_go_duration(pyrunc, interval, error):
+    r = pyrunc("events", "--interval", interval, "nonexistent")
+    assert r.rc != 0 and error_of(r) == error
+
+
 def test_unknown_global_flag(pyrunc):
     r = pyrunc("--foo", "list")
     assert r.rc == 1
@@ -306,7 +318,7 @@ def test_parallel_creates_with_the_same_id(pyrunc, make_bundle, cid, tmp_path):
         assert not pidfiles[1 - winner].exists()
         st = state(pyrunc, cid)
         assert st["status"] == "created" and pidfiles[winner].read_text() == str(st["pid"])
-        wait_for(lambda: len(live_inits(pyrunc.root) - before) == 1, 2.0, "a single init")
+        wait_for(lambda before=before: len(live_inits(pyrunc.root) - before) == 1, 2.0, "a single init")
         assert live_inits(pyrunc.root) - before == {st["pid"]}
         assert pyrunc("delete", cid).rc == 0
 
@@ -374,7 +386,7 @@ def test_delete_force_during_create(pyrunc, make_bundle, cid, tmp_path):
                 assert json.loads(r.out)["status"] == "created"
                 assert pyrunc("delete", "-f", cid).rc == 0
         assert pyrunc.ids() == []
-        wait_for(lambda: not (live_inits(pyrunc.root) - before), 2.0, "no init left")
+        wait_for(lambda before=before: not (live_inits(pyrunc.root) - before), 2.0, "no init left")
 
 
 @pytest.mark.parametrize("text, message", [

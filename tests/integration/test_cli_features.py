@@ -52,16 +52,16 @@ def test_seccomp_matches_libseccomp(doc):
     """Every action, operator and arch listed is one the compiler accepts (pyseccomp here)."""
     import pyseccomp as sc
 
-    from pyrunc.security.seccomp import _ARCHES, _OPS
+    from pyrunc.security.seccomp import ARCHES, OPS
     s = doc["linux"]["seccomp"]
     assert s["enabled"] is True
     assert {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY"} <= set(s["actions"])
     from pyrunc.security.seccomp import _action
     for name in s["actions"]:
         assert _action(sc, name, None, "f") is not None, name  # the compiler takes it
-    assert s["operators"] == sorted(_OPS)
+    assert s["operators"] == sorted(OPS)
     for arch in s["archs"]:
-        assert hasattr(sc.Arch, _ARCHES[arch]), arch
+        assert hasattr(sc.Arch, ARCHES[arch]), arch
     assert set(s["supportedFlags"]) <= set(s["knownFlags"])
     assert "SECCOMP_FILTER_FLAG_TSYNC" in s["supportedFlags"]
 

@@ -262,7 +262,7 @@ def test_mixed_commands_on_one_id_concurrently(pyrunc, make_bundle, cgroup_paren
         results = []
         barrier = threading.Barrier(len(commands))
 
-        def one(cmd):
+        def one(cmd, barrier=barrier, results=results):
             args = [a if a is not None else b.path for a in cmd]
             barrier.wait()
             r = pyrunc(*args, cid, timeout=60)
@@ -274,7 +274,7 @@ def test_mixed_commands_on_one_id_concurrently(pyrunc, make_bundle, cgroup_paren
         for t in threads:
             t.join(90)
             assert not t.is_alive(), "a command hung"
-        for verb, rc, err in results:
+        for verb, _rc, err in results:
             assert "internal error" not in err and "Traceback" not in err, (verb, err)
         assert any(verb == "create" and rc == 0 for verb, rc, _ in results) or \
             not os.path.exists(os.path.join(pyrunc.root, cid)), results

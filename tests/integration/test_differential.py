@@ -72,8 +72,10 @@ RUN_CASES = [
      [_edit(["process", "env"], ["PATH=/bin:/sbin", "FOO=bar baz", "EMPTY=", "TERM=dumb"])]),
     ("env-home-from-passwd", ["sh", "-c", "echo $HOME"], [_edit(["process", "user"], {"uid": 1000, "gid": 1000})]),
     ("user-1000", ["id"], [_edit(["process", "user"], {"uid": 1000, "gid": 1000})]),
-    ("user-1000-groups", ["id"], [_edit(["process", "user"], {"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]})]),
-    ("user-nobody-umask", ["sh", "-c", "id; umask"], [_edit(["process", "user"], {"uid": 65534, "gid": 65534, "umask": 63})]),
+    ("user-1000-groups", ["id"],
+     [_edit(["process", "user"], {"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]})]),
+    ("user-nobody-umask", ["sh", "-c", "id; umask"],
+     [_edit(["process", "user"], {"uid": 65534, "gid": 65534, "umask": 63})]),
     # runc's fixStdioPermissions: fds 0-2 are chowned to the user (not /dev/null)
     ("user-1000-reopens-stdio", ["sh", "-c", ": >> /dev/stdout && echo opened stdout; : >> /dev/stderr && "
                                  "echo opened stderr; stat -L -c %u /proc/self/fd/1 /proc/self/fd/2"],
@@ -99,7 +101,8 @@ RUN_CASES = [
     ("nofile-rlimit", ["sh", "-c", "ulimit -n; ulimit -Hn"], []),
     ("no-new-privs", ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"], []),
     ("tmpfs-mount", ["sh", "-c", "grep ' /root ' /proc/self/mountinfo | cut -d' ' -f5,6,9-"],
-     [_add_mount(destination="/root", type="tmpfs", source="tmpfs", options=["nosuid", "nodev", "mode=700", "size=1m"])]),
+     [_add_mount(destination="/root", type="tmpfs", source="tmpfs",
+                 options=["nosuid", "nodev", "mode=700", "size=1m"])]),
     # without mode= the tmpfs takes the covered directory's mode (with one, runc >= 1.2 and
     # pyrunc use it, runc 1.1 still chmods to the directory's: test_rootfs covers it)
     ("tmpfs-mountpoint-mode", ["stat", "-c", "%a", "/root", "/tmp"],
@@ -272,7 +275,7 @@ def test_state_json_shape_and_transitions(runc, pyrunc, make_bundle, cid, annota
     b.write()
     ra = lifecycle(runc, b, cid)
     rb = lifecycle(pyrunc, b, cid)
-    for a, p in zip(ra[0], rb[0]):
+    for a, p in zip(ra[0], rb[0], strict=False):
         assert not a.endswith("\n") and not p.endswith("\n")
         assert skeleton(p) == skeleton(a)
         da, dp = json.loads(a), json.loads(p)
@@ -358,7 +361,7 @@ def test_errors_on_a_live_container(runc, pyrunc, make_bundle, cid):
         same_error(*both(runc, pyrunc, *args))
     for runner in (runc, pyrunc):
         assert runner("kill", cid, "KILL").rc == 0
-        wait_for(lambda: json.loads(runner("state", cid).out)["status"] == "stopped")
+        wait_for(lambda runner=runner: json.loads(runner("state", cid).out)["status"] == "stopped")
     for args in (("start", cid), ("kill", cid), ("kill", cid, "KILL"), ("kill", "--all", cid, "KILL"),
                  ("kill", cid, "FOO"), ("delete", cid), ("delete", cid)):
         same_error(*both(runc, pyrunc, *args))
@@ -372,7 +375,7 @@ def test_created_container_transitions(runc, pyrunc, make_bundle, cid):
     same_error(*both(runc, pyrunc, "kill", cid, "0"))
     same_error(*both(runc, pyrunc, "kill", cid, "KILL"))
     for runner in (runc, pyrunc):
-        wait_for(lambda: json.loads(runner("state", cid).out)["status"] == "stopped")
+        wait_for(lambda runner=runner: json.loads(runner("state", cid).out)["status"] == "stopped")
     a, p = both(runc, pyrunc, "state", cid)
     assert json.loads(p.out)["pid"] == json.loads(a.out)["pid"] == 0
     same_error(*both(runc, pyrunc, "start", cid))
@@ -388,7 +391,7 @@ def test_delete_of_a_created_container(runc, pyrunc, make_bundle, cid):
         assert runner("create", "--bundle", b.path, cid).rc == 0
         pid = json.loads(runner("state", cid).out)["pid"]
         results.append(runner("delete", cid))
-        wait_for(lambda: not alive(pid))
+        wait_for(lambda pid=pid: not alive(pid))
     same_error(*results)
 
 
@@ -401,7 +404,7 @@ def test_run_exit_status_after_kill(runc, pyrunc, make_bundle, cid, tmp_path):
         p = subprocess.Popen([*runner.argv, "--root", runner.root, "run", "--bundle", b.path, cid],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: runner("state", cid).rc == 0
+            wait_for(lambda runner=runner: runner("state", cid).rc == 0
                      and json.loads(runner("state", cid).out)["status"] == "running")
             assert runner("kill", cid, "KILL").rc == 0
             codes.append(p.wait(timeout=10))

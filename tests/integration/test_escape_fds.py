@@ -336,7 +336,7 @@ def test_create_killed_during_the_handshake(pyrunc, bundle, cid, tmp_path):
         # Known leftover: the container's cgroup, empty. `create` made it and died before it
         # recorded it, so `delete --force` cannot know it (runc leaves it too).
         for d in _cgroups_named(cid):
-            wait_for(lambda: _empty(d), timeout=5, what=f"{d} to empty")
+            wait_for(lambda d=d: _empty(d), timeout=5, what=f"{d} to empty")
             os.rmdir(d)
 
 

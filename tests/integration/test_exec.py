@@ -218,7 +218,7 @@ def _ns_inside(pyrunc, cid, *flags):
     script = "; ".join(f"readlink /proc/self/ns/{n}" for n in NS_NAMES)
     r = pyrunc("exec", *flags, cid, "sh", "-c", script)
     assert r.rc == 0, r.err
-    return dict(zip(NS_NAMES, r.out.split()))
+    return dict(zip(NS_NAMES, r.out.split(), strict=False))
 
 
 def test_joins_every_namespace_of_the_init(pyrunc, running, cid):

@@ -60,7 +60,8 @@ def test_nul_byte_in_every_config_string_is_named(pyrunc, make_bundle, cid, no_l
     b = make_bundle("true")
     b.linux["cgroupsPath"] = "/pyrunc-nul-test"
     b.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
-    b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                          "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
     b.config["hooks"] = {"prestart": [{"path": "/bin/true", "args": ["true"], "env": ["A=1"]}]}
     b.config["annotations"] = {"a": "b"}
     b.config["hostname"] = "h"
@@ -110,7 +111,8 @@ def test_nul_byte_in_update_resources_is_named(pyrunc, make_bundle, cid, tmp_pat
     rt = Runtime(pyrunc.root)
     for resources, message in (
             ({"cpu": {"cpus": "0\0junk"}}, 'resources: cpu.cpus: "0\\u0000junk" contains a NUL byte'),
-            ({"devices": [{"allow": True, "access": "r\0"}]}, 'resources: devices[0].access: "r\\u0000" contains a NUL byte'),
+            ({"devices": [{"allow": True, "access": "r\0"}]},
+             'resources: devices[0].access: "r\\u0000" contains a NUL byte'),
             ({"pids": "x"}, 'resources: pids: "x" is not of type object')):
         with pytest.raises(ConfigError) as e:
             rt.update(cid, resources)

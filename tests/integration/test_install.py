@@ -54,7 +54,8 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     took = time.monotonic() - start
     assert r.returncode == 0, r.stderr
     print(f"pip install: {took:.1f} s")
-    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import pyrunc, os; print(os.path.dirname(pyrunc.__file__))"],
+    site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "import pyrunc, os; print(os.path.dirname(pyrunc.__file__))"],
                           cwd="/", capture_output=True, text=True, check=True, timeout=60).stdout.strip()
     assert site.startswith(str(venv))  # the installed copy, not the checkout
     assert sorted(os.listdir(os.path.join(site, "specs"))) == ["config.schema.json", "state.schema.json"]

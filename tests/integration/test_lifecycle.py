@@ -189,7 +189,7 @@ def test_reused_pid_reads_as_stopped_and_is_never_signalled(pyrunc, make_bundle,
     with open(path, "w") as f:
         json.dump(record, f)
     # a process that merely reuses the pid is not in the container's cgroup: move it out
-    for key, directory in (record.get("cgroup") or {}).get("paths", {}).items():
+    for key in (record.get("cgroup") or {}).get("paths", {}):
         with open(os.path.join(record["cgroup"]["mounts"][key], "cgroup.procs"), "w") as f:
             f.write(str(pid))
     try:
@@ -466,7 +466,7 @@ def test_list_formats(pyrunc, make_bundle):
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root") for s in states]
     widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(5)]
-    expected = "".join("".join(c.ljust(w) for c, w in zip(row, widths)) + row[5] + "\n" for row in rows)
+    expected = "".join("".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[5] + "\n" for row in rows)
     assert r.out == expected
     assert r.out.splitlines()[2].split()[1:3] == ["0", "stopped"]  # "a"
     assert all(line == line.rstrip() for line in r.out.splitlines())
@@ -479,7 +479,7 @@ def test_list_formats(pyrunc, make_bundle):
         assert r.rc == 0 and r.out.endswith("]\n") and "\n" not in r.out[:-1]
         docs = json.loads(r.out)
         assert [d["id"] for d in docs] == ["A", "a", "b-1"]
-        for d, s in zip(docs, states):
+        for d, s in zip(docs, states, strict=False):
             assert list(d) == list(s) and d == dict(s, owner="root")
         assert ", " not in r.out and ": " not in r.out  # compact, like Go's json.Marshal
 

@@ -2,6 +2,7 @@
 with LISTEN_PID = the runtime's pid, fds 3..3+LISTEN_FDS-1 go to the init first, the
 --preserve-fds ones follow, and the process gets LISTEN_FDS=n LISTEN_PID=1."""
 
+import os
 import subprocess
 
 import pytest
@@ -95,3 +96,46 @@ def test_differential_with_runc(pyrunc, runc, make_bundle, cid, tmp_path):
         outs.append(_lines(r))
     assert outs[0] == outs[1]
     assert outs[0][:3] == ["content3", "content4", "1 1"]
+
+
+# ------------------------------------------------------------------------ the Python API
+
+API_CALLER = """
+import os, sys, time
+sys.path[:0] = [{root!r}]
+from pyrunc import Runtime
+rt = Runtime(sys.argv[1])
+listen = int(sys.argv[4])
+rt.create(sys.argv[2], sys.argv[3], listen_fds=listen, preserve_fds=1)
+rt.start(sys.argv[2])
+while rt.state(sys.argv[2]).status != "stopped":
+    time.sleep(0.01)
+rt.delete(sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("listen", [2, 0])
+def test_api_create_passes_listen_fds(make_bundle, cid, tmp_path, listen):
+    """Runtime.create(listen_fds=N) from Python, no CLI and no LISTEN_* in the caller's
+    environment: the process gets fds 3..3+N-1 first, the preserved one after them, and
+    LISTEN_FDS=N LISTEN_PID=1 (with N=0: neither variable, only the preserved fd)."""
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for i in (3, 4, 5):
+        (tmp_path / f"f{i}").write_text(f"content{i}\n")
+    bundle = make_bundle()
+    bundle.process["args"] = ["sh", "-c", "cat <&3; ls /proc/self/fd | wc -l; "
+                              "echo ${LISTEN_FDS-unset} ${LISTEN_PID-unset}"]
+    bundle.write()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    line = f'exec 3<{tmp_path}/f3 4<{tmp_path}/f4 5<{tmp_path}/f5; exec "$@"'
+    r = subprocess.run(["bash", "-c", line, "_", sys.executable, "-I", "-c", API_CALLER.format(root=root),
+                        str(tmp_path / "api-root"), cid, bundle.path, str(listen)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = [x.strip() for x in r.stdout.splitlines()]
+    if listen:
+        # 0-2, 3-4 (listen), 5 (preserved), ls's own
+        assert lines == ["content3", "7", "2 1"]
+    else:
+        assert lines == ["content3", "5", "unset unset"]  # 0-2, 3 (preserved), ls's own

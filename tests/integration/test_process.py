@@ -143,14 +143,15 @@ def test_rlimits(pyrunc, make_bundle, cid):
         {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
         {"type": "RLIMIT_NPROC", "soft": 3000, "hard": 4000},
         {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1},  # RLIM_INFINITY as a uint64
+        {"type": "RLIMIT_LOCKS", "soft": 30, "hard": 40},  # not in Python's resource module
     ]
-    out = sh_ok(pyrunc, b, cid, "ulimit -n; ulimit -Hn; ulimit -c; "
-                                "grep -E '^Max (open files|processes|core file size)' /proc/self/limits")
+    out = sh_ok(pyrunc, b, cid, "ulimit -n; ulimit -Hn; ulimit -c; grep -E "
+                                "'^Max (open files|processes|core file size|file locks)' /proc/self/limits")
     lines = out.splitlines()
     assert lines[:3] == ["100", "200", "unlimited"]
     limits = {" ".join(line.split()[:-3]): line.split()[-3:-1] for line in lines[3:]}
     assert limits == {"Max core file size": ["unlimited", "unlimited"], "Max processes": ["3000", "4000"],
-                      "Max open files": ["100", "200"]}
+                      "Max open files": ["100", "200"], "Max file locks": ["30", "40"]}
 
 
 def test_rlimit_hard_above_the_hosts_fails_clearly(pyrunc, make_bundle, cid, no_leaks):
@@ -300,7 +301,7 @@ def test_absent_namespaces_are_the_hosts(pyrunc, make_bundle, cid):
     b.linux["namespaces"] = [{"type": "pid"}, {"type": "mount"}]
     del b.config["hostname"]  # needs a uts namespace
     out = sh_ok(pyrunc, b, cid, "for n in net ipc uts cgroup pid mnt; do readlink /proc/self/ns/$n; done")
-    inside = dict(zip(["net", "ipc", "uts", "cgroup", "pid", "mnt"], out.split()))
+    inside = dict(zip(["net", "ipc", "uts", "cgroup", "pid", "mnt"], out.split(), strict=False))
     for name in ("net", "ipc", "uts", "cgroup"):
         assert inside[name] == os.readlink(f"/proc/self/ns/{name}"), name
     for name in ("pid", "mnt"):
@@ -321,7 +322,7 @@ def test_join_namespaces_by_path(pyrunc, make_bundle, cid):
         out = sh_ok(pyrunc, second, cid + "-2",
                     f"for n in {names} mnt; do readlink /proc/self/ns/$n; done; hostname; cat /proc/1/comm")
         *links, mnt, hostname, pid1 = out.split()
-        for t, link in zip(joined, links):
+        for t, link in zip(joined, links, strict=False):
             assert link == os.readlink(f"/proc/{pid}/ns/{NAMESPACE_FILES[t]}"), t
         assert mnt != os.readlink(f"/proc/{pid}/ns/mnt")
         assert hostname == "first-box"

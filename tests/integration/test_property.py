@@ -720,7 +720,7 @@ def _summary(f, kind):
     lines = [f"\n[property] {kind}: {f.counts[kind]} cases; "
              + ", ".join(f"{k.split(': ', 1)[1]} {v}" for k, v in sorted(f.counts.items())
                          if k.startswith(kind + ": "))
-             + "; slowest call %.2fs (%s)" % f.slowest.get(kind, (0.0, ""))]
+             + "; slowest call {:.2f}s ({})".format(*f.slowest.get(kind, (0.0, "")))]
     lines += [f"    {n:5d}  {shape}" for shape, n in f.messages.most_common(25)]
     return "\n".join(lines)
 

@@ -427,7 +427,7 @@ def test_default_devices(pyrunc, make_bundle, cid):
                            "echo x > /dev/full; echo full-rc=$?")
     assert r.rc == 0, r.err
     lines = r.out.splitlines()
-    for line, (name, numbers) in zip(lines, DEFAULT_DEVICES.items()):
+    for line, (name, numbers) in zip(lines, DEFAULT_DEVICES.items(), strict=False):
         assert line == f"/dev/{name}|character special file|{numbers}|666|0:0"
     assert lines[6:11] == ["/dev/fd=/proc/self/fd", "/dev/stdin=/proc/self/fd/0", "/dev/stdout=/proc/self/fd/1",
                            "/dev/stderr=/proc/self/fd/2", "/dev/ptmx=pts/ptmx"]

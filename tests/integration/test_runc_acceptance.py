@@ -133,7 +133,8 @@ def _dirs(name):
     if _unified():
         return ["/sys/fs/cgroup" + name]
     return [os.path.join("/sys/fs/cgroup", c) + name for c in sorted(os.listdir("/sys/fs/cgroup"))
-            if os.path.isdir(os.path.join("/sys/fs/cgroup", c, "")) and not os.path.islink(os.path.join("/sys/fs/cgroup", c))
+            if os.path.isdir(os.path.join("/sys/fs/cgroup", c, ""))
+            and not os.path.islink(os.path.join("/sys/fs/cgroup", c))
             and os.path.exists(os.path.join("/sys/fs/cgroup", c, "cgroup.procs"))]
 
 
@@ -157,7 +158,7 @@ def own_cgroup():
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            wait_for(lambda: not open(os.path.join(d, "cgroup.procs")).read().strip(), what="empty")
+            wait_for(lambda d=d: not open(os.path.join(d, "cgroup.procs")).read().strip(), what="empty")
             os.rmdir(d)
 
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pyrunc import errors
 from pyrunc.runtime import child
 from pyrunc.shim import sync
 
@@ -59,7 +60,7 @@ def test_ready_before_pid_and_userns_uses_stage1():
 
 
 def test_error_and_unknown_and_eof():
-    with pytest.raises(sync.ShimFailed, match="^boom$"):
+    with pytest.raises(errors.ShimError, match="^boom$"):
         child.Conversation(FakeEnd([{"type": "error", "msg": "boom"}]), Recorder(), 1).run()
     with pytest.raises(sync.SyncError, match="unexpected message 'nope'"):
         child.Conversation(FakeEnd([{"type": "nope"}]), Recorder(), 1).run()
@@ -105,3 +106,126 @@ def test_report_never_names_a_python_exception():
     end.close()
     assert msgs == ["masking paths: permission denied", "preparing the process: internal error ('x')",
                     "entering the rootfs: internal error"]
+
+
+# ------------------------------------------------------------ the same loop over real pipes
+
+
+@pytest.fixture
+def pipes():
+    """(host end, shim end) of a real sync.channel(); the test writes the shim's side."""
+    host, shim = sync.channel()
+    yield host, shim
+    host.close()
+    shim.close()
+
+
+def answered(end):
+    """What the host wrote to the shim so far (the shim's end reads it)."""
+    os.set_blocking(end.rfd, False)
+    out = []
+    try:
+        while True:
+            out.append(end.recv())
+    except (BlockingIOError, sync.PeerClosed):
+        return out
+
+
+def test_full_create_order_over_pipes(pipes):
+    host, shim = pipes
+    shim.send(sync.USERNS)
+    shim.send(sync.CREATE_RUNTIME)  # the init's, before stage1's pid: deferred
+    shim.send(sync.WARNING, msg="careful")
+    shim.send(sync.PID, pid=321)
+    shim.send(sync.READY)
+    answers = Recorder()
+    assert child.Conversation(host, answers, 11).run() == 321
+    assert answers.calls == [("userns", 11), ("warning", "careful"), ("create-runtime", 321)]
+    assert answered(shim) == [{"type": "proceed"}, {"type": "proceed", "pid": 321}]
+
+
+def test_two_deferred_messages_are_answered_in_order(pipes):
+    host, shim = pipes
+    shim.send(sync.SECCOMP_LISTENER, fd=7)
+    shim.send(sync.CREATE_RUNTIME)
+    shim.send(sync.READY)
+    shim.send(sync.PID, pid=5)
+    answers = Recorder()
+    assert child.Conversation(host, answers, 1).run() == 5
+    assert answers.calls == [("seccomp-listener", 5, 7), ("create-runtime", 5)]
+    assert answered(shim) == [{"type": "proceed"}, {"type": "proceed", "pid": 5}]
+
+
+def test_messages_split_across_writes(pipes):
+    host, shim = pipes
+    os.write(shim.wfd, b'{"type":"pid","pi')
+    os.write(shim.wfd, b'd":9}\n{"type":"rea')
+    os.write(shim.wfd, b'dy"}\n')
+    assert child.Conversation(host, Recorder(), 1).run() == 9
+
+
+@pytest.mark.parametrize("sent", [
+    [],                                           # died at once
+    [{"type": "pid", "pid": 4}],                  # stage1 done, the init died
+    [{"type": "ready"}],                          # the init ready, stage1 never said its pid
+    [{"type": "create-runtime"}],                 # deferred, then nothing
+])
+def test_eof_before_both_pid_and_ready(pipes, sent):
+    host, shim = pipes
+    for msg in sent:
+        shim.send(msg["type"], **{k: v for k, v in msg.items() if k != "type"})
+    os.close(shim.wfd)
+    shim.wfd = -1
+    answers = Recorder()
+    with pytest.raises(sync.PeerClosed):
+        child.Conversation(host, answers, 1).run()
+    assert answers.calls == []  # a deferred message is never answered without the pid
+
+
+def test_a_partial_line_then_eof_is_eof(pipes):
+    host, shim = pipes
+    os.write(shim.wfd, b'{"type":"pid","pid":3}\n{"type":"rea')
+    os.close(shim.wfd)
+    shim.wfd = -1
+    with pytest.raises(sync.PeerClosed):
+        child.Conversation(host, Recorder(), 1).run()
+
+
+@pytest.mark.parametrize("kind", ["proceed", "debug-nope", "PID", ""])
+def test_messages_the_host_never_gets_are_protocol_errors(pipes, kind):
+    host, shim = pipes
+    shim.send(kind)
+    with pytest.raises(sync.SyncError, match=f"^unexpected message '{kind}' from the shim$"):
+        child.Conversation(host, Recorder(), 1).run()
+
+
+def test_an_error_after_pid_stops_the_loop_with_its_text(pipes):
+    host, shim = pipes
+    shim.send(sync.PID, pid=3)
+    shim.send(sync.ERROR, kind="rootfs", msg="mounting /proc: operation not permitted", errno=1)
+    shim.send(sync.READY)
+    with pytest.raises(errors.RootfsError, match="^mounting /proc: operation not permitted$"):
+        child.Conversation(host, Recorder(), 1).run()
+
+
+def test_a_message_without_a_type_is_a_protocol_error(pipes):
+    host, shim = pipes
+    os.write(shim.wfd, b'{"pid":3}\n')
+    with pytest.raises(sync.SyncError, match="^unexpected message None from the shim$"):
+        child.Conversation(host, Recorder(), 1).run()
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"garbage\n", "^malformed message from the peer: b'garbage'$"),
+    (b"\xff\n", r"^malformed message from the peer: b'\\xff'$"),
+    (b"[1]\n", r"^unexpected message \[1\] from the shim$"),
+    (b'"pid"\n', "^unexpected message 'pid' from the shim$"),
+    (b'{"type":"pid"}\n', r"^unexpected message \{'type': 'pid'\} from the shim: no pid$"),
+    (b'{"type":"pid","pid":"7"}\n', "no pid$"),
+    (b'{"type":"pid","pid":0}\n', "no pid$"),
+])
+def test_malformed_lines_are_protocol_errors_not_python_errors(pipes, raw, message):
+    host, shim = pipes
+    os.write(shim.wfd, raw)
+    with pytest.raises(sync.SyncError, match=message):
+        child.Conversation(host, Recorder(), 1).run()

@@ -5,6 +5,7 @@ these pin the resolution rules: the root is "/" for absolute links and "..", not
 by a lookup, the final component of a no-follow walk is the link itself.
 """
 
+import errno
 import os
 import stat
 
@@ -109,3 +110,90 @@ def test_no_fd_leak(root):
         with pytest.raises(FileNotFoundError):
             paths.walk(fd, "/nope/x")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# ------------------------------------------------------------ hostile links, one rule each
+
+
+def test_a_loop_of_two_links_is_eloop_and_creates_nothing(root):
+    r, _, fd = root
+    os.symlink("b", r / "a")
+    os.symlink("/a", r / "b")
+    with pytest.raises(OSError) as e:
+        paths.walk(fd, "/a/x", paths.make_dir())
+    assert e.value.errno == errno.ELOOP
+    assert sorted(os.listdir(r)) == ["a", "b"]
+
+
+def test_forty_links_are_followed_the_forty_first_is_eloop(root):
+    r, _, fd = root
+    (r / "end").mkdir()
+    os.symlink("end", r / "l0")
+    for i in range(1, 41):
+        os.symlink(f"l{i - 1}", r / f"l{i}")
+    with paths.walk(fd, "/l39") as node:  # 40 links
+        assert where(node.fd) == f"{r}/end"
+    with pytest.raises(OSError) as e:
+        paths.walk(fd, "/l40")
+    assert e.value.errno == errno.ELOOP
+
+
+def test_a_dangling_absolute_link_is_made_inside_the_root(root):
+    r, outside, fd = root
+    os.symlink(f"{outside}/made", r / "dangling")
+    with pytest.raises(FileNotFoundError):  # a lookup creates nothing
+        paths.walk(fd, "/dangling")
+    with paths.walk(fd, "/dangling", paths.make_dir()) as node:
+        assert where(node.fd) == f"{r}{outside}/made"
+    assert not (outside / "made").exists()
+
+
+def test_a_link_to_a_magic_link_stays_inside(root):
+    r, outside, fd = root
+    host = os.open(outside, os.O_PATH)
+    try:
+        os.symlink(f"/proc/self/fd/{host}", r / "magic")
+        with paths.walk(fd, "/magic/x", paths.make_dir()) as node:
+            assert where(node.fd) == f"{r}/proc/self/fd/{host}/x"
+        assert os.listdir(outside) == []
+        inside = paths.open_in_root(fd, f"/proc/self/fd/{host}")  # the kernel's walk: the same
+        assert where(inside) == f"{r}/proc/self/fd/{host}"
+        os.close(inside)
+    finally:
+        os.close(host)
+
+
+def test_links_to_dot_and_dotdot_are_the_root(root):
+    r, _, fd = root
+    os.symlink(".", r / "dot")
+    os.symlink("..", r / "dotdot")
+    for name in ("/dot", "/dotdot", "/dot/dotdot/dot"):
+        with paths.walk(fd, name) as node:
+            assert where(node.fd) == str(r)
+
+
+def test_the_root_itself_has_no_parent(root):
+    r, _, fd = root
+    for path in ("/", "", ".", "/..", "/./../"):
+        with paths.walk(fd, path, paths.make_dir()) as node:
+            assert node.parent is None and where(node.fd) == str(r)
+
+
+def test_mkdir_all_over_a_file_is_enotdir(root):
+    r, _, fd = root
+    (r / "f").write_text("")
+    with pytest.raises(NotADirectoryError):
+        paths.mkdir_all(fd, "/f")
+
+
+def test_a_name_that_keeps_appearing_is_given_up(root):
+    """walk() looks again when its create finds the name taken (a race); a bounded number of times."""
+    r, _, fd = root
+    calls = []
+
+    def make(parent, name):
+        calls.append(name)
+        raise FileExistsError(errno.EEXIST, "exists")
+    with pytest.raises(OSError) as e:
+        paths.walk(fd, "/racy", make)
+    assert e.value.errno == errno.ELOOP and len(calls) == 41

@@ -389,7 +389,7 @@ def test_save_never_writes_through_a_planted_symlink(store, tmp_path):
     assert store.load("c1") == {"id": "c1"}
 
 
-def test_load_refuses_what_is_not_ours(store, tmp_path):
+def test_load_refuses_what_is_not_ours(store, tmp_path, monkeypatch):
     from pyrunc.state.hostfile import Untrusted
     store.claim("c1").release()
     store.save("c1", {"id": "c1"})
@@ -397,8 +397,14 @@ def test_load_refuses_what_is_not_ours(store, tmp_path):
     with pytest.raises(Untrusted, match="writable by group or others"):
         store.load("c1")
     os.chmod(store.path("c1", STATE_FILE), 0o600)
-    os.chown(store.path("c1", STATE_FILE), 65534, 65534)
-    with pytest.raises(Untrusted, match="owned by uid 65534"):
+    me = os.geteuid()
+    if me == 0:
+        os.chown(store.path("c1", STATE_FILE), 65534, 65534)
+        other = 65534
+    else:  # only root can give a file away: be someone else instead
+        monkeypatch.setattr(os, "geteuid", lambda: me + 1)
+        other = me
+    with pytest.raises(Untrusted, match=f"owned by uid {other}"):
         store.load("c1")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -39,6 +39,10 @@ class SystemdError(CgroupError):
         self.name = name
 
 
+class SystemdTimeout(SystemdError):
+    """A start or stop job of ours did not finish in time."""
+
+
 def host_uid(uid_map_text=None):
     """The uid the bus sees for this process: our euid, mapped out of a user namespace through
     /proc/self/uid_map (runc asks `busctl --user status` for it instead)."""
@@ -124,7 +128,6 @@ class Systemd:
     def __init__(self, path, *, uid, via_bus, what="systemd"):
         self.what = what
         self.path = path
-        self._via_bus = via_bus
         self._version = None
         self._pending = []  # signals read while waiting for a reply
         shown = path.replace("\0", "@")
@@ -180,7 +183,7 @@ class Systemd:
                          (unit, "replace", properties, []))[0]
         result = self._wait_job(job, timeout)
         if result is None:
-            raise SystemdError(f"timeout waiting for {self.what} to create {unit}")
+            raise SystemdTimeout(f"timeout waiting for {self.what} to create {unit}")
         if result != "done":
             raise SystemdError(f"error creating systemd unit `{unit}`: got `{result}`")
 
@@ -190,7 +193,7 @@ class Systemd:
         job = self._call(PATH, MANAGER, "StopUnit", "ss", (unit, "replace"))[0]
         result = self._wait_job(job, timeout)
         if result is None:
-            raise SystemdError(f"timed out while waiting for {self.what} to remove {unit}")
+            raise SystemdTimeout(f"timed out while waiting for {self.what} to remove {unit}")
         return result
 
     def reset_failed(self, unit):
@@ -198,16 +201,6 @@ class Systemd:
 
     def set_properties(self, unit, properties):
         self._call(PATH, MANAGER, "SetUnitProperties", "sba(sv)", (unit, True, properties))
-
-    def unit_loaded(self, unit):
-        """Whether systemd has the unit loaded (GetUnit succeeds)."""
-        try:
-            self._call(PATH, MANAGER, "GetUnit", "s", (unit,))
-            return True
-        except SystemdError as err:
-            if err.name == "org.freedesktop.systemd1.NoSuchUnit":
-                return False
-            raise
 
     # --- the wire -------------------------------------------------------------------------
 

@@ -158,13 +158,14 @@ class SystemdManager:
         that never finishes. Then the directories systemd did not remove (v1 hierarchies)."""
         if self._start_failed:
             return
-        from .bus import SystemdError
+        from .bus import SystemdError, SystemdTimeout
         bus = self._systemd()
         try:
             bus.stop_unit(self.unit)
-        except SystemdError as err:
-            if err.name is None and "timed out" in str(err):
-                raise
+        except SystemdTimeout:
+            raise
+        except SystemdError:
+            pass
         try:
             bus.reset_failed(self.unit)
         except SystemdError:

@@ -154,7 +154,7 @@ _UNIFIED_MEMORY = {"memory.high": "MemoryHigh", "memory.low": "MemoryLow",
 def unified_properties(unified, version):
     """runc's unifiedResToSystemdProps: the keys systemd has a property for; the rest only go
     to the files."""
-    props = []
+    props: list[tuple[str, tuple[str, object]]] = []
     for key in sorted(unified):
         value = unified[key]
         field = f"{PREFIX}unified.{key}"

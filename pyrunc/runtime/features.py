@@ -5,11 +5,7 @@ than pyrunc implements. Cheap: no pyseccomp, no jsonschema; the only probes are 
 /sys lookups (AppArmor, SELinux), /proc/self/status and one seccomp(2) call per flag.
 """
 
-import ctypes
-
-from .. import SPEC_VERSION, __version__
-
-OCI_VERSION_MIN = "1.0.0"
+from ..version import SPEC_VERSION, SPEC_VERSION_MIN, __version__, commit
 
 # The hook lists pyrunc runs (runtime/hooks.py: create runs prestart + createRuntime, the init
 # createContainer + startContainer, start poststart, delete poststop). Only what is implemented:
@@ -19,17 +15,18 @@ HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "post
 CGROUP = {"v1": True, "v2": True, "systemd": True, "systemdUser": True}
 
 
-def features(commit):
+def features():
+    """The document as a dict (`pyrunc features` prints it as JSON)."""
     from ..linux import lsm, mountflags
     from ..linux.capabilities import NAMES as CAPABILITIES
     from ..linux.seccomp import FLAGS as SECCOMP_FLAGS
-    from ..linux.seccomp import flag_supported
+    from ..linux.seccomp import flag_supported, libseccomp_version
     from ..linux.syscalls import NAMESPACES
-    from ..security.seccomp import _ARCHES, _OPS, ACTIONS
+    from ..security.seccomp import ACTIONS, ARCHES, OPS
 
     seccomp_on = _seccomp_in_kernel()
-    doc = {
-        "ociVersionMin": OCI_VERSION_MIN,
+    doc: dict = {
+        "ociVersionMin": SPEC_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(HOOKS),
         "mountOptions": sorted(set(mountflags.FLAGS) | set(mountflags.PROPAGATION)
@@ -41,8 +38,8 @@ def features(commit):
             "seccomp": {
                 "enabled": seccomp_on,
                 "actions": sorted(ACTIONS),
-                "operators": sorted(_OPS),
-                "archs": sorted(_ARCHES),
+                "operators": sorted(OPS),
+                "archs": sorted(ARCHES),
                 "knownFlags": list(SECCOMP_FLAGS),
                 "supportedFlags": [n for n, f in SECCOMP_FLAGS.items() if seccomp_on and flag_supported(f)],
             },
@@ -52,11 +49,11 @@ def features(commit):
         },
         "annotations": {
             "io.github.pyrunc.checkpoint.enabled": "false",
-            "io.github.pyrunc.commit": commit,
+            "io.github.pyrunc.commit": commit(),
             "io.github.pyrunc.version": __version__,
         },
     }
-    libseccomp = _libseccomp_version()
+    libseccomp = libseccomp_version()
     if libseccomp:
         doc["annotations"]["io.github.seccomp.libseccomp.version"] = libseccomp
     doc["annotations"] = dict(sorted(doc["annotations"].items()))
@@ -72,25 +69,3 @@ def _seccomp_in_kernel():
     except OSError:
         pass
     return False
-
-
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
-
-
-def _libseccomp_version():
-    """The libseccomp the seccomp compiler will load (by soname: no find_library, no ldconfig)."""
-    try:
-        lib = ctypes.CDLL("libseccomp.so.2")
-    except OSError:
-        return None
-    lib.seccomp_version.restype = ctypes.POINTER(_Version)
-    v = lib.seccomp_version().contents
-    return f"{v.major}.{v.minor}.{v.micro}"
-
-
-def features_json(commit):
-    """runc's output: 4-space indentation and a trailing newline."""
-    import json
-    return json.dumps(features(commit), indent=4) + "\n"
-
