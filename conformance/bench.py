@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import IO
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, "tests"))
@@ -100,13 +101,47 @@ def make_bundles(base: str) -> Bundles:
 
 # -- running commands ---------------------------------------------------------------------------
 
+class TimedOut(BenchError):
+    pass
+
+
+@contextlib.contextmanager
+def alarm(seconds: float) -> Iterator[None]:
+    """TimedOut after `seconds`, by SIGALRM: waits block in waitpid. (Popen.wait(timeout=...) polls
+    with sleeps doubling up to 50 ms: it would round every time up to its next poll, 7.5, 15.5,
+    31.5, 63.5 ms...)"""
+    def handler(signum: int, frame: object) -> None:
+        raise TimedOut(f"no exit within {seconds:.0f} s")
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run_all(argvs: Sequence[Sequence[str]], stdout: IO[bytes] | int, stderr: IO[bytes]) -> list[int]:
+    """Start every argv at once, then wait for each (killed after TIMEOUT); their exit statuses."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with alarm(TIMEOUT):
+            procs.extend(subprocess.Popen(a, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr) for a in argvs)
+            return [p.wait() for p in procs]
+    except TimedOut:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        raise
+
+
 def execute(argv: Sequence[str], stdout: bool = False) -> tuple[float, str]:
     """Wall seconds of argv and its stdout (if asked), or BenchError. Its output goes to files, not
     pipes: a created container's process keeps the runtime's stdio open."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out if stdout else subprocess.DEVNULL,
-                            stderr=err, timeout=TIMEOUT).returncode
+        rc = run_all([argv], out if stdout else subprocess.DEVNULL, err)[0]
         elapsed = time.perf_counter() - start
         if rc != 0:
             err.seek(0)
@@ -149,12 +184,10 @@ def pss_kib(pid: int) -> float:
 def batch(argvs: list[list[str]]) -> None:
     """Start every argv at once, wait for all; BenchError if one failed."""
     with tempfile.TemporaryFile() as err:
-        procs = [subprocess.Popen(a, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-                 for a in argvs]
-        failed = [p.returncode for p in procs if p.wait(timeout=TIMEOUT) != 0]
+        failed = [rc for rc in run_all(argvs, subprocess.DEVNULL, err) if rc != 0]
         if failed:
             err.seek(0)
-            raise BenchError(f"{len(failed)} of {len(procs)} failed, e.g. exit {failed[0]}: "
+            raise BenchError(f"{len(failed)} of {len(argvs)} failed, e.g. exit {failed[0]}: "
                              f"{err.read().decode().strip()[-300:]}")
 
 
