@@ -22,7 +22,7 @@ BUNDLE     ?= build/bundle
 PREFIX     ?= /usr/local
 
 .PHONY: setup setup-engines demo lint test test-vm test-v2 test-v2-systemd test-hybrid-systemd vm-assets unit \
-	integration engines bench bench-engines bench-vm-engines install clean
+	integration engines bench bench-engines engine-calls bench-vm-engines install clean
 
 # Idempotent and quick when everything is there: only missing apt packages are installed,
 # and the venv is rebuilt only when pyproject.toml changed.
@@ -169,6 +169,12 @@ bench: setup
 
 bench-engines: setup-engines
 	$(PY) conformance/engines_bench.py --out build/bench-engines.md
+
+# which runtime calls docker, podman and containerd make per container and how long each takes,
+# runc and pyrunc alternately, each behind a logging wrapper (ENGINE_CALLS_ROUNDS rounds)
+ENGINE_CALLS_ROUNDS ?= 10
+engine-calls: setup-engines
+	$(PY) conformance/engine_calls.py $(ENGINE_CALLS_ROUNDS)
 
 # `docker/podman run --rm` on the systemd driver, runc and pyrunc alternately, in the --systemd VM
 bench-vm-engines: setup setup-engines vm-assets

@@ -24,18 +24,24 @@ from .state.store import Store, check_id, make_private_root
 __all__ = ["DEFAULT_ROOT", "Runtime", "ensure_sealed", "features", "make_private_root",
            "read_resources", "socket_activation_fds", "spec_template"]
 
-# runtime.create pulls in the shim, ctypes, python-prctl and cgroups: only create/run need them,
+# runtime.create pulls in the shim, ctypes and cgroups: only create/run need them,
 # and engines call state/kill/delete as often as create (delete --force after every container).
 
 DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False, rootless=None):
+    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False, rootless=None,
+                 warm_cgroups=False):
         """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
         systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup); rootless:
         tolerate cgroup permission errors (runc's --rootless; None: runc's auto rule,
-        pyrunc.rootless.rootless_cgroups)."""
+        pyrunc.rootless.rootless_cgroups). warm_cgroups: a create or run follows, start
+        warming the kernel's cgroup attach lock now (runtime/attachlock.py)."""
+        self._warmer = None
+        if warm_cgroups:
+            from .runtime.attachlock import AttachLockWarmer
+            self._warmer = AttachLockWarmer()
         self.store = Store(root)
         self.warn = warn
         self.systemd_cgroup = systemd_cgroup
@@ -47,6 +53,11 @@ class Runtime:
     @property
     def root(self):
         return self.store.root
+
+    def take_warmer(self):
+        """The attach-lock warmer warm_cgroups started (create stops it), or None."""
+        warmer, self._warmer = self._warmer, None
+        return warmer
 
     def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
                no_pivot=False, preserve_fds=0, listen_fds=0):
@@ -60,7 +71,8 @@ class Runtime:
         return create(self.store, container_id, bundle, pid_file=pid_file,
                       console_socket=console_socket, no_pivot=no_pivot,
                       preserve_fds=preserve_fds, listen_fds=listen_fds, warn=self.warn,
-                      systemd_cgroup=self.systemd_cgroup, rootless=self.rootless)
+                      systemd_cgroup=self.systemd_cgroup, rootless=self.rootless,
+                      warmer=self.take_warmer())
 
     def start(self, container_id, *, main_pid=None):
         """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,

@@ -155,8 +155,10 @@ def main(argv=None):
         if verb in SEALED_VERBS:
             from ..api import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
+        # create/run: the kernel's cgroup attach lock warms up while we import and check the
+        # bundle (runtime/attachlock.py)
         return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
-                                   rootless=rootless_cgroups),
+                                   rootless=rootless_cgroups, warm_cgroups=verb in ("create", "run")),
                            opts, positionals) or 0
     except (PyruncError, OSError) as e:
         # The type decides, never the text: a PyruncError's text is the message (runc's

@@ -1,13 +1,12 @@
 """Capability sets: names -> numbers, and applying them to the calling process.
 
-python-prctl does the bounding set, keep-caps and the e/p/i sets; it has no ambient call,
-so that one is prctl(2) through syscalls.prctl.
+prctl(2) (bounding set, keep-caps, ambient) and capset(2) (the e/p/i sets) through
+linux/syscalls.py: importing python-prctl cost ~1 ms of every create.
 """
 
 
-import prctl  # at import time: the shim applies caps after pivot_root, where imports fail
-
 from ..errors import CapabilityError
+from .syscalls import capset
 from .syscalls import prctl as raw_prctl
 
 # Kernel numbering (include/uapi/linux/capability.h).
@@ -26,6 +25,8 @@ NUMBERS = {name: i for i, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -66,24 +67,24 @@ def resolve(capabilities, last=None):
 def drop_bounding(keep, last):
     for cap in range(last + 1):
         if cap not in keep:
-            prctl.capbset_drop(cap)
+            raw_prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
 
 
 def set_keepcaps(flag):
-    prctl.set_keepcaps(bool(flag))
+    raw_prctl(PR_SET_KEEPCAPS, 1 if flag else 0, 0, 0, 0)
 
 
 def apply_sets(effective, permitted, inheritable, last):
-    """Make the three sets exactly these (capset through libcap)."""
-    every = range(last + 1)
-    prctl.set_caps(
-        ([c for c in every if c in effective], prctl.CAP_EFFECTIVE, True),
-        ([c for c in every if c not in effective], prctl.CAP_EFFECTIVE, False),
-        ([c for c in every if c in permitted], prctl.CAP_PERMITTED, True),
-        ([c for c in every if c not in permitted], prctl.CAP_PERMITTED, False),
-        ([c for c in every if c in inheritable], prctl.CAP_INHERITABLE, True),
-        ([c for c in every if c not in inheritable], prctl.CAP_INHERITABLE, False),
-    )
+    """Make the three sets exactly these (capabilities 0..last; capset(2))."""
+    capset(_mask(effective, last), _mask(permitted, last), _mask(inheritable, last))
+
+
+def _mask(caps, last):
+    mask = 0
+    for cap in caps:
+        if 0 <= cap <= last:
+            mask |= 1 << cap
+    return mask
 
 
 def set_ambient(caps):

@@ -106,6 +106,21 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
 
 
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective, permitted, inheritable):
+    """capset(2) of the calling thread: the three sets as bit masks (version 3, 64 bits)."""
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    for i, mask in enumerate((effective, permitted, inheritable)):
+        data[i] = mask & 0xFFFFFFFF        # __user_cap_data_struct[0]: caps 0-31
+        data[3 + i] = mask >> 32 & 0xFFFFFFFF  # [1]: caps 32-63
+    if libc.capset(header, data) < 0:
+        err = ctypes.get_errno()  # bare: the caller words it as runc ("unable to apply caps: ...")
+        raise OSError(err, os.strerror(err).lower())
+
+
 def is_child_subreaper():
     flag = ctypes.c_int(0)
     prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag))
@@ -116,6 +131,14 @@ def set_process_name(name):
     """PR_SET_NAME (what ps and /proc/PID/comm show); needs no write access to /proc."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
     check(libc.prctl(PR_SET_NAME, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+def malloc_trim():
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim(0)); a no-op
+    where the C library has none (musl)."""
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):

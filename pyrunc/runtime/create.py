@@ -12,26 +12,50 @@ from ..spec.load import load_bundle
 from ..state import procfs
 from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
-from . import child
+from . import attachlock, child
 from .status import describe
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, preserve_fds=0, listen_fds=0, warn=None, systemd_cgroup=False,
-           console_fd=None, rootless=False):
+           console_fd=None, rootless=False, warmer=None):
     """console_fd: a connected console socket instead of --console-socket (foreground `run`
     passes its pty proxy's end, runtime/tty_proxy.py); the caller keeps and closes it.
     rootless: cgroups we may not create or join are skipped (runc's rootless cgroups).
     listen_fds: fds 3..3+listen_fds-1 are socket-activation fds for the process (LISTEN_FDS,
-    LISTEN_PID=1 in its environment); the preserve_fds ones follow them."""
-    begin = t = trace.clock()  # --debug: each step's time (None, and no clock read, without)
+    LISTEN_PID=1 in its environment); the preserve_fds ones follow them.
+    warmer: a running attachlock.AttachLockWarmer (the caller's, started early), else one is
+    started here; stopped before the fork (runtime/attachlock.py)."""
+    begin = trace.clock()  # --debug: each step's time (None, and no clock read, without)
     check_id(container_id)  # before anything derives a path (a cgroup) from it
+    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
+    if warmer is not None and warmer.fd is not None and warmer.fd < 3 + listen_fds + preserve_fds:
+        warmer.stop()  # its fd is in the caller's range: gone before that range is checked
     # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
     # of ours (the store's lock) could land there and be passed on
-    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
-    check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
-    check_preserved_fds(listen_fds)
+    try:
+        check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
+        check_preserved_fds(listen_fds)
+    except BaseException:
+        if warmer is not None:
+            warmer.stop()
+        raise
     preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
+    # the grace period of the first cgroup.procs write passes while we read and check the
+    # bundle (runtime/attachlock.py); its fd is above the caller's range
+    if warmer is None:
+        warmer = attachlock.AttachLockWarmer()
+    try:
+        return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
+                       preserve_fds, listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer,
+                       begin)
+    finally:
+        warmer.stop()
+
+
+def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds,
+            listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer, begin):
+    t = begin
     bundle = os.path.abspath(bundle)
     config, rootfs = load_bundle(bundle)
     from ..spec.semantic import absolute_destinations
@@ -91,6 +115,7 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
                              capabilities, last_cap, seccomp, init_hooks, listen_fds)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
+            warmer.stop()  # no thread but ours at the fork
             init_pid = child.spawn(
                 shim.stage1, plan, _Answers(config, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,

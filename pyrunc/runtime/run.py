@@ -37,7 +37,8 @@ def run(runtime, container_id, bundle, *, detach, keep=False, **create_args):
             from .create import create
             init_pid = create(runtime.store, container_id, bundle, warn=runtime.warn,
                               systemd_cgroup=runtime.systemd_cgroup, rootless=runtime.rootless,
-                              console_fd=proxy.console_end(), **create_args).pid
+                              console_fd=proxy.console_end(), warmer=runtime.take_warmer(),
+                              **create_args).pid
     except BaseException:
         subreaper.restore()
         if proxy is not None:

@@ -66,6 +66,9 @@ def stage1(plan, sock):
     code = 1
     step = Step("joining the container's cgroups")
     try:
+        if _makes_namespace(plan.config, "network"):
+            # while the host writes us into our cgroups: the module that brings `lo` up
+            from ..linux import netif  # noqa: F401
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
         t = trace.clock()  # --debug: the steps' times (no clock read without it)
         # By path, in this process only: the host keeps its own cwd and no fd of the bundle
@@ -122,6 +125,11 @@ def stage1(plan, sock):
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
         sync.report(sock, e, step.now)
     os._exit(code)
+
+
+def _makes_namespace(config, kind):
+    return any(ns.get("type") == kind and not ns.get("path")
+               for ns in (config.get("linux") or {}).get("namespaces") or ())
 
 
 def become_root():
@@ -254,6 +262,9 @@ def _stage2(plan, sock, cgroup_paths, step):
     sync.debug(sock, "init: closing the pipe to signal completion")
     sock.send(sync.READY)
     sock.close()
+    # What waits from here until `start` is the memory the waiting container costs (its PSS):
+    # the C heap's free pages go back (~0.2-0.8 MB), after "ready", off create's path
+    sc.malloc_trim()
 
     # seccomp is loaded by now: a profile that refuses what the wait needs fails here, after
     # "ready", so this text on the process's stderr is the only report: it names the field
