@@ -10,13 +10,13 @@ tests/engines/test_engines_systemd.py does, on their default driver), runs one w
 and runtime, then ROUNDS rounds; in each round every engine runs once with each runtime, the order
 of the runtimes alternating, so both see the same machine load. Measured: the wall time of the
 engine's client command `run --rm ... echo hi` (docker, podman, ctr), i.e. the engine's whole
-create/start/wait/delete conversation with the runtime. The statistics and the table are
-conformance/bench.py's: median, p10, p90, and the median over runc's.
-
-A CRI pod's teardown (crictl stopp + rmp) needs crictl and containerd's CRI plugin with a pause
-image; where that cannot run here, the table says why, as for an engine or a runtime that cannot
-run (e.g. a runtime the engine's cgroup driver refuses). A benchmark, not a test: nothing asserts
-on times, and it fails only if a measured run fails after its warm-up succeeded.
+create/start/wait/delete conversation with the runtime; and a pod's teardown: what containerd's CRI
+does for crictl stopp + rmp (kill --all SIGKILL, delete), through ctr on a task made untimed, since
+crictl itself needs a package and a pause image this host has not (its row says so). The
+statistics and the table are conformance/bench.py's: median, p10, p90, and the median over runc's.
+What cannot run here (an engine, a runtime the engine's cgroup driver refuses) is a row saying why.
+A benchmark, not a test: nothing asserts on times, and it fails only if a measured run fails after
+its warm-up succeeded.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +49,26 @@ def run_rm(engine: Any) -> Measure:
             raise BenchError(lines[-1][:200])
         seconds: float = r.seconds
         return seconds
+    return measure
+
+
+def pod_teardown(ctr: Any) -> Measure:
+    """The runtime side of CRI `stopp` + `rmp` through ctr: a `sleep` task made untimed (`run -d`,
+    as `runp` would), then timed: `task kill --all -s SIGKILL`, `task rm -f`, `containers rm` (what
+    containerd's CRI does through the same runc v2 shim; crictl itself cannot run here)."""
+    def measure(runtime: str) -> float:
+        pod = f"{ctr.PREFIX}pod{os.getpid()}-{time.monotonic_ns()}"
+        up = ctr.cli("run", "-d", *ctr.runtime_opts(runtime, pod), ctr.image, pod, "sleep", "1000")
+        if up.rc != 0:
+            raise BenchError(f"run -d: {up.err.strip()[-200:]}")
+        total = 0.0
+        for argv in (("task", "kill", "--all", "-s", "SIGKILL", pod), ("task", "rm", "-f", pod),
+                     ("containers", "rm", pod)):
+            r = ctr.cli(*argv)
+            if r.rc != 0:
+                raise BenchError(f"{' '.join(argv[:2])}: {r.err.strip()[-200:]}")
+            total += r.seconds
+        return total
     return measure
 
 
@@ -79,7 +100,8 @@ def scenarios(names: Sequence[str], systemd: bool) -> tuple[dict[str, Measure], 
     wanted = {n: f"{n} run --rm" for n in names if n in ("docker", "podman", "ctr")}
     not_run: dict[str, str] = {}
     if "cri" in names:
-        not_run["CRI stopp+rmp"] = cri_unavailable()
+        not_run["crictl stopp+rmp"] = cri_unavailable()
+        wanted.setdefault("cri", "ctr pod teardown")
     if wanted and (missing := missing_tools()):
         return {}, {**{w: f"not installed: {', '.join(missing)}" for w in wanted.values()}, **not_run}
     if not wanted:
@@ -92,7 +114,10 @@ def scenarios(names: Sequence[str], systemd: bool) -> tuple[dict[str, Measure], 
     except (OSError, RuntimeError, AssertionError) as e:
         stop_all()
         return {}, {**{w: f"the engines did not start: {str(e)[:200]}" for w in wanted.values()}, **not_run}
-    return {wanted[e.name]: run_rm(e) for e in engines if e.name in wanted}, not_run
+    measures = {wanted[e.name]: run_rm(e) for e in engines if e.name in wanted}
+    if "cri" in names:
+        measures["ctr pod teardown"] = pod_teardown(next(e for e in engines if e.name == "ctr"))
+    return measures, not_run
 
 
 def warm_up(measures: dict[str, Measure]) -> dict[tuple[str, str], str]:
