@@ -36,7 +36,7 @@ class Runtime:
         """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
         systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup); rootless:
         tolerate cgroup permission errors (runc's --rootless; None: runc's auto rule,
-        pyrunc.rootless.rootless_cgroups). warm_cgroups: a create or run follows, start
+        pyrunc.rootless.rootless_cgroups). warm_cgroups: a create, run or exec follows, start
         warming the kernel's cgroup attach lock now (runtime/attachlock.py)."""
         self._warmer = None
         if warm_cgroups:
@@ -55,7 +55,7 @@ class Runtime:
         return self.store.root
 
     def take_warmer(self):
-        """The attach-lock warmer warm_cgroups started (create stops it), or None."""
+        """The attach-lock warmer warm_cgroups started (create or exec stops it), or None."""
         warmer, self._warmer = self._warmer, None
         return warmer
 
@@ -165,7 +165,7 @@ class Runtime:
                             process_label=process_label, tty=tty, detach=detach,
                             pid_file=pid_file, console_socket=console_socket,
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
-                            cgroup=cgroup, warn=self.warn)
+                            cgroup=cgroup, warn=self.warn, warmer=self.take_warmer())
 
     def validate(self, bundle):
         """Every problem create would find in the bundle (one line each), creating nothing;

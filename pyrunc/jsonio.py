@@ -3,8 +3,9 @@
 The stdlib's `json` imports `re`, which imports `enum`: ~10 ms of a ~35 ms `pyrunc start`.
 Its C accelerator `_json` holds the real scanner and encoder and imports neither, so these
 two functions drive it directly: the same output as `json.dumps(obj, separators=(",", ":"))`
-(ASCII, `sort_keys` optional) and the same parse as `json.loads`. Pretty-printed output
-(`state`, `spec`) still uses `json`. Without `_json` (not CPython) they fall back to `json`.
+(ASCII, `sort_keys` optional) and the same parse as `json.loads`; `dumps_indent` is
+`json.dumps(obj, indent=...)` (what `state` prints). Without `_json` (not CPython) they fall
+back to `json`.
 """
 
 import sys
@@ -117,3 +118,48 @@ def dumps(obj, sort_keys=False):
     encode = _json.make_encoder({}, _unserializable, _json.encode_basestring_ascii, None, ":", ",",
                                 sort_keys, False, True)
     return "".join(encode(obj, 0))
+
+
+def dumps_indent(obj, indent=2):
+    """json.dumps(obj, indent=indent): the same text (ASCII, ", " / ": " separators, empty
+    containers as {} and []). 3.11's C encoder ignores indent, so the nesting is walked here and
+    the scalars are left to _json's compact encoder."""
+    if _json is None:
+        import json
+        return json.dumps(obj, indent=indent)
+    step = " " * indent if isinstance(indent, int) else indent
+    scalar = _json.make_encoder({}, _unserializable, _json.encode_basestring_ascii, None, ": ", ", ",
+                                False, False, True)
+    out = []
+
+    def walk(value, pad):
+        if isinstance(value, dict):
+            if not value:
+                out.append("{}")
+                return
+            inner = pad + step
+            first = True
+            for key, item in value.items():
+                out.append(("{\n" if first else ",\n") + inner)
+                first = False
+                if not isinstance(key, str):  # json's rule: a scalar key as its JSON text
+                    key = "".join(scalar(key, 0))
+                out.append(_json.encode_basestring_ascii(key) + ": ")
+                walk(item, inner)
+            out.append("\n" + pad + "}")
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                out.append("[]")
+                return
+            inner = pad + step
+            first = True
+            for item in value:
+                out.append(("[\n" if first else ",\n") + inner)
+                first = False
+                walk(item, inner)
+            out.append("\n" + pad + "]")
+        else:
+            out.extend(scalar(value, 0))
+
+    walk(obj, "")
+    return "".join(out)

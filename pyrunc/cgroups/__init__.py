@@ -12,6 +12,7 @@ is `runc update`. Paths, conversions and what is left out: docs/cgroups.md.
 
 Nothing is imported here until it is used: `pyrunc state` (every verb's status) reads the
 freezer through cgroups/freezer.py, and only create needs the Manager (stats on first use).
+The verbs after create (manager_from_state) load neither layout.py nor the setters.
 """
 
 import os

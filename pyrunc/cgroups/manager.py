@@ -10,27 +10,33 @@ import errno
 import os
 import time
 
-from . import fsio, v1, v2
+from . import fsio
 from .errors import CgroupError, CgroupFrozen
 from .paths import UNIFIED
-from .values import PREFIX, SetContext, section
+
+# v1.py, v2.py and values.py (and devices.py, convert.py under them) write limits: loaded by
+# create() and set() only, not by the verbs that read, freeze or remove a cgroup
 
 _FROZEN = "container's cgroup unexpectedly frozen"  # runc's words
 
 # set() order: runc's v1 subsystem order (cpuset before anything a task needs, devices early)
 # (v1 key, v2 controller, linux.resources key, v1 setter, v2 setter)
-_GROUPS = (
-    ("cpuset", "cpuset", "cpu", v1.cpuset, v2.cpuset),
-    ("devices", None, "devices", v1.devices, v2.devices),
-    ("memory", "memory", "memory", v1.memory, v2.memory),
-    ("cpu", "cpu", "cpu", v1.cpu, v2.cpu),
-    ("pids", "pids", "pids", v1.pids, v2.pids),
-    ("blkio", "io", "blockIO", v1.blkio, v2.io),
-    ("hugetlb", "hugetlb", "hugepageLimits", v1.hugetlb, v2.hugetlb),
-    ("net_cls", None, "network", v1.net_cls, v2.network),
-    ("net_prio", None, "network", v1.net_prio, v2.network),
-    ("rdma", "rdma", "rdma", v1.rdma, v2.rdma),
-)
+def _groups():
+    from . import v1, v2
+    return (
+        ("cpuset", "cpuset", "cpu", v1.cpuset, v2.cpuset),
+        ("devices", None, "devices", v1.devices, v2.devices),
+        ("memory", "memory", "memory", v1.memory, v2.memory),
+        ("cpu", "cpu", "cpu", v1.cpu, v2.cpu),
+        ("pids", "pids", "pids", v1.pids, v2.pids),
+        ("blkio", "io", "blockIO", v1.blkio, v2.io),
+        ("hugetlb", "hugetlb", "hugepageLimits", v1.hugetlb, v2.hugetlb),
+        ("net_cls", None, "network", v1.net_cls, v2.network),
+        ("net_prio", None, "network", v1.net_prio, v2.network),
+        ("rdma", "rdma", "rdma", v1.rdma, v2.rdma),
+    )
+
+
 _OBJECT_SECTIONS = frozenset(("cpu", "memory", "pids", "blockIO", "network"))
 
 # where pids() looks: any hierarchy holds every process; prefer the ones always present
@@ -128,6 +134,7 @@ class Manager:
     def create(self):
         """mkdir -p in every hierarchy; a v1 cpuset gets its parent's cpus/mems, a cgroup2
         path gets the controllers enabled in each ancestor's subtree_control (as runc)."""
+        from . import v1
         made: list[str] = []
         try:
             for key, d in self._unique_dirs():
@@ -197,11 +204,13 @@ class Manager:
         device rules whose path the spec redefines, as runc does. skip_devices: no device
         policy at all (runc's SkipDevices: a cgroup delegated to an unprivileged user, where
         the kernel refuses device filters)."""
+        from . import v2
+        from .values import PREFIX, SetContext, section
         r = resources or {}
         if not isinstance(r, dict):
             raise CgroupError(f"linux.resources: expected an object, got {r!r}")
         ctx = SetContext(update, self.warnings, linux_devices)
-        for key, v2_name, rkey, set_v1, set_v2 in _GROUPS:
+        for key, v2_name, rkey, set_v1, set_v2 in _groups():
             if key == "devices" and skip_devices:
                 continue
             part = section(r, rkey) if rkey in _OBJECT_SECTIONS else r.get(rkey)

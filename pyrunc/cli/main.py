@@ -128,11 +128,11 @@ def main(argv=None):
         logger.error(f"{PROG}: {e}")
         return 1
 
-    from .. import rootless
     root = gopts["root"]
     from_xdg = False
-    if root is None:
-        root, from_xdg = rootless.default_root()
+    if root is None:  # engines pass --root: rootless.py only without it
+        from ..rootless import default_root
+        root, from_xdg = default_root()
         gopts["root"] = root
     if not root or os.path.exists(root) and not os.path.isdir(root):
         logger.error(f"--root {root!r}: not a directory")
@@ -155,10 +155,11 @@ def main(argv=None):
         if verb in SEALED_VERBS:
             from ..api import ensure_sealed
             ensure_sealed(reexec=own_argv)  # may re-exec us through the sealed interpreter
-        # create/run: the kernel's cgroup attach lock warms up while we import and check the
-        # bundle (runtime/attachlock.py)
+        # create/run/exec: the kernel's cgroup attach lock warms up while we import and check
+        # the bundle or the process (runtime/attachlock.py)
         return cmd.handler(Runtime(root, warn=logger.warning, systemd_cgroup=gopts["systemd_cgroup"],
-                                   rootless=rootless_cgroups, warm_cgroups=verb in ("create", "run")),
+                                   rootless=rootless_cgroups,
+                                   warm_cgroups=verb in ("create", "run", "exec")),
                            opts, positionals) or 0
     except (PyruncError, OSError) as e:
         # The type decides, never the text: a PyruncError's text is the message (runc's
@@ -191,6 +192,11 @@ def _rootless_cgroups(gopts):
 
 
 def entry():
+    # No cyclic GC for a CLI call: its imports (30-100 modules) allocate enough to trigger
+    # several collections that find nothing (reference counting frees what a verb drops):
+    # 5-10% of what pyrunc adds to the interpreter's start. `events` turns it back on to stream.
+    import gc
+    gc.disable()
     try:
         code = main()
     except KeyboardInterrupt:

@@ -1,7 +1,6 @@
 """The verbs that act on a container's cgroup: update, pause, resume, ps, events."""
 
 import os
-import select
 import time
 
 from ..errors import InvalidStateError, NotRunning
@@ -121,6 +120,7 @@ def events(store, container_id, *, stats_only, interval, emit):
                 next_stats = now + interval
             wait = max(0.0, min(next_stats - now, 0.5))
             if oom_fd is not None:
+                import select
                 ready, _, _ = select.select([oom_fd], [], [], wait)
                 if ready:
                     os.read(oom_fd, 8)

@@ -7,15 +7,22 @@ import time
 
 from .. import trace
 from ..errors import ContainerNotFound, InvalidStateError, NotRunning, PyruncError
-from ..linux import sig
 from ..state import procfs
 from ..state.store import EXEC_FIFO
-from .cgroup_ops import container_pids
-from .cgroup_ops import manager as cgroup_manager
-from .signals import parse as parse_signal
 from .status import CREATED, PAUSED, RUNNING, STOPPED, describe, status_of
 
 START_TIMEOUT = 10.0
+
+
+def cgroup_manager(record):
+    """cgroup_ops.manager, loaded by the verbs that touch a cgroup (not state, list, start)."""
+    from .cgroup_ops import manager
+    return manager(record)
+
+
+def container_pids(record):
+    from .cgroup_ops import container_pids as pids
+    return pids(record)
 
 
 def state(store, container_id):
@@ -144,6 +151,7 @@ def _release_barrier(store, record):
 def kill(store, container_id, sig="SIGTERM", all_processes=False):
     with store.lock(container_id):
         record = store.load(container_id)
+        from .signals import parse as parse_signal  # goparse and the name table: kill only
         signum = parse_signal(sig)  # after the lookup, as runc: a missing container wins
         status = status_of(store, record)
         trace.debug("kill %s: signal %d to %s (init %d, %s)", container_id, signum,
@@ -163,6 +171,7 @@ def kill(store, container_id, sig="SIGTERM", all_processes=False):
 
 def _signal_init(record, signum):
     """Signal through a pidfd after re-checking the start time, so a reused pid is never hit."""
+    from ..linux import sig
     try:
         pidfd = os.pidfd_open(record["pid"])
     except ProcessLookupError:
@@ -222,6 +231,7 @@ def _end_orphans(store, container_id):
     """While delete waits for the lock: if the create that holds it was killed, the holder is
     a process it forked (stage1 or the init inherited the lock's fd), which nobody will ever
     end: kill the processes of the recorded cgroup so the lock is released."""
+    from ..linux import sig
     creating = store.load_creating(container_id)
     if not creating or procfs.is_alive(creating.get("creator_pid") or 0,
                                        creating.get("creator_start")):
@@ -238,6 +248,7 @@ def _end_orphans(store, container_id):
 def _remove_unfinished(store, container_id):
     """Under the lock: the leftover of a create that did not finish. Its provisional record
     (creating.json, if it got that far) names the cgroup, which holds every process it made."""
+    from ..linux import sig
     creating = store.load_creating(container_id)
     if creating and creating.get("cgroup"):
         cgroup = cgroup_manager(creating)
@@ -262,6 +273,7 @@ def _kill_and_wait(record, timeout=10.0):
     """SIGKILL the container's processes and wait until the init is gone and the cgroup empty.
 
     Without a cgroup, a container sharing the host's pid namespace only loses its init."""
+    from ..linux import sig
     cgroup = cgroup_manager(record)
     init_alive = procfs.is_alive(record["pid"], record["start_time"])
     pids = container_pids(record) if (init_alive or cgroup) else []

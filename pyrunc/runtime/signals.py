@@ -1,11 +1,16 @@
 """Signal names and numbers as `kill` accepts them (9, KILL, SIGKILL), and sending them.
 
-`import signal` costs ~5 ms (it builds enums): engines pass numbers (`kill ID 15`), so the
-module is imported only to look up a name.
+`import signal` costs ~5 ms (it builds enums): names are looked up in `_signal`, the C half
+it wraps, whose SIG* attributes are plain ints.
 """
 
 from ..errors import SignalError
 from ..goparse import is_atoi
+
+try:
+    import _signal as sig  # type: ignore[import-not-found]  # no stubs for the C module
+except ImportError:  # pragma: no cover - not CPython
+    import signal as sig
 
 
 def parse(raw):
@@ -15,16 +20,18 @@ def parse(raw):
     if is_atoi(raw) and -(1 << 63) <= int(raw) < (1 << 63):
         number = int(raw) & 0xFFFFFFFF  # the kernel's signal argument is a C int: the low 32 bits
         return number - (1 << 32) if number >= (1 << 31) else number
-    import signal
     name = raw.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    sig = signal.Signals.__members__.get(name)
     # runc's table (x/sys/unix) has the 31 standard names only: no aliases (SIGIOT, SIGCLD,
-    # SIGPOLL, which Python's enum maps onto other names) and no SIGRTMIN/SIGRTMAX.
-    if sig is None or sig.name != name or sig >= 32:
+    # SIGPOLL) and no SIGRTMIN/SIGRTMAX
+    found = None if name.startswith("SIG_") or name in _NOT_RUNCS else getattr(sig, name, None)
+    if not isinstance(found, int) or not 0 < found < 32:
         # runc's wording, with Go's %q quoting (engines match this text)
         raise SignalError(f'unknown signal "{raw}"')
-    return int(sig)
+    return found
+
+
+_NOT_RUNCS = ("SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX")
 
 

@@ -15,6 +15,7 @@ import time
 import pytest
 from helpers import create, error_of, state, wait_for  # noqa: E402
 
+from pyrunc.errors import PyruncError
 from pyrunc.linux.capabilities import NUMBERS
 
 ENGINE_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -520,6 +521,22 @@ def test_api_exec(running, cid, pyrunc, tmp_path):
     assert rc == 4 and out.read_text() == "api\n"
     assert rt.exec(cid, process={"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
                                  "env": ["PATH=/bin"]}) == 0
+
+
+def test_api_exec_stops_the_attach_lock_warmer(running, cid, pyrunc):
+    """exec takes the warmer the CLI starts (runtime/attachlock.py) and has stopped its thread
+    once it returns, whether the exec worked or failed."""
+    import _thread
+
+    from pyrunc import Runtime
+    threads = _thread._count()
+    rt = Runtime(pyrunc.root, warm_cgroups=True)  # a thread if our own cgroup can be written
+    assert rt.exec(cid, ["true"], detach=True) == 0
+    assert rt.take_warmer() is None and _thread._count() == threads
+    rt = Runtime(pyrunc.root, warm_cgroups=True)
+    with pytest.raises(PyruncError):
+        rt.exec(cid, ["true"], cwd="relative", detach=True)
+    assert rt.take_warmer() is None and _thread._count() == threads
 
 
 # ---------------------------------------------------------------- parsing (no container)

@@ -14,9 +14,18 @@ from helpers import Runner
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # ~13 ms together (json pulls in re, re and signal pull in enum), subprocess ~16 ms more,
-# pyseccomp ~26 ms (a seccomp cache hit must not load it), socket ~4 ms
+# pyseccomp ~26 ms (a seccomp cache hit must not load it), socket ~4 ms, copy (weakref,
+# copyreg) ~1.3 ms, threading and locale (subprocess's) ~1 ms
 HEAVY = {"json", "re", "enum", "signal", "subprocess", "pyseccomp", "socket", "jsonschema", "pyroute2",
-         "jeepney"}
+         "jeepney", "copy", "weakref", "threading", "locale", "dataclasses", "typing"}
+# what only create (manager_for) and update (set) need: the verbs after create rebuild the
+# manager from the state and read, freeze or remove
+CGROUP_SETTERS = {"pyrunc.cgroups.layout", "pyrunc.cgroups.v1", "pyrunc.cgroups.v2",
+                  "pyrunc.cgroups.values", "pyrunc.cgroups.devices"}
+# and what `state` (every engine's status poll), `start` and a missing id need at all: no
+# cgroup Manager (the freezer read only), no signal names, no shim
+NOT_FOR_STATE = {"pyrunc.cgroups.manager", "pyrunc.runtime.cgroup_ops", "pyrunc.runtime.signals",
+                 "pyrunc.shim", "pyrunc.rootless", "select", "ctypes"}
 
 DRIVER = """\
 import sys
@@ -76,11 +85,21 @@ def test_engine_verbs_stay_light(traced, make_bundle, cid, tmp_path):
              ("delete", "--force", cid),
              ("delete", "--force", cid),  # the second, as the shim's cleanup sends it
              ("state", "nosuch")]
+    calls[2:2] = [("state", cid), ("kill", cid, "CONT"), ("pause", cid), ("resume", cid),
+                  ("ps", cid), ("events", "--stats", cid), ("list",)]
     for args in calls:
         r = traced(*args)
-        assert r.rc == (1 if args[0] == "state" else 0), (args, r.err)
-        heavy = loaded(traced) & HEAVY
+        assert r.rc == (1 if args[1:] == ("nosuch",) else 0), (args, r.err)
+        modules = loaded(traced)
+        heavy = modules & HEAVY
         assert not heavy, f"`pyrunc {args[0]}` imported {sorted(heavy)}"
+        if args[0] != "create":
+            # exec's attach-lock warmer finds our own cgroup with layout.py (runtime/attachlock.py)
+            setters = modules & CGROUP_SETTERS - ({"pyrunc.cgroups.layout"} if args[0] == "exec" else set())
+            assert not setters, f"`pyrunc {args[0]}` imported {sorted(setters)}"
+        if args[0] in ("state", "start", "list"):
+            extra = modules & NOT_FOR_STATE
+            assert not extra, f"`pyrunc {' '.join(args[:2])}` imported {sorted(extra)}"
 
 
 def test_the_test_sees_imports(traced):

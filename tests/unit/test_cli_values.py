@@ -217,3 +217,41 @@ def test_capability_names():
             capabilities.resolve({"bounding": [bad]}, last=40)
     assert capabilities.NUMBERS["CAP_CHECKPOINT_RESTORE"] == 40
     assert capabilities.NUMBERS["CAP_SYS_ADMIN"] == 21
+
+
+def test_entry_runs_the_verb_without_the_cyclic_gc_and_events_streams_with_it():
+    """entry() turns the GC off for a call's imports (docs/ARCHITECTURE.md, the hot path);
+    a streaming `events` and a foreground run turn it back on before they wait."""
+    import subprocess
+    import sys
+    code = ("import gc, sys\n"
+            "from pyrunc.cli import main as m\n"
+            "m.main = lambda: sys.stdout.write(str(gc.isenabled())) and 0\n"
+            "m.entry()\n")
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert (r.returncode, r.stdout) == (0, "False"), r.stderr
+
+    class Rt:
+        def events(self, *_a, **_k):
+            import gc
+            self.gc = gc.isenabled()
+
+        def run(self, *_a, **_k):
+            import gc
+            self.gc = gc.isenabled()
+            return 0
+
+    import gc
+    gc.disable()
+    try:
+        rt = Rt()
+        commands._events(rt, {"interval": "5s", "stats": False}, ["c"])
+        assert rt.gc
+        gc.disable()
+        commands._run(rt, {"detach": False, "bundle": "b", "pid_file": None, "console_socket": None,
+                           "no_pivot": False, "preserve_fds": 0, "keep": False}, ["c"])
+        assert rt.gc
+    finally:
+        gc.enable()

@@ -37,9 +37,16 @@ def random_doc(rng, depth=0):
 def test_same_as_json(doc):
     assert jsonio.dumps(doc) == json.dumps(doc, separators=(",", ":"))
     assert jsonio.dumps(doc, sort_keys=True) == json.dumps(doc, separators=(",", ":"), sort_keys=True)
+    assert jsonio.dumps_indent(doc) == json.dumps(doc, indent=2)
+    assert jsonio.dumps_indent(doc, "\t") == json.dumps(doc, indent="\t")
     for text in (json.dumps(doc), json.dumps(doc, indent=2), f" \n{json.dumps(doc)}\n\t"):
         assert jsonio.loads(text) == json.loads(text)
         assert jsonio.loads(text.encode()) == json.loads(text)
+
+
+def test_indent_scalar_keys():
+    doc = {3: [], 2.5: {}, None: (1, 2), True: {"a": [{}]}}
+    assert jsonio.dumps_indent(doc) == json.dumps(doc, indent=2)
 
 
 def test_special_floats():
