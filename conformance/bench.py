@@ -670,10 +670,15 @@ def main(argv: Sequence[str] | None = None) -> int:
              "", f"wall time of the benchmark: {time.monotonic() - started:.0f} s"]
     print("\n".join(lines))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_report(args.out, lines)
     return 0
+
+
+def write_report(path: str, lines: list[str]) -> None:
+    """The printed table, also kept in a file (build/bench.md, build/bench-engines.md)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

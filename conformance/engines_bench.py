@@ -32,7 +32,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, "tests", "engines"))
 sys.path.insert(0, os.path.join(HERE, "conformance"))
-from bench import BenchError, table  # noqa: E402
+from bench import BenchError, table, write_report  # noqa: E402
 from harness import STATE, missing_tools, start_all, stop_all  # noqa: E402
 
 RUNTIMES = ("runc", "pyrunc")
@@ -178,9 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = report(samples, refused, not_run, header)
     print("\n".join(lines))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_report(args.out, lines)
     return 0
 
 
