@@ -160,11 +160,15 @@ integration: setup
 engines: setup-engines
 	$(TEST_PY) -m pytest -q -p no:cacheprovider tests/engines
 
+# every verb, pyrunc vs runc and crun alternately (conformance/bench.py; the table also in
+# build/bench.md). BENCH_ARGS passes options, e.g. BENCH_ARGS='--only run,state --pyrunc ../before/bin/pyrunc'
+BENCH_ARGS ?=
 bench: setup
-	$(PY) conformance/bench.py build/bench-bundle
+	$(call apt_missing,crun)
+	$(PY) conformance/bench.py build/bench-bundle --out build/bench.md $(BENCH_ARGS)
 
 bench-engines: setup-engines
-	$(PY) conformance/engines_bench.py
+	$(PY) conformance/engines_bench.py --out build/bench-engines.md
 
 # which runtime calls docker, podman and containerd make per container and how long each takes,
 # runc and pyrunc alternately, each behind a logging wrapper (ENGINE_CALLS_ROUNDS rounds)

@@ -24,6 +24,14 @@ from .state.store import Store, check_id, make_private_root
 __all__ = ["DEFAULT_ROOT", "Runtime", "ensure_sealed", "features", "make_private_root",
            "read_resources", "socket_activation_fds", "spec_template"]
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from .runtime.model import ContainerState
+
 # runtime.create pulls in the shim, ctypes and cgroups: only create/run need them,
 # and engines call state/kill/delete as often as create (delete --force after every container).
 
@@ -31,8 +39,9 @@ DEFAULT_ROOT = "/run/pyrunc"
 
 
 class Runtime:
-    def __init__(self, root=DEFAULT_ROOT, warn=None, systemd_cgroup=False, rootless=None,
-                 warm_cgroups=False):
+    def __init__(self, root: str = DEFAULT_ROOT, warn: "Callable[[str], None] | None" = None,
+                 systemd_cgroup: bool = False, rootless: "bool | None" = None,
+                 warm_cgroups: bool = False) -> None:
         """warn(message) receives non-fatal findings (e.g. a capability this kernel lacks);
         systemd_cgroup selects the systemd cgroup driver (runc's --systemd-cgroup); rootless:
         tolerate cgroup permission errors (runc's --rootless; None: runc's auto rule,
@@ -51,7 +60,7 @@ class Runtime:
         self.rootless = rootless
 
     @property
-    def root(self):
+    def root(self) -> str:
         return self.store.root
 
     def take_warmer(self):
@@ -59,8 +68,9 @@ class Runtime:
         warmer, self._warmer = self._warmer, None
         return warmer
 
-    def create(self, container_id, bundle, *, pid_file=None, console_socket=None,
-               no_pivot=False, preserve_fds=0, listen_fds=0):
+    def create(self, container_id: str, bundle: str, *, pid_file: "str | None" = None,
+               console_socket: "str | None" = None, no_pivot: bool = False,
+               preserve_fds: int = 0, listen_fds: int = 0) -> "ContainerState":
         """Build the container and leave its init waiting for start(); returns its ContainerState.
 
         The process keeps fds 3..3+listen_fds+preserve_fds-1 of the caller: first listen_fds
@@ -74,25 +84,26 @@ class Runtime:
                       systemd_cgroup=self.systemd_cgroup, rootless=self.rootless,
                       warmer=self.take_warmer())
 
-    def start(self, container_id, *, main_pid=None):
+    def start(self, container_id: str, *, main_pid: "int | None" = None) -> None:
         """Let the init exec the user's process. With NOTIFY_SOCKET in our environment (sd_notify,
         as runc): wait until the container sends READY=, then send READY= and MAINPID=main_pid
         (default: the init's host pid) to that socket; returns early if the container exits."""
         check_id(container_id)
         lifecycle.start(self.store, container_id, warn=self.warn, main_pid=main_pid)
 
-    def state(self, container_id):
+    def state(self, container_id: str) -> "ContainerState":
         check_id(container_id)
         return lifecycle.state(self.store, container_id)
 
-    def list(self):
+    def list(self) -> "builtins.list[ContainerState]":
         return lifecycle.list_all(self.store)
 
-    def kill(self, container_id, signal="SIGTERM", all_processes=False):
+    def kill(self, container_id: str, signal: "str | int" = "SIGTERM",
+             all_processes: bool = False) -> None:
         check_id(container_id)
         lifecycle.kill(self.store, container_id, signal, all_processes)
 
-    def delete(self, container_id, force=False):
+    def delete(self, container_id: str, force: bool = False) -> None:
         """Remove a stopped (or created) container; force kills a running one first.
 
         With force, a container that does not exist is not an error."""
@@ -105,7 +116,7 @@ class Runtime:
             if not force:
                 raise
 
-    def update(self, container_id, resources):
+    def update(self, container_id: str, resources: "dict[str, Any]") -> None:
         """Change linux.resources of a live container; zeros and absent fields change nothing."""
         from .runtime import cgroup_ops
         from .spec import schema
@@ -115,30 +126,33 @@ class Runtime:
         schema.validate(resources, "config#/$defs/linuxResources", "resources")
         cgroup_ops.update(self.store, container_id, resources)
 
-    def pause(self, container_id):
+    def pause(self, container_id: str) -> None:
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.pause(self.store, container_id)
 
-    def resume(self, container_id):
+    def resume(self, container_id: str) -> None:
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.resume(self.store, container_id)
 
-    def ps(self, container_id):
+    def ps(self, container_id: str) -> "builtins.list[int]":
         """Host pids of every process in the container."""
         from .runtime import cgroup_ops
         check_id(container_id)
         return cgroup_ops.pids(self.store, container_id)
 
-    def events(self, container_id, *, stats_only=False, interval=5.0, emit=print):
+    def events(self, container_id: str, *, stats_only: bool = False, interval: float = 5.0,
+               emit: "Callable[[dict[str, Any]], object]" = print) -> None:
         """Call emit(event_dict) for stats (once with stats_only) and OOM events."""
         from .runtime import cgroup_ops
         check_id(container_id)
         cgroup_ops.events(self.store, container_id, stats_only=stats_only, interval=interval, emit=emit)
 
-    def run(self, container_id, bundle, *, detach=False, pid_file=None, console_socket=None,
-            no_pivot=False, preserve_fds=0, listen_fds=0, keep=False):
+    def run(self, container_id: str, bundle: str, *, detach: bool = False,
+            pid_file: "str | None" = None, console_socket: "str | None" = None,
+            no_pivot: bool = False, preserve_fds: int = 0, listen_fds: int = 0,
+            keep: bool = False) -> int:
         """create + start; unless detached, wait and return the exit status (128+N if killed by N).
         keep: leave the stopped container (state and cgroup) for a later delete(), as runc's
         run --keep; also when start fails. listen_fds, preserve_fds: as create()."""
@@ -147,10 +161,15 @@ class Runtime:
                    console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
                    listen_fds=listen_fds, keep=keep)
 
-    def exec(self, container_id, args=(), *, process=None, cwd=None, env=(), user=None,
-             additional_gids=(), caps=(), no_new_privs=None, apparmor=None, process_label=None,
-             tty=False, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
-             ignore_paused=False, cgroup=()):
+    def exec(self, container_id: str, args: "Sequence[str]" = (), *,
+             process: "str | dict[str, Any] | None" = None, cwd: "str | None" = None,
+             env: "Sequence[str]" = (), user: "str | None" = None,
+             additional_gids: "Sequence[str | int]" = (), caps: "Sequence[str]" = (),
+             no_new_privs: "bool | None" = None, apparmor: "str | None" = None,
+             process_label: "str | None" = None, tty: bool = False, detach: bool = False,
+             pid_file: "str | None" = None, console_socket: "str | None" = None,
+             preserve_fds: int = 0, ignore_paused: bool = False,
+             cgroup: "Sequence[str]" = ()) -> int:
         """Run one more process in a created or running container: `process` (a process.json
         path or an OCI process dict) or the container's own process with `args` and the
         overrides (env is appended, caps are added, user is "uid[:gid]"). The caller's fds 0-2
@@ -167,14 +186,14 @@ class Runtime:
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                             cgroup=cgroup, warn=self.warn, warmer=self.take_warmer())
 
-    def validate(self, bundle):
+    def validate(self, bundle: str) -> "builtins.list[str]":
         """Every problem create would find in the bundle (one line each), creating nothing;
         [] for a good bundle (`pyrunc validate`, runtime/validate.py)."""
         from .runtime.validate import problems
         return problems(bundle, systemd_cgroup=self.systemd_cgroup)
 
 
-def _require_sealed():
+def _require_sealed() -> None:
     """create/run/exec fork processes a container can see: their interpreter must be one no
     container can overwrite (security/exeseal.py). The CLI seals and re-execs before it gets
     here; an in-process caller that has not called ensure_sealed() gets ExecutableNotSealed."""

@@ -181,3 +181,13 @@ def no_leaks(pyrunc):
     survivors = sorted(live_inits(pyrunc.root))
     assert not survivors, f"container inits left running: {survivors}"
 
+
+@pytest.fixture
+def api(tmp_path):
+    """pyrunc's Python API on a root of its own; every container is gone at the end."""
+    from pyrunc import Runtime
+    rt = Runtime(str(tmp_path / "api-root"))
+    yield rt
+    for s in rt.list():
+        rt.delete(s.id, force=True)
+    assert rt.list() == []

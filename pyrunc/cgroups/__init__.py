@@ -1,8 +1,8 @@
 """Container cgroups: cgroup v1, hybrid and v2 hosts, driven by linux.resources.
 
-    m = manager_for(config["linux"].get("cgroupsPath"), container_id)
+    m = manager_for(spec.linux.cgroups_path, container_id)
     m.create()                        # mkdir in every hierarchy
-    m.set(config["linux"].get("resources"), linux_devices=config["linux"].get("devices"))
+    m.set(spec.linux.resources, linux_devices=spec.linux.devices)
     m.apply(init_pid)                 # before the init unshares its cgroup namespace
     state["cgroups"] = m.to_state()   # later: Manager.from_state(state["cgroups"])
 

@@ -82,7 +82,9 @@ def spec_rules(entries):
 
 
 def default_rules(linux_devices=None):
-    paths = {d.get("path") for d in linux_devices or () if isinstance(d, dict)}
+    """linux_devices: the config's (spec.model.Device): a default rule for one of their paths
+    is left out (the container's own node replaces it)."""
+    paths = {d.path for d in linux_devices or ()}
     return [Rule(True, t, ma, mi, acc, "default device allow-list")
             for path, t, ma, mi, acc in DEFAULT_ALLOW if path is None or path not in paths]
 

@@ -200,7 +200,7 @@ class Manager:
 
     def set(self, resources, *, update=False, linux_devices=None, skip_devices=False):
         """linux.resources -> files. update=True: 0/absent leaves a value alone and device
-        rules are not touched. linux_devices (the spec's linux.devices) only drops default
+        rules are not touched. linux_devices (spec.model.Device: linux.devices) only drops default
         device rules whose path the spec redefines, as runc does. skip_devices: no device
         policy at all (runc's SkipDevices: a cgroup delegated to an unprivileged user, where
         the kernel refuses device filters)."""

@@ -29,9 +29,11 @@ def update(store, container_id, resources):
         record = store.load(container_id)
         if status_of(store, record) not in (CREATED, RUNNING, PAUSED):
             raise NotRunning()
+        from ..spec.model import build
+        devices = build(record["config"]).linux.devices
         linux = record["config"].setdefault("linux", {})
         # the container's linux.devices replace default rules for the same paths, as in create
-        _require_manager(record).set(resources, update=True, linux_devices=linux.get("devices"))
+        _require_manager(record).set(resources, update=True, linux_devices=devices)
         linux["resources"] = _merge(linux.get("resources") or {}, resources)
         store.save(container_id, record)
 

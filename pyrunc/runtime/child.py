@@ -62,7 +62,7 @@ class Conversation:
             msg = self.end.recv()
             if not isinstance(msg, dict):  # a JSON line, but not one of our objects
                 raise sync.SyncError(f"unexpected message {msg!r} from the shim")
-            kind = sync.BY_NAME.get(msg.get("type"))
+            kind = sync.BY_NAME.get(msg.get("type", ""))
             if kind is sync.ERROR:
                 raise from_wire(msg)  # the type the stage raised, with its text and errno
             if kind is sync.PID:

@@ -9,11 +9,17 @@ from ..errors import ConfigError, InvalidStateError
 from ..shim import init as shim
 from ..shim.process import check_preserved_fds
 from ..spec.load import load_bundle
+from ..spec.model import build
 from ..state import procfs
 from ..state.hostfile import HostFileError, reason, write_pid_file
 from ..state.store import EXEC_FIFO, check_id
 from . import attachlock, child
 from .status import describe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Process, Seccomp
+    from ..state.store import Record
 
 
 def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
@@ -64,15 +70,16 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
     trace.debug("create %s: bundle %s, rootfs %s", container_id, bundle, rootfs)
     t = trace.lap(t, "create %s: loaded and validated config.json", container_id)
     from ..security.rootless import check_config
-    check_config(config)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
-    capabilities, last_cap, seccomp = _security(config, warn)
+    spec = build(config)  # the typed model: everything below reads fields from it
+    check_config(spec)  # a non-root caller needs a user namespace (runc's rootlessEUID checks)
+    capabilities, last_cap, seccomp = _security(spec, warn)
     t = trace.lap(t, "create %s: checked namespaces, LSM and capabilities, seccomp compiled",
                   container_id)
-    linux = config.get("linux") or {}
+    linux = spec.linux
     from ..cgroups import manager_for
-    cgroup = manager_for(linux.get("cgroupsPath"), container_id, systemd=systemd_cgroup,
-                         annotations=config.get("annotations"), rootless=rootless)
-    terminal = bool(config["process"].get("terminal"))
+    cgroup = manager_for(linux.cgroups_path, container_id, systemd=systemd_cgroup,
+                         annotations=spec.annotations, rootless=rootless)
+    terminal = spec.process.terminal
     if terminal and not console_socket and console_fd is None:
         raise InvalidStateError("cannot allocate tty if pyrunc will detach without setting console socket")
     if (console_socket or console_fd is not None) and not terminal:
@@ -94,13 +101,13 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
                                            "creator_start": procfs.start_time(os.getpid()),
                                            "cgroup": cgroup.to_state()})
         if notify:
-            notify_socket.setup(config, store.path(container_id))  # mount + env, before the fork
+            notify_socket.setup(config, spec, store.path(container_id))  # mount + env, before the fork
         # limits are in place before anything joins (cpusets, rt budgets need that)
         if hasattr(cgroup, "check_unused"):
             cgroup.check_unused()  # before cgroup_made: a refused cgroup is not ours to remove
         cgroup_made = True
         cgroup.create()
-        cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
+        cgroup.set(linux.resources, linux_devices=linux.devices)
         for w in cgroup.warnings:
             (warn or _ignore)(w)
         t = trace.lap(t, "create %s: cgroup made and its limits set", container_id)
@@ -108,16 +115,16 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
         barrier = _make_barrier(store.path(container_id, EXEC_FIFO))
         try:
             init_hooks = None
-            if config.get("hooks"):
+            if spec.hooks.any():
                 from . import hooks
-                init_hooks = hooks.for_init(config, container_id, bundle)
-            plan = shim.Plan(config, bundle, rootfs, barrier, preserve_fds, no_pivot,
+                init_hooks = hooks.for_init(spec, container_id, bundle)
+            plan = shim.Plan(spec, bundle, rootfs, barrier, preserve_fds, no_pivot,
                              capabilities, last_cap, seccomp, init_hooks, listen_fds)
             plan.console_fd = console_fd
             trace.debug("create %s: forking stage1", container_id)
             warmer.stop()  # no thread but ours at the fork
             init_pid = child.spawn(
-                shim.stage1, plan, _Answers(config, container_id, bundle, warn),
+                shim.stage1, plan, _Answers(spec, container_id, bundle, warn),
                 join_cgroup=cgroup.apply, preserve_fds=preserve_fds,
                 died="container init exited before it was ready")
             t = trace.lap(t, "create %s: forked stage1, handshake done, init %d ready",
@@ -129,10 +136,10 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
             if console_fd is not None:
                 os.close(console_fd)
                 console_fd = None
-        record = {
+        record: Record = {
             "id": container_id, "pid": init_pid, "start_time": procfs.start_time(init_pid),
             "bundle": bundle, "rootfs": rootfs, "created": _now_rfc3339(),
-            "owner": "", "annotations": config.get("annotations") or {},
+            "owner": "", "annotations": spec.annotations,
             "config": config, "cgroup": cgroup.to_state(),
         }
         store.save(container_id, record)
@@ -154,25 +161,25 @@ def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, pre
     return describe(store, record)
 
 
-def _security(config, warn):
+def _security(spec: "Config", warn):
     """Resolve capability names and compile seccomp before forking: errors cost nothing yet."""
-    check_namespace_paths(config)
-    check_mount_namespace(config)
-    process = config["process"]
-    check_lsm(process, (config.get("linux") or {}).get("mountLabel"))
+    check_namespace_paths(spec)
+    check_mount_namespace(spec)
+    process = spec.process
+    check_lsm(process, spec.linux.mount_label)
     capabilities, last_cap = resolve_capabilities(process, warn)
-    seccomp = compile_seccomp((config.get("linux") or {}).get("seccomp"))
+    seccomp = compile_seccomp(spec.linux.seccomp)
     return capabilities, last_cap, seccomp
 
 
-def resolve_capabilities(process, warn, source="config.json"):
+def resolve_capabilities(process: "Process", warn, source="config.json"):
     """({set: frozenset(numbers)} or None, last_cap) for process.capabilities (also `exec`)."""
     from ..linux import capabilities as caps
-    if process.get("capabilities") is None:
+    if process.capabilities is None:
         return None, 0
     last_cap = caps.last_cap()
     try:
-        capabilities, warnings = caps.resolve(process["capabilities"], last_cap)
+        capabilities, warnings = caps.resolve(process.capabilities, last_cap)
     except caps.CapabilityError as e:
         raise caps.CapabilityError(f"{source}: {e}") from None
     for w in warnings:
@@ -180,20 +187,20 @@ def resolve_capabilities(process, warn, source="config.json"):
     return capabilities, last_cap
 
 
-def compile_seccomp(linux_seccomp):
+def compile_seccomp(linux_seccomp: "Seccomp | None"):
     """The compiled linux.seccomp program (cached in pyrunc's own cache, never under --root:
-    state/cache.py), or None."""
+    state/cache.py), or None. The compiler reads the whole object (model.Seccomp.raw)."""
     if linux_seccomp is None:
         return None
     from ..security.seccomp import program_for
     from ..state import cache
-    return program_for(linux_seccomp, cache.for_kind("seccomp"))
+    return program_for(linux_seccomp.raw, cache.for_kind("seccomp"))
 
 
-def check_namespace_paths(config):
+def check_namespace_paths(spec: "Config"):
     from ..linux.syscalls import NAMESPACES, namespace_type
-    for i, ns in enumerate((config.get("linux") or {}).get("namespaces") or ()):
-        path = ns.get("path")
+    for i, ns in enumerate(spec.linux.namespaces):
+        path = ns.path
         if not path:
             continue
         field = f"config.json: linux.namespaces[{i}].path"
@@ -201,31 +208,31 @@ def check_namespace_paths(config):
             kind = namespace_type(path)
         except OSError as e:
             raise ConfigError(f"{field}: {path}: {(e.strerror or str(e)).lower()}") from None
-        if kind != NAMESPACES[ns["type"]][0]:
-            raise ConfigError(f"{field}: {path} is not a {ns['type']} namespace")
+        if kind != NAMESPACES[ns.type][0]:
+            raise ConfigError(f"{field}: {path} is not a {ns.type} namespace")
 
 
-def check_mount_namespace(config):
+def check_mount_namespace(spec: "Config"):
     """Mounts and masks need the container's own mount namespace (made or joined). runc 1.1
     refuses masks without one ("unable to restrict sys entries ...") but makes the mounts in
     the host's namespace, where they outlive the container: pyrunc refuses both."""
-    linux = config.get("linux") or {}
-    if any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+    linux = spec.linux
+    if spec.has_namespace("mount"):
         return
-    if linux.get("maskedPaths") or linux.get("readonlyPaths"):
+    if linux.masked_paths or linux.readonly_paths:
         raise ConfigError("unable to restrict sys entries without a private MNT namespace")
-    if config.get("mounts"):
+    if spec.mounts:
         raise ConfigError("config.json: mounts: needs a mount namespace (linux.namespaces has no "
                           "\"mount\"): they would be made in the host's")
 
 
-def check_lsm(process, mount_label=None, source="config.json"):
+def check_lsm(process: "Process", mount_label: "str | None" = None, source="config.json"):
     """runc fails late and cryptically ("write /proc/self/attr/exec: invalid argument")."""
     from ..linux.lsm import apparmor_enabled, selinux_enabled
-    if process.get("apparmorProfile") and not apparmor_enabled():
+    if process.apparmor_profile and not apparmor_enabled():
         raise ConfigError(f"{source}: process.apparmorProfile: AppArmor is not enabled on "
                           "this host, so the profile cannot be applied")
-    for field, value in (("process.selinuxLabel", process.get("selinuxLabel")),
+    for field, value in (("process.selinuxLabel", process.selinux_label),
                          ("linux.mountLabel", mount_label)):
         if value and not selinux_enabled():
             raise ConfigError(f"{source}: {field}: selinux label is specified in config, "
@@ -239,9 +246,9 @@ def _ignore(_message):
 class _Answers(child.Answers):
     """The host's answers to what the shim asks for during create."""
 
-    def __init__(self, config, container_id, bundle, warn):
+    def __init__(self, spec: "Config", container_id, bundle, warn):
         self.warning = warn or _ignore  # type: ignore[method-assign]
-        self.config = config
+        self.spec = spec
         self.container_id = container_id
         self.bundle = bundle
 
@@ -249,19 +256,19 @@ class _Answers(child.Answers):
         from ..security.idmap import write_maps
         trace.debug("create %s: writing the id maps of stage1 %d", self.container_id, stage1_pid)
         from ..security.rootless import is_rootless_euid, only_own_gid
-        linux = self.config["linux"]
-        gids = linux.get("gidMappings") or []
+        linux = self.spec.linux
+        gids = linux.gid_mappings
         rootless = is_rootless_euid()
-        write_maps(stage1_pid, linux.get("uidMappings") or [], gids,
+        write_maps(stage1_pid, linux.uid_mappings, gids,
                    deny_setgroups=rootless and only_own_gid(gids), rootless=rootless)
 
     def create_runtime(self, pid):
         """prestart + createRuntime, on the host, once the init has done its mounts."""
         from . import hooks
         state = hooks.state_json(self.container_id, "creating", pid, self.bundle,
-                                 self.config.get("annotations") or {})
+                                 self.spec.annotations)
         try:
-            hooks.run_list(hooks.hooks_of(self.config, *hooks.CREATE_RUNTIME), state,
+            hooks.run_list(self.spec.hooks.named(*hooks.CREATE_RUNTIME), state,
                            cwd=self.bundle)
         except hooks.HookError as e:  # child.spawn puts runc's "unable to start ..." first
             raise hooks.HookError(f"{hooks.DURING_INIT}{e}") from None
@@ -269,7 +276,7 @@ class _Answers(child.Answers):
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
         trace.debug("create %s: passing the seccomp listener to its agent", self.container_id)
-        send_listener(self.config, self.container_id, self.bundle, pid, fd)
+        send_listener(self.spec, self.container_id, self.bundle, pid, fd)
 
 
 def _make_barrier(path):

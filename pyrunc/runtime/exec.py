@@ -18,6 +18,7 @@ from ..goparse import is_atoi
 from ..linux import syscalls as sc
 from ..shim import exec_init
 from ..shim import process as proc
+from ..spec.model import ConsoleSize, build, build_process
 from ..state import procfs
 from ..state.hostfile import write_pid_file
 from . import child
@@ -85,10 +86,11 @@ def _exec(store, container_id, args, process, cwd, env, user, additional_gids, c
         raise PyruncError("--cgroup (a sub-cgroup for the process) is not supported yet")
     from ..spec.semantic import check_process
     check_process(spec, source)  # --process documents and flags (uid -1, rlimits, umask ...)
-    check_lsm(spec, source=source)
-    capabilities, last_cap = resolve_capabilities(spec, warn, source)
-    linux = config.get("linux") or {}
-    seccomp = compile_seccomp(linux.get("seccomp"))
+    process_model = build_process(spec)  # the typed model, as create's (spec/model.py)
+    container = build(config)
+    check_lsm(process_model, source=source)
+    capabilities, last_cap = resolve_capabilities(process_model, warn, source)
+    seccomp = compile_seccomp(container.linux.seccomp)
     t = trace.lap(t, "exec in %s: process checked, capabilities resolved, seccomp compiled",
                   container_id)
 
@@ -103,11 +105,11 @@ def _exec(store, container_id, args, process, cwd, env, user, additional_gids, c
             proxy = TerminalProxy()  # no terminal to proxy: runc's "open /dev/tty: ..."
             size = proxy.window_size()
             if size:  # the process starts with the host terminal's size (runc resizes after)
-                spec["consoleSize"] = size
-        plan = exec_init.Plan(spec, namespaces, root_fd, capabilities, last_cap, seccomp,
-                              linux.get("personality"), max(0, preserve_fds))
+                process_model.console_size = ConsoleSize(size)
+        plan = exec_init.Plan(process_model, namespaces, root_fd, capabilities, last_cap, seccomp,
+                              container.linux.personality, max(0, preserve_fds))
         plan.console_fd = console_fd if proxy is None else proxy.console_end()
-        return _run(plan, record, pid_file, detach, warn, proxy, warmer)
+        return _run(plan, record, container, pid_file, detach, warn, proxy, warmer)
     finally:
         if console_fd is not None:
             os.close(console_fd)
@@ -270,7 +272,7 @@ def _open_namespaces(record):
 
 # ---------------------------------------------------------------- fork, handshake, wait
 
-def _run(plan, record, pid_file, detach, warn, proxy=None, warmer=None):
+def _run(plan, record, container, pid_file, detach, warn, proxy=None, warmer=None):
     forwarder = None
     subreaper = None
     if not detach:
@@ -279,7 +281,7 @@ def _run(plan, record, pid_file, detach, warn, proxy=None, warmer=None):
         forwarder = child.Forwarder()
     try:
         t = trace.clock()
-        pid = _spawn(plan, record, warn, reap=not detach, warmer=warmer)
+        pid = _spawn(plan, record, container, warn, reap=not detach, warmer=warmer)
         trace.lap(t, "exec in %s: process %d runs (stage1 forked, handshake done)", record["id"], pid)
         if pid_file:
             try:
@@ -314,17 +316,18 @@ class _Answers(child.Answers):
     """The host's answers to exec's shim: warnings, and the NOTIFY listener of the
     container's seccomp profile (the process's own)."""
 
-    def __init__(self, record, warn):
+    def __init__(self, record, container, warn):
         self.record = record
+        self.container = container  # spec.model.Config of the container's config.json
         if warn is not None:
             self.warning = warn  # type: ignore[method-assign]
 
     def seccomp_listener(self, pid, fd):
         from ..security.notify import send_listener
-        send_listener(self.record["config"], self.record["id"], self.record["bundle"], pid, fd)
+        send_listener(self.container, self.record["id"], self.record["bundle"], pid, fd)
 
 
-def _spawn(plan, record, warn, reap, warmer=None):
+def _spawn(plan, record, container, warn, reap, warmer=None):
     """Fork stage1, put it in the container's cgroups, answer it; returns the process's pid
     once it is ready to exec."""
     data = record.get("cgroup")
@@ -351,6 +354,6 @@ def _spawn(plan, record, warn, reap, warmer=None):
     if warmer is not None:
         warmer.stop()  # no thread but ours at the fork
     trace.debug("exec in %s: forking stage1", record["id"])
-    return child.spawn(exec_init.stage1, plan, _Answers(record, warn), join_cgroup=join_cgroup,
+    return child.spawn(exec_init.stage1, plan, _Answers(record, container, warn), join_cgroup=join_cgroup,
                        preserve_fds=plan.preserve_fds,
                        died="the exec'd process ended before it was ready", reap=reap)

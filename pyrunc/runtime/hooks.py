@@ -20,17 +20,15 @@ from ..errors import HookError, PyruncError
 from ..linux import sig
 from ..version import HOOK_STATE_VERSION
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Hook
+
 # The order of the lists that run while the container is being created.
 CREATE_RUNTIME = ("prestart", "createRuntime")
 IN_INIT = ("createContainer", "startContainer")
 # runc's wrapping of what fails while `create` talks to its init (hooks, the seccomp agent)
 DURING_INIT = "error during container init: "
-
-
-def hooks_of(config, *names):
-    """[(name, hook)] of the named lists, in that order."""
-    hooks = config.get("hooks") or {}
-    return [(name, h) for name in names for h in hooks.get(name) or ()]
 
 
 def state_json(container_id, status, pid, bundle, annotations):
@@ -62,17 +60,17 @@ def _indexed(hooks):
 
 
 def _run_named(name, index, hook, state, cwd, env):
-    trace.debug("running %s hook #%d: %s", name, index, hook.get("path"))
+    trace.debug("running %s hook #%d: %s", name, index, hook.path)
     try:
         run_one(hook, state, cwd, env)
     except HookError as e:
         raise HookError(f"error running {name} hook #{index}: {e}") from None
 
 
-def hook_env(hook, default=None):
+def hook_env(hook: "Hook", default=None):
     """The hook's `env` as given (later duplicates win, as Go's exec does); without one,
     `default`, else the runtime's own environment."""
-    items = hook.get("env") or ()
+    items = hook.env
     if not items:
         return dict(os.environ) if default is None else default
     env = {}
@@ -83,18 +81,18 @@ def hook_env(hook, default=None):
     return env
 
 
-def run_one(hook, state, cwd=None, env=None):
+def run_one(hook: "Hook", state, cwd=None, env=None):
     """One hook; HookError(reason) as Go's exec.Cmd words it (the caller adds which hook)."""
-    path = hook["path"]
-    argv = list(hook.get("args") or ()) or [path]
-    timeout = hook.get("timeout")
+    path = hook.path
+    argv = list(hook.args) or [path]
+    timeout = hook.timeout
     try:
         returncode, out, err = _spawn(path, argv, hook_env(hook, env), cwd, state.encode(),
                                       timeout)
     except OSError as e:
         raise HookError(f"fork/exec {path}: {(e.strerror or str(e)).lower()}") from None
     except _TimedOut:
-        raise HookError(f"hook ran past specified timeout of {float(timeout):.1f}s") from None
+        raise HookError(f"hook ran past specified timeout of {float(timeout or 0):.1f}s") from None
     if returncode != 0:
         status = (f"signal: {_signal_name(-returncode)}" if returncode < 0
                   else f"exit status {returncode}")
@@ -227,12 +225,12 @@ def run_warning_only(hooks, state, warn, cwd=None):
 class InitHooks:
     """What the init needs for its hooks, handed over in shim.init.Plan (through memory)."""
 
-    def __init__(self, config, container_id, bundle):
+    def __init__(self, spec: "Config", container_id, bundle):
         self.container_id = container_id
         self.bundle = bundle
-        self.annotations = config.get("annotations") or {}
-        self.create_container = hooks_of(config, "createContainer")
-        self.start_container = hooks_of(config, "startContainer")
+        self.annotations = spec.annotations
+        self.create_container = spec.hooks.named("createContainer")
+        self.start_container = spec.hooks.named("startContainer")
 
     def run(self, hooks, status, pid, cwd=None, env=None, during_init=False):
         """createContainer: cwd the container's root (not pivoted yet), as runc; both lists
@@ -248,8 +246,8 @@ class InitHooks:
                 raise
 
 
-def for_init(config, container_id, bundle):
+def for_init(spec: "Config", container_id, bundle):
     """An InitHooks when the init has hooks to run or to ask the host for, else None."""
-    if hooks_of(config, *CREATE_RUNTIME, *IN_INIT):
-        return InitHooks(config, container_id, bundle)
+    if spec.hooks.named(*CREATE_RUNTIME, *IN_INIT):
+        return InitHooks(spec, container_id, bundle)
     return None

@@ -63,7 +63,7 @@ def start(store, container_id, warn=None, main_pid=None):
             raise
         trace.debug("start: released the start barrier of %s (init %d)", container_id,
                     record["pid"])
-        if ((record.get("config") or {}).get("hooks") or {}).get("poststart"):
+        if _has_hooks(record, "poststart"):
             _wait_exec(record)  # poststart runs after the user's process is executed
             _poststart(record)
     if notify is not None:  # outside the lock: kill/delete must not wait for READY
@@ -91,10 +91,11 @@ def _poststart(record):
     container (runtime-spec: "the runtime MUST ... stop the container"; runc >= 1.2): its
     processes are killed and `start` fails with the hook's error; the record stays, stopped,
     for `delete` (run deletes it unless --keep)."""
+    from ..spec.model import build
     from . import hooks
     try:
-        hooks.run_list(hooks.hooks_of(record["config"], "poststart"), _hook_state(record, "running"),
-                       cwd=_bundle_dir(record))
+        hooks.run_list(build(record["config"]).hooks.named("poststart"),
+                       _hook_state(record, "running"), cwd=_bundle_dir(record))
     except hooks.HookError:
         trace.debug("start: a poststart hook failed: killing %s", record["id"])
         _kill_and_wait(record)
@@ -111,13 +112,19 @@ def _bundle_dir(record):
     return record["bundle"] if os.path.isdir(record["bundle"]) else None
 
 
+def _has_hooks(record, name):
+    """A peek at the recorded config.json (the dict): start and delete import the model
+    (spec/model.py) only when there is a hook to run."""
+    return bool(((record.get("config") or {}).get("hooks") or {}).get(name))
+
+
 def _run_after_hooks(record, name, status, pid, warn):
     """poststop: on the host; a failure is a warning and the other hooks still run."""
-    config = record.get("config") or {}
-    if not (config.get("hooks") or {}).get(name):
+    if not _has_hooks(record, name):
         return
+    from ..spec.model import build
     from . import hooks
-    hooks.run_warning_only(hooks.hooks_of(config, name), _hook_state(record, status, pid),
+    hooks.run_warning_only(build(record["config"]).hooks.named(name), _hook_state(record, status, pid),
                            warn or (lambda _m: None), cwd=_bundle_dir(record))
 
 

@@ -28,6 +28,10 @@ import os
 
 from ..errors import PyruncError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config
+
 ENV = "NOTIFY_SOCKET"
 DIR = "notify"  # under the container's state directory
 SOCKET = "notify.sock"
@@ -47,16 +51,20 @@ def host_address():
     return os.environ.get(ENV) or None
 
 
-def setup(config, state_dir):
-    """create/run: the notify directory, its mount and the container's NOTIFY_SOCKET."""
+def setup(config, spec: "Config", state_dir):
+    """create/run: the notify directory, its mount and the container's NOTIFY_SOCKET, added to
+    the model `spec` (what the init builds) and to the config dict (what state.json records)."""
+    from ..spec.model import Mount
     path = os.path.join(state_dir, DIR)
     os.mkdir(path, 0o755)
     os.chmod(path, 0o755)  # not what the umask left: a container user must reach the socket
-    config["mounts"] = [*(config.get("mounts") or ()), {
-        "destination": CONTAINER_DIR, "type": "bind", "source": path,
-        "options": list(MOUNT_OPTIONS)}]
+    mount = {"destination": CONTAINER_DIR, "type": "bind", "source": path,
+             "options": list(MOUNT_OPTIONS)}
+    config["mounts"] = [*(config.get("mounts") or ()), mount]
+    spec.mounts.append(Mount(mount))
     process = config["process"]
     process["env"] = [*(process.get("env") or ()), f"{ENV}={CONTAINER_PATH}"]
+    spec.process.env.append(f"{ENV}={CONTAINER_PATH}")
 
 
 class Proxy:

@@ -39,22 +39,29 @@ def problems(bundle, systemd_cgroup=False):
     report: list[tuple[str, str, str]] = []
     semantic.check_config(config, report)
     found += [_line(*r) for r in report]
-    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-    rootfs_ok = os.path.isdir(rootfs)
-    if not rootfs_ok:
-        found.append(f"config.json: root.path: rootfs ({rootfs}) does not exist or is not a directory")
-    for check in (_capabilities, _namespace_paths, _mount_namespace, _lsm, _seccomp):
+    from ..spec.model import build
+    spec = build(config)  # as create's: the checks below read the model
+    rootfs, rootfs_ok = "", False
+    if spec.root is not None:  # (a missing root is in the report already)
+        rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
+        rootfs_ok = os.path.isdir(rootfs)
+        if not rootfs_ok:
+            found.append(f"config.json: root.path: rootfs ({rootfs}) does not exist or is not a directory")
+    checks = [_capabilities, _namespace_paths, _mount_namespace, _lsm, _seccomp]
+    if "process" not in config:  # reported by semantic.check_config
+        checks = [_namespace_paths, _mount_namespace, _seccomp]
+    for check in checks:
         try:
-            check(config)
+            check(spec)
         except PyruncError as e:
             found.append(str(e))
     try:
         from ..cgroups import manager_for
-        manager_for((config.get("linux") or {}).get("cgroupsPath"), "validate", systemd=systemd_cgroup)
+        manager_for(spec.linux.cgroups_path, "validate", systemd=systemd_cgroup)
     except PyruncError as e:
         found.append(f"config.json: {e}")  # cgroup errors name the field, not the file
-    if rootfs_ok and config["process"].get("args"):
-        problem = _executable_problem(config, rootfs)
+    if rootfs_ok and "process" in config and spec.process.args:
+        problem = _executable_problem(spec, rootfs)
         if problem:
             found.append(problem)
     return found
@@ -66,41 +73,40 @@ def _line(source, field, message):
     return f"{source}: {field}: {message}" if field else f"{source}: {message}"
 
 
-def _capabilities(config):
+def _capabilities(spec):
     from .create import resolve_capabilities
-    resolve_capabilities(config["process"], None)
+    resolve_capabilities(spec.process, None)
 
 
-def _namespace_paths(config):
+def _namespace_paths(spec):
     from .create import check_namespace_paths
-    check_namespace_paths(config)
+    check_namespace_paths(spec)
 
 
-def _mount_namespace(config):
+def _mount_namespace(spec):
     from .create import check_mount_namespace
-    check_mount_namespace(config)
+    check_mount_namespace(spec)
 
 
-def _lsm(config):
+def _lsm(spec):
     from .create import check_lsm
-    check_lsm(config["process"], (config.get("linux") or {}).get("mountLabel"))
+    check_lsm(spec.process, spec.linux.mount_label)
 
 
-def _seccomp(config):
-    linux_seccomp = (config.get("linux") or {}).get("seccomp")
-    if linux_seccomp is not None:
+def _seccomp(spec):
+    if spec.linux.seccomp is not None:
         from ..security.seccomp import program_for
-        program_for(linux_seccomp, None)  # compiled in memory: no cache entry written
+        program_for(spec.linux.seccomp.raw, None)  # compiled in memory: no cache entry written
 
 
-def _executable_problem(config, rootfs):
+def _executable_problem(spec, rootfs):
     """Go's exec.LookPath of process.args[0] inside the rootfs, as the init does it; None when
     found, or when a mount of the config may be what provides it (we cannot tell here)."""
-    process = config["process"]
-    name = process["args"][0]
-    env = dict(item.partition("=")[::2] for item in process.get("env") or ())
+    process = spec.process
+    name = process.args[0]
+    env = dict(item.partition("=")[::2] for item in process.env)
     if "/" in name:
-        candidates = [os.path.join(process["cwd"], name)]
+        candidates = [os.path.join(process.cwd, name)]
     else:
         candidates = [os.path.join(d, name) for d in env["PATH"].split(":") if d.startswith("/")] \
             if env.get("PATH") else []
@@ -114,7 +120,7 @@ def _executable_problem(config, rootfs):
                 return None
     finally:
         os.close(root_fd)
-    mounted = [m["destination"] for m in config.get("mounts") or ()]
+    mounted = [m.destination for m in spec.mounts]
     if any(_below(os.path.dirname(os.path.normpath(c)), d) for c in candidates for d in mounted):
         return None
     where = "in $PATH" if "/" not in name else f"at {candidates[0]}"

@@ -2,6 +2,10 @@
 
 from ..errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import IdMapping
+
 MAX_ID = 2**32 - 1
 MAX_LINES = 340  # the kernel's limit per map file
 
@@ -25,8 +29,9 @@ def check(mappings, field):
                                   f"{field}[{min(i1, i2)}]")
 
 
-def map_text(mappings):
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+def map_text(mappings: "list[IdMapping]"):
+    """mappings: spec.model.IdMapping (check() above reads the dicts: it runs before the model)."""
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
 
 def write_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False, rootless=False):
@@ -63,7 +68,7 @@ def _mapping_tool(pid, kind, mappings):
     if tool is None:
         raise ConfigError(f"failed to write {kind}_map: operation not permitted, and new{kind}map "
                           f"(package uidmap) is not installed to map more than our own {kind}")
-    argv = [tool, str(pid)] + [str(m[k]) for m in mappings for k in ("containerID", "hostID", "size")]
+    argv = [tool, str(pid)] + [str(n) for m in mappings for n in (m.container_id, m.host_id, m.size)]
     try:
         r = subprocess.run(argv, env={}, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:

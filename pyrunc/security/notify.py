@@ -11,12 +11,19 @@ from ..errors import ContainerInitError
 from ..linux.seccomp import pidfd_getfd
 from ..version import SPEC_VERSION
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config
 
-def send_listener(config, container_id, bundle, init_pid, remote_fd):
+
+def send_listener(spec: "Config", container_id, bundle, init_pid, remote_fd):
+    """spec: the container's spec.model.Config."""
     import array
     import socket
 
-    seccomp = config["linux"]["seccomp"]
+    seccomp = spec.linux.seccomp
+    if seccomp is None or seccomp.listener_path is None:  # security/seccomp.py refused that
+        raise ContainerInitError("unable to start container process: linux.seccomp.listenerPath is not set")
     pidfd = os.pidfd_open(init_pid)
     try:
         fd = pidfd_getfd(pidfd, remote_fd)
@@ -24,11 +31,11 @@ def send_listener(config, container_id, bundle, init_pid, remote_fd):
         os.close(pidfd)
     state = {"ociVersion": SPEC_VERSION, "id": container_id, "status": "creating",
              "pid": init_pid, "bundle": bundle}
-    if config.get("annotations"):
-        state["annotations"] = config["annotations"]
+    if spec.annotations:
+        state["annotations"] = spec.annotations
     message = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": init_pid,
-               "metadata": seccomp.get("listenerMetadata", ""), "state": state}
-    path = seccomp["listenerPath"]
+               "metadata": seccomp.listener_metadata, "state": state}
+    path = seccomp.listener_path
     # runc's texts (engines and users search for them), with Go's net.Dial error inside
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -11,47 +11,51 @@ import os
 
 from ..errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, IdMapping
+
 
 def is_rootless_euid():
     return os.geteuid() != 0
 
 
-def check_config(config):
+def check_config(spec: "Config"):
     """ConfigError (runc's text, prefixed with the field) when a non-root caller's config
     cannot work; nothing for root."""
     if not is_rootless_euid():
         return
-    linux = config.get("linux") or {}
-    user = [ns for ns in linux.get("namespaces") or () if ns.get("type") == "user"]
+    linux = spec.linux
+    user = [ns for ns in linux.namespaces if ns.type == "user"]
     if not user:
         raise ConfigError("rootless container requires user namespaces")
-    if not user[0].get("path"):
-        if not linux.get("uidMappings"):
+    if not user[0].path:
+        if not linux.uid_mappings:
             raise ConfigError("rootless containers requires at least one UID mapping")
-        if not linux.get("gidMappings"):
+        if not linux.gid_mappings:
             raise ConfigError("rootless containers requires at least one GID mapping")
-    for i, m in enumerate(config.get("mounts") or ()):
-        for opt in m.get("options") or ():
-            for key, maps in (("uid", linux.get("uidMappings")), ("gid", linux.get("gidMappings"))):
+    for i, m in enumerate(spec.mounts):
+        for opt in m.options:
+            for key, maps in (("uid", linux.uid_mappings), ("gid", linux.gid_mappings)):
                 if not opt.startswith(key + "="):
                     continue
                 try:
                     value = int(opt[len(key) + 1:])
                 except ValueError:
                     continue  # runc ignores what it cannot parse
-                if not _mapped(value, maps or ()):
+                if not _mapped(value, maps):
                     raise ConfigError(f"config.json: mounts[{i}].options: cannot specify {key}= "
                                       f"mount options for unmapped {key} in rootless containers")
-    if (config.get("process") or {}).get("user", {}).get("additionalGids"):
+    if spec.process.user.additional_gids:
         raise ConfigError("config.json: process.user.additionalGids: cannot set any additional "
                           "groups in a rootless container")
 
 
 def _mapped(value, mappings):
-    return any(m["containerID"] <= value < m["containerID"] + m["size"] for m in mappings)
+    return any(m.container_id <= value < m.container_id + m.size for m in mappings)
 
 
-def only_own_gid(gid_mappings):
+def only_own_gid(gid_mappings: "list[IdMapping]"):
     """runc's requiresRootOrMappingTool, negated: the gid map is just container 0 -> our egid,
     which we may write ourselves once setgroups is denied (the kernel's rule since 3.19)."""
-    return [(m["containerID"], m["hostID"], m["size"]) for m in gid_mappings] == [(0, os.getegid(), 1)]
+    return [(m.container_id, m.host_id, m.size) for m in gid_mappings] == [(0, os.getegid(), 1)]

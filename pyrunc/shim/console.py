@@ -43,7 +43,7 @@ def setup(console_fd, console_size=None, bind_console=True):
             fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
             if console_size:
                 fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack(
-                    "HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0))
+                    "HHHH", console_size.height, console_size.width, 0, 0))
             slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
             if bind_console:
                 _bind_console(root, slave)

@@ -13,6 +13,10 @@ from ..linux import mountflags as mf
 from ..linux import syscalls as sc  # the unit seam: tests/unit/fakesys.py replaces it
 from . import paths
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Device
+
 # path, major, minor: every container gets these, as with runc.
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -25,9 +29,9 @@ DEFAULT_LINKS = (
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_defaults(root_fd, config):
+def create_defaults(root_fd, linux_devices: "list[Device]"):
     # A default device listed again in linux.devices is made once, from the config.
-    configured = {os.path.normpath(d["path"]) for d in (config.get("linux") or {}).get("devices") or []}
+    configured = {os.path.normpath(d.path) for d in linux_devices}
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "core"))
@@ -62,11 +66,10 @@ def link_ptmx(root_fd):
         os.close(dev)
 
 
-def create_configured(root_fd, devices):
+def create_configured(root_fd, devices: "list[Device]"):
     for d in devices:
-        kind = _TYPES[d["type"]]
-        make_node(root_fd, d["path"], kind, d.get("major", 0), d.get("minor", 0),
-                  d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
+        kind = _TYPES[d.type]
+        make_node(root_fd, d.path, kind, d.major, d.minor, d.file_mode, d.uid, d.gid)
 
 
 def make_node(dir_fd, path, kind, major, minor, mode, uid, gid, name=None):

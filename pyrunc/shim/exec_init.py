@@ -20,19 +20,23 @@ from . import process as proc
 from . import security, sync
 from .init import Step, become_root
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Process
+
 
 class Plan:
     """What the host decided and opened, handed to the forked stages through memory."""
 
-    def __init__(self, process, namespaces, root_fd, capabilities, last_cap, seccomp,
+    def __init__(self, process: "Process", namespaces, root_fd, capabilities, last_cap, seccomp,
                  personality, preserve_fds):
-        self.process = process            # the OCI process object to run
+        self.process = process            # spec.model.Process: the process to run
         self.namespaces = namespaces      # [(proc ns name, CLONE_NEW* flag, fd)], in join order
         self.root_fd = root_fd            # O_PATH fd of the init's root when its mount ns is ours
         self.capabilities = capabilities  # {set: frozenset(numbers)} or None
         self.last_cap = last_cap
         self.seccomp = seccomp            # security.seccomp.Program (the container's) or None
-        self.personality = personality    # linux.personality or None
+        self.personality = personality    # spec.model.Personality (the container's) or None
         self.preserve_fds = preserve_fds
         self.console_fd = None            # connected --console-socket, when process.terminal
 
@@ -50,7 +54,7 @@ class Plan:
             self.console_fd = moved.get(self.console_fd, self.console_fd)
 
 
-def stage1(plan, sock):
+def stage1(plan: Plan, sock: sync.End):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
@@ -61,8 +65,8 @@ def stage1(plan, sock):
         t = trace.clock()  # --debug: the steps' times (no clock read without it)
         step.now = "setting up the process"
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # no ptrace from the container while we hold host fds
-        proc.apply_rlimits(plan.process.get("rlimits"))
-        proc.apply_oom_score_adj(plan.process.get("oomScoreAdj"))
+        proc.apply_rlimits(plan.process.rlimits)
+        proc.apply_oom_score_adj(plan.process.oom_score_adj)
         step.now = "joining the container's namespaces"
         for name, flag, fd in plan.namespaces:
             try:
@@ -93,7 +97,7 @@ def stage1(plan, sock):
     os._exit(code)
 
 
-def _run_stage2(plan, sock):
+def _run_stage2(plan: Plan, sock: sync.End):
     sock.side = "exec"
     step = Step("starting the process")
     try:
@@ -103,17 +107,17 @@ def _run_stage2(plan, sock):
     os._exit(1)
 
 
-def _stage2(plan, sock, step):
+def _stage2(plan: Plan, sock: sync.End, step):
     t = trace.clock()
     os.setsid()  # as runc's exec'd processes: a session of its own
     sc.set_process_name("pyrunc:exec")
     if plan.console_fd is not None:  # the pty then becomes its controlling terminal
         step.now = "setting up the console"
         from . import console  # imported by the host before the fork (child.connect_console)
-        console.setup(plan.console_fd, plan.process.get("consoleSize"), bind_console=False)
+        console.setup(plan.console_fd, plan.process.console_size, bind_console=False)
     step.now = "preparing the process"
-    process = dict(plan.process)
-    process.pop("rlimits", None)  # applied in stage1
+    process = plan.process  # this process's copy (forked): the host's is not changed
+    process.rlimits = []  # applied in stage1
     security_steps = security.steps(process, plan.personality, plan.capabilities, plan.last_cap,
                                     plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps)

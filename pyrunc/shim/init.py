@@ -18,16 +18,20 @@ from . import masks, procfs, security, sync
 from . import process as proc
 from . import rootfs as rfs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Namespace, Process, TimeOffset
+
 WATCHDOG_INTERVAL_MS = 1000
 
 
 class Plan:
     """What the host decided, handed to the forked stages through memory."""
 
-    def __init__(self, config, bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
+    def __init__(self, spec: "Config", bundle, rootfs, barrier_fd, preserve_fds, no_pivot,
                  capabilities=None, last_cap=0, seccomp=None, hooks=None, listen_fds=0):
         self.hooks = hooks  # runtime.hooks.InitHooks or None: config.json hooks
-        self.config = config
+        self.spec = spec  # spec.model.Config: the validated config.json
         self.bundle = bundle  # stage1's cwd: relative bind-mount sources are relative to it
         self.rootfs = rootfs
         self.barrier_fd = barrier_fd  # exec.fifo, opened read-write by the host (the barrier)
@@ -60,13 +64,13 @@ class Step:
         self.now = now
 
 
-def stage1(plan, sock):
+def stage1(plan: Plan, sock: sync.End):
     """Runs in the host's child, which kept only the fds in plan.fds() (runtime/child.py).
     Never returns."""
     code = 1
     step = Step("joining the container's cgroups")
     try:
-        if _makes_namespace(plan.config, "network"):
+        if plan.spec.new_namespace("network"):
             # while the host writes us into our cgroups: the module that brings `lo` up
             from ..linux import netif  # noqa: F401
         sock.expect(sync.PROCEED)  # the host has placed us in our cgroups
@@ -77,34 +81,34 @@ def stage1(plan, sock):
         os.chdir(plan.bundle)
         step.now = "setting up namespaces"
         # as runc: before the user namespace, where /proc/self/oom_score_adj is not ours to write
-        proc.apply_oom_score_adj((plan.config.get("process") or {}).get("oomScoreAdj"))
-        linux = plan.config.get("linux") or {}
-        namespaces = linux.get("namespaces") or []
+        proc.apply_oom_score_adj(plan.spec.process.oom_score_adj)
+        linux = plan.spec.linux
+        namespaces = linux.namespaces
         # Not for a non-root caller (runc: no mount sources when rootless): cloning a mount of
         # the host's namespace needs CAP_SYS_ADMIN there; its container root is the caller, so
         # the init, in the caller's user namespace, reaches the same sources by path.
-        if os.geteuid() == 0 and any(ns["type"] == "mount" and not ns.get("path") for ns in namespaces):
+        if os.geteuid() == 0 and plan.spec.new_namespace("mount"):
             # as runc >= 1.2: by the host's root, in the host's namespaces, before any of ours.
             # Not for a mount namespace joined by path: its sources are its own paths, which
             # the init opens there (rootfs.prepare without clones), as before.
             step.now = "opening the bind mount sources"
-            plan.bind_sources = rfs.open_bind_sources(plan.config)
+            plan.bind_sources = rfs.open_bind_sources(plan.spec)
             step.now = "setting up namespaces"
         cgroup_paths = rfs.host_cgroup_paths()
         # The user namespace first: every namespace made or joined after it belongs to it.
-        user = [ns for ns in namespaces if ns["type"] == "user"]
+        user = [ns for ns in namespaces if ns.type == "user"]
         _join(user)
-        if user and not user[0].get("path"):
+        if user and not user[0].path:
             sc.unshare(sc.CLONE_NEWUSER)
             sock.send(sync.USERNS)  # the host writes our uid_map/gid_map ...
             sock.expect(sync.PROCEED)  # ... and lets us go on
         if user:
             become_root()
-        _join([ns for ns in namespaces if ns["type"] != "user"])
+        _join([ns for ns in namespaces if ns.type != "user"])
         flags = 0
         for ns in namespaces:
-            if not ns.get("path") and ns["type"] != "user":
-                flags |= sc.NAMESPACES[ns["type"]][0]
+            if not ns.path and ns.type != "user":
+                flags |= sc.NAMESPACES[ns.type][0]
         if flags:
             sc.unshare(flags)
         # (the phrases runc's debug.bats looks for are kept: "nsexec container setup", ...)
@@ -113,7 +117,7 @@ def stage1(plan, sock):
         if flags & sc.CLONE_NEWNET:
             _loopback_up()
         if flags & sc.CLONE_NEWTIME:
-            _time_offsets(linux.get("timeOffsets") or {})
+            _time_offsets(linux.time_offsets)
         t = trace.lap(t, "stage1: namespaces set up")
         step.now = "forking the container init"
         pid = os.fork()
@@ -125,11 +129,6 @@ def stage1(plan, sock):
     except BaseException as e:  # noqa: BLE001 - everything must reach the host
         sync.report(sock, e, step.now)
     os._exit(code)
-
-
-def _makes_namespace(config, kind):
-    return any(ns.get("type") == kind and not ns.get("path")
-               for ns in (config.get("linux") or {}).get("namespaces") or ())
 
 
 def become_root():
@@ -154,9 +153,9 @@ def _loopback_up():
                                 f"namespace: {os.strerror(e.errno).lower()}") from None
 
 
-def _time_offsets(offsets):
+def _time_offsets(offsets: "dict[str, TimeOffset]"):
     """Must be written before any process enters the new time namespace (our fork does)."""
-    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+    lines = "".join(f"{clock} {o.secs} {o.nanosecs}\n"
                     for clock, o in offsets.items())
     if lines:
         try:
@@ -166,26 +165,26 @@ def _time_offsets(offsets):
             raise proc.ProcessError(f"failed to set linux.timeOffsets: {(e.strerror or str(e)).lower()}") from None
 
 
-def _join(namespaces):
+def _join(namespaces: "list[Namespace]"):
     for ns in namespaces:
-        path = ns.get("path")
+        path = ns.path
         if not path:
             continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise proc.ProcessError(f"failed to open {path} for the {ns['type']} namespace: "
+            raise proc.ProcessError(f"failed to open {path} for the {ns.type} namespace: "
                                     f"{(e.strerror or str(e)).lower()}") from None
         try:
-            sc.setns(fd, sc.NAMESPACES[ns["type"]][0])
+            sc.setns(fd, sc.NAMESPACES[ns.type][0])
         except OSError as e:
-            raise proc.ProcessError(f"failed to join the {ns['type']} namespace {path}: "
+            raise proc.ProcessError(f"failed to join the {ns.type} namespace {path}: "
                                     f"{(e.strerror or str(e)).lower()}") from None
         finally:
             os.close(fd)
 
 
-def _run_stage2(plan, sock, cgroup_paths):
+def _run_stage2(plan: Plan, sock: sync.End, cgroup_paths):
     sock.side = "init"
     step = Step("starting the container init")
     try:
@@ -195,8 +194,8 @@ def _run_stage2(plan, sock, cgroup_paths):
     os._exit(1)
 
 
-def _stage2(plan, sock, cgroup_paths, step):
-    config = plan.config
+def _stage2(plan: Plan, sock: sync.End, cgroup_paths, step):
+    spec = plan.spec
     # A pid-namespace init only gets the signals it handles; die on the usual ones until exec.
     for signum in (sig.SIGTERM, sig.SIGINT, sig.SIGHUP, sig.SIGQUIT, sig.SIGUSR1, sig.SIGUSR2):
         sig.signal(signum, _die)
@@ -206,11 +205,11 @@ def _stage2(plan, sock, cgroup_paths, step):
     sync.debug(sock, "init: child process in init(): the container's pid 1")
     t = trace.clock()
 
-    namespaces = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
+    namespaces = {ns.type for ns in spec.linux.namespaces}
     host_pid = None  # our pid as the host sees it: the hooks' state needs it
     if "mount" in namespaces:
         step.now = "preparing the rootfs"
-        late_ro = rfs.prepare(config, plan.rootfs, cgroup_paths, plan.bind_sources)
+        late_ro = rfs.prepare(spec, plan.rootfs, cgroup_paths, plan.bind_sources)
         t = trace.lap(t, "init: rootfs prepared (mounts done)")
     if plan.hooks:
         # mounts done, not pivoted: the host runs prestart + createRuntime, then we run
@@ -221,13 +220,13 @@ def _stage2(plan, sock, cgroup_paths, step):
         _exit_if_host_gone(sock)
         # as runc: in the container's root (not pivoted yet), with the process's environment
         plan.hooks.run(plan.hooks.create_container, "creating", host_pid, cwd=plan.rootfs,
-                       env=_raw_env(config["process"]), during_init=True)
+                       env=_raw_env(spec.process), during_init=True)
         sig.setitimer(sig.ITIMER_REAL, 0)
         t = trace.lap(t, "init: prestart, createRuntime and createContainer hooks run")
     step.now = "entering the rootfs"
     null_fd = None
     if "mount" in namespaces:
-        if (config.get("linux") or {}).get("maskedPaths"):
+        if spec.linux.masked_paths:
             null_fd = masks.host_null()  # the host's /dev/null: gone after the pivot
         rfs.pivot(plan.rootfs, plan.no_pivot)
     else:
@@ -239,25 +238,25 @@ def _stage2(plan, sock, cgroup_paths, step):
         # asked "ro" are made read-only (/dev/console may have to be created on them)
         step.now = "setting up the console"
         from . import console  # already in sys.modules: the host imported it before the fork
-        console.setup(plan.console_fd, config["process"].get("consoleSize"))
+        console.setup(plan.console_fd, spec.process.console_size)
     step.now = "setting the hostname"
-    if config.get("hostname") is not None:
-        sc.sethostname(config["hostname"])
-    if config.get("domainname") is not None:
-        sc.setdomainname(config["domainname"])
+    if spec.hostname is not None:
+        sc.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        sc.setdomainname(spec.domainname)
     step.now = "writing linux.sysctl"
-    _sysctls((config.get("linux") or {}).get("sysctl") or {})
+    _sysctls(spec.linux.sysctl)
     if "mount" in namespaces:
         step.now = "masking paths"
-        rfs.finish(config, null_fd, late_ro=late_ro)
+        rfs.finish(spec, null_fd, late_ro=late_ro)
     if "mount" in namespaces:
         step.now = "applying linux.rootfsPropagation"
-        rfs.root_propagation((config.get("linux") or {}).get("rootfsPropagation"))
+        rfs.root_propagation(spec.linux.rootfs_propagation)
     t = trace.lap(t, "init: rootfs ready (console, hostname, sysctl, masks, propagation)")
 
     step.now = "preparing the process"
-    process = config["process"]
-    security_steps = security.steps(process, (config.get("linux") or {}).get("personality"),
+    process = spec.process
+    security_steps = security.steps(process, spec.linux.personality,
                                     plan.capabilities, plan.last_cap, plan.seccomp, sock)
     prepared = proc.prepare(process, plan.preserve_fds, security_steps, plan.listen_fds)
     trace.lap(t, "init: process %s prepared; waiting for start", prepared.path)
@@ -280,10 +279,10 @@ def _stage2(plan, sock, cgroup_paths, step):
     proc.execute_or_exit(prepared)
 
 
-def _raw_env(process):
+def _raw_env(process: "Process"):
     """process.env as configured (runc 1.1 runs createContainer hooks with it: no HOME added)."""
     env = {}
-    for item in process.get("env") or ():
+    for item in process.env:
         key, sep, value = item.partition("=")
         if sep and key:
             env[key] = value

@@ -14,6 +14,10 @@ from ..linux import sig
 from ..linux.syscalls import close_range
 from .paths import open_in_root
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Process, Rlimit
+
 
 class Prepared:
     """What execute() needs, computed before the barrier."""
@@ -34,15 +38,15 @@ RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK":
            "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
 
 
-def apply_rlimits(rlimits):
-    for r in rlimits or ():
-        kind = RLIMITS.get(r["type"])
+def apply_rlimits(rlimits: "list[Rlimit]"):
+    for r in rlimits:
+        kind = RLIMITS.get(r.type)
         if kind is None:
-            raise ProcessError(f"unknown rlimit type {r['type']!r}")
+            raise ProcessError(f"unknown rlimit type {r.type!r}")
         try:
-            resource.setrlimit(kind, (_rlim(r["soft"]), _rlim(r["hard"])))
+            resource.setrlimit(kind, (_rlim(r.soft), _rlim(r.hard)))
         except (ValueError, OSError) as e:
-            raise ProcessError(f"error setting rlimit type {r['type']}: "
+            raise ProcessError(f"error setting rlimit type {r.type}: "
                                f"{(getattr(e, 'strerror', None) or str(e)).lower()}") from None
 
 
@@ -62,21 +66,21 @@ def apply_oom_score_adj(value):
                            e.errno) from None
 
 
-def environment(process, listen_fds=0):
+def environment(process: "Process", listen_fds=0):
     """process.env as a dict, with HOME from the container's /etc/passwd when it is missing
     or empty (runc's prepareEnv: an empty HOME= is dropped and the passwd home appended).
     listen_fds: the runtime's own socket-activation fds (systemd's LISTEN_FDS protocol) that
     create/run pass first (fds 3..3+n-1), as runc does; the process gets LISTEN_FDS=n
     LISTEN_PID=1."""
     env = {}
-    for item in process.get("env") or ():
+    for item in process.env:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ProcessError(f"invalid environment variable {item!r}: no '=' or empty name")
         env[key] = value
     if not env.get("HOME"):
         env.pop("HOME", None)
-        env["HOME"] = home_of(process["user"]["uid"])
+        env["HOME"] = home_of(process.user.uid)
     if listen_fds:  # runc appends them to process.env: they win over the config's
         env["LISTEN_FDS"] = str(listen_fds)
         env["LISTEN_PID"] = "1"
@@ -172,23 +176,23 @@ def check_cwd_inside_root(cwd):
                            "container breakout detected")
 
 
-def prepare(process, preserve_fds, security_steps, listen_fds=0):
+def prepare(process: "Process", preserve_fds, security_steps, listen_fds=0):
     """Everything before the barrier, in runc's order; security_steps(stage) is called where the
     privileged steps ("privileged"), the identity switch ("identity") and the last steps
     before exec ("late") belong. preserve_fds counts every fd after stdio the process keeps,
     the listen_fds first (environment())."""
-    apply_rlimits(process.get("rlimits"))
+    apply_rlimits(process.rlimits)
     env = environment(process, listen_fds)
-    args = process.get("args") or []
+    args = process.args
     if not args:
         raise ProcessError("args must not be empty")
-    cwd = process.get("cwd") or "/"
+    cwd = process.cwd
     retry_cwd = enter_cwd(cwd, retry_later=True)
     security_steps("privileged")
     security_steps("identity")
     if retry_cwd:
         enter_cwd(cwd, retry_later=False)
-    os.umask(process["user"].get("umask", 0o022))
+    os.umask(process.user.umask)
     path = look_path(args[0], env)
     security_steps("late")
     return Prepared(path, args, env, preserve_fds)

@@ -30,8 +30,12 @@ from ..linux.syscalls import (
 from . import copyup, devices, masks, paths, procfs
 from .paths import fd_path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Config, Linux, Mount
 
-def prepare(config, rootfs, cgroup_paths, detached=None):
+
+def prepare(spec: "Config", rootfs, cgroup_paths, detached=None):
     """Everything up to (not including) the pivot. Returns the tmpfs mounts asked read-only,
     [(fd, flags)], for `finish` (it closes them): as runc's finalizeRootfs, they are made
     read-only only after the hooks and the console (/dev/console may be created in /dev).
@@ -42,14 +46,14 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
     used or not); None where the kernel has no open_tree: the sources are then opened O_PATH
     here, first, and bound from their fd.
     """
-    linux = config.get("linux") or {}
-    mounts = config.get("mounts") or []
+    linux = spec.linux
+    mounts = spec.mounts
     if detached is None:
         sources, attach = _open_bind_sources(mounts), False
     else:
         sources, attach = detached, True
     try:
-        prop = linux.get("rootfsPropagation")
+        prop = linux.rootfs_propagation
         # Slave by default so the container sees host unmounts but its mounts never leak out.
         flags = mf.PROPAGATION[prop] | mf.MS_REC if prop else mf.MS_SLAVE | mf.MS_REC
         if flags & mf.MS_UNBINDABLE:
@@ -61,14 +65,14 @@ def prepare(config, rootfs, cgroup_paths, detached=None):
         sc.mount(rootfs, rootfs, None, mf.MS_BIND | mf.MS_REC)
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            return _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths)
+            return _build(spec, linux, mounts, sources, attach, root_fd, cgroup_paths)
         finally:
             os.close(root_fd)
     finally:
         close_all(sources)
 
 
-def open_bind_sources(config):
+def open_bind_sources(spec: "Config"):
     """Stage1, on the host (before the user and mount namespaces): mounts index -> a detached
     clone (open_tree OPEN_TREE_CLONE, recursive for rbind) of each bind mount's source, as
     runc >= 1.2. The host's root opens them, so a source the container's (remapped) root
@@ -82,11 +86,11 @@ def open_bind_sources(config):
     as a bind made from the container's copy of the host's mounts would have: a clone of a
     shared host mount is otherwise a peer of it, and mounts made below it would reach the
     host."""
-    prop = (config.get("linux") or {}).get("rootfsPropagation")
+    prop = spec.linux.rootfs_propagation
     propagation = (mf.PROPAGATION[prop] if prop else mf.MS_SLAVE) & ~mf.MS_REC
 
     def clone(source, m):
-        rec = AT_RECURSIVE if mf.parse(m.get("options")).flags & mf.MS_REC else 0
+        rec = AT_RECURSIVE if mf.parse(m.options).flags & mf.MS_REC else 0
         fd = sc.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec)
         try:
             sc.mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, propagation)
@@ -96,7 +100,7 @@ def open_bind_sources(config):
         return fd
 
     try:
-        return _per_bind_source(config.get("mounts") or [], clone)
+        return _per_bind_source(spec.mounts, clone)
     except OSError:  # only ENOSYS gets through: a kernel without open_tree
         return None
 
@@ -114,10 +118,10 @@ def _per_bind_source(mounts, open_one):
     fds = {}
     try:
         for index, m in enumerate(mounts):
-            if not _is_bind(m):
+            if not m.is_bind():
                 continue
             try:
-                fds[index] = open_one(os.path.abspath(m.get("source") or ""), m)
+                fds[index] = open_one(os.path.abspath(m.source or ""), m)
             except OSError as e:
                 if e.errno == errno.ENOSYS:
                     raise
@@ -135,29 +139,29 @@ def close_all(fds):
 
 
 def _mount_error(m, index, e):
-    return (f"error mounting {m.get('source', m.get('type'))!r} to rootfs at "
-            f"{m['destination']!r} (mounts[{index}]): {e.strerror or e}")
+    return (f"error mounting {m.source if m.source is not None else m.type!r} to rootfs at "
+            f"{m.destination!r} (mounts[{index}]): {e.strerror or e}")
 
 
-def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
+def _build(spec: "Config", linux: "Linux", mounts: "list[Mount]", sources, attach, root_fd, cgroup_paths):
     late_ro: list[tuple[int, int]] = []  # (fd of a tmpfs asked read-only, flags): remounted by finish
     try:
         for index, m in enumerate(mounts):
             try:
                 mnt = _mount_one(root_fd, m, sources.get(index), cgroup_paths, late_ro,
-                                 linux.get("mountLabel"), attach)
+                                 linux.mount_label, attach)
             except OSError as e:
                 raise RootfsError(_mount_error(m, index, e), e.errno) from None
             if mnt is not None and not any(fd == mnt for fd, _ in late_ro):
                 os.close(mnt)
 
-        own_dev = not any(_is_bind(m) and os.path.normpath(m["destination"]) == "/dev" for m in mounts)
+        own_dev = not any(m.is_bind() and os.path.normpath(m.destination) == "/dev" for m in mounts)
         if own_dev:
-            devices.create_defaults(root_fd, config)
-        devices.create_configured(root_fd, linux.get("devices") or [])
+            devices.create_defaults(root_fd, linux.devices)
+        devices.create_configured(root_fd, linux.devices)
         if own_dev:
             devices.link_ptmx(root_fd)
-        cwd = (config.get("process") or {}).get("cwd")
+        cwd = spec.process.cwd
         if cwd:
             try:
                 os.close(paths.mkdir_all(root_fd, cwd))
@@ -171,10 +175,6 @@ def _build(config, linux, mounts, sources, attach, root_fd, cgroup_paths):
         close_all({i: mnt for i, (mnt, _) in enumerate(late_ro)})
         raise
     return late_ro
-
-
-def _is_bind(m):
-    return m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or ())
 
 
 def _make_parent_private(rootfs):
@@ -233,16 +233,16 @@ def _target(root_fd, dest, kind, make):
 _LABELLED_TYPES = {"tmpfs", "devpts", "mqueue", "shm"}
 
 
-def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, attach=False):
+def _mount_one(root_fd, m: "Mount", source_fd, cgroup_paths, late_ro, mount_label=None, attach=False):
     """Mount m; returns an fd of the new mount (the caller closes it unless kept in late_ro)."""
-    opts = mf.parse(m.get("options"))
-    if mount_label and m.get("type") in _LABELLED_TYPES:
+    opts = mf.parse(m.options)
+    if mount_label and m.type in _LABELLED_TYPES:
         # SELinux: files of these filesystems get linux.mountLabel (the host checked it is on)
         opts.data = ",".join(filter(None, (opts.data, f'context="{mount_label}"')))
-    kind = m.get("type") or ""
-    if _is_bind(m):
+    kind = m.type or ""
+    if m.is_bind():
         return _bind(root_fd, m, opts, source_fd, attach)
-    with _target(root_fd, m["destination"], kind, paths.make_dir()) as node:
+    with _target(root_fd, m.destination, kind, paths.make_dir()) as node:
         previous_mode = None if node.created else stat.S_IMODE(os.fstat(node.fd).st_mode)
         if kind == "cgroup":
             mnt = _mount_cgroup(node, opts, cgroup_paths)
@@ -253,7 +253,7 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
                 # as runc >= 1.2: the covered directory's mode, first, so an explicit mode=
                 # in the options wins (runc 1.1 chmods afterwards: the directory's wins)
                 data = ",".join(filter(None, (f"mode={previous_mode:04o}", data)))
-            _mount(m.get("source") or "tmpfs", node.fd, "tmpfs", flags, data or None)
+            _mount(m.source or "tmpfs", node.fd, "tmpfs", flags, data or None)
             mnt = _mounted(node)
             try:
                 if "tmpcopyup" in opts.extensions:
@@ -262,7 +262,7 @@ def _mount_one(root_fd, m, source_fd, cgroup_paths, late_ro, mount_label=None, a
                 os.close(mnt)
                 raise
         else:
-            _mount(m.get("source") or kind, node.fd, kind, opts.flags, opts.data or None)
+            _mount(m.source or kind, node.fd, kind, opts.flags, opts.data or None)
             mnt = _mounted(node)
     _propagate(mnt, opts)
     _set_recursive(mnt, opts)
@@ -289,7 +289,7 @@ def _bind(root_fd, m, opts, source_fd, attach):
         src = source_fd if own is None else own
         is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
         make = paths.make_dir() if is_dir else paths.make_file()
-        with _target(root_fd, m["destination"], "bind", make) as node:
+        with _target(root_fd, m.destination, "bind", make) as node:
             if own is None:
                 try:
                     sc.move_mount(source_fd, "", node.fd, "",
@@ -341,7 +341,7 @@ def _own_source(m):
     host and attached here has nothing locked, so a container given CAP_SYS_ADMIN in its user
     namespace could remount a host-read-only source writable or unmount a submount."""
     try:
-        return os.open(os.path.abspath(m.get("source") or ""), os.O_PATH | os.O_CLOEXEC)
+        return os.open(os.path.abspath(m.source or ""), os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return None
 
@@ -662,17 +662,16 @@ def _unescape(raw):
     return os.fsdecode(bytes(out))
 
 
-def finish(config, null_fd=None, root="/", late_ro=()):
+def finish(spec: "Config", null_fd=None, root="/", late_ro=()):
     """After the pivot and the console: the tmpfs mounts asked read-only (`prepare`'s
     late_ro, closed here), masked and read-only paths (shim/masks.py), the read-only root.
     null_fd: masks.host_null(), taken before the pivot (apply closes it). root: the container's
     root, "/" once pivoted (a unit test's fake pivot leaves it where it was)."""
     _remount_read_only(late_ro, root)
-    linux = config.get("linux") or {}
+    linux = spec.linux
     # a masks.MaskError is a RootfsError (pyrunc/errors.py)
-    masks.apply(linux.get("maskedPaths") or [], linux.get("readonlyPaths") or [], null_fd,
-                linux.get("mountLabel"), root)
-    if (config.get("root") or {}).get("readonly"):
+    masks.apply(linux.masked_paths, linux.readonly_paths, null_fd, linux.mount_label, root)
+    if spec.root is not None and spec.root.readonly:
         sc.mount(None, root, None, mf.MS_BIND | mf.MS_REMOUNT | mf.MS_RDONLY
                  | (os.statvfs(root).f_flag & (mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)))
 

@@ -17,13 +17,17 @@ from ..linux import seccomp as seccomp_sys
 from ..linux.syscalls import PR_SET_NO_NEW_PRIVS, prctl
 from . import procfs, scheduling, sync
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import Personality, Process, User
 
-def steps(process, personality, capabilities, last_cap, seccomp, sock):
+
+def steps(process: "Process", personality: "Personality | None", capabilities, last_cap, seccomp, sock):
     """The security_steps(stage) callback of process.prepare, shared by the init and `exec`:
     "privileged" (ioPriority, scheduler; seccomp without noNewPrivileges, which needs
     CAP_SYS_ADMIN), "identity" (ids + capabilities), "late" (LSM labels, personality,
     no_new_privs, seccomp with noNewPrivileges)."""
-    nnp = bool(process.get("noNewPrivileges"))
+    nnp = process.no_new_privileges
 
     def security_steps(stage):
         if stage == "privileged":
@@ -31,7 +35,7 @@ def steps(process, personality, capabilities, last_cap, seccomp, sock):
             if seccomp and not nnp:
                 load_seccomp(seccomp, sock)  # needs CAP_SYS_ADMIN without nnp
         elif stage == "identity":
-            switch_identity(process["user"], capabilities, last_cap, sock)
+            switch_identity(process.user, capabilities, last_cap, sock)
         elif stage == "late":
             apply_lsm_labels(process)
             scheduling.set_personality(personality)
@@ -57,10 +61,10 @@ def load_seccomp(program, sock):
         os.close(listener)
 
 
-def switch_identity(user, capabilities, last_cap, sock):
+def switch_identity(user: "User", capabilities, last_cap, sock):
     """setuid/setgid to process.user and end with exactly the configured capability sets."""
-    uid, gid = user["uid"], user["gid"]
-    groups = list(user.get("additionalGids") or ())
+    uid, gid = user.uid, user.gid
+    groups = list(user.additional_gids)
     fix_stdio_permissions(uid)
     if capabilities is None:
         _set_ids(uid, gid, groups)
@@ -148,13 +152,13 @@ def no_new_privileges():
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def apply_lsm_labels(process):
+def apply_lsm_labels(process: "Process"):
     """Labels for the next execve; the host has already refused them if the LSM is off."""
-    profile = process.get("apparmorProfile")
+    profile = process.apparmor_profile
     if profile:
         _write_attr(("attr/apparmor/exec", "attr/exec"), f"exec {profile}",
                     "process.apparmorProfile")
-    label = process.get("selinuxLabel")
+    label = process.selinux_label
     if label:
         _write_attr(("attr/exec",), label, "process.selinuxLabel")
 

@@ -14,6 +14,20 @@ from ..errors import PeerClosed, SyncError
 
 __all__ = ["PeerClosed", "SyncError", "End", "Message", "channel", "debug", "report"]
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    class Wire(TypedDict, total=False):
+        """One message as it travels (a JSON object per line): "type" is a Message's name;
+        the other fields are the ones its Message comment names."""
+        type: str
+        pid: int        # PID (stage1 -> host), PROCEED after CREATE_RUNTIME (host -> init)
+        msg: str        # WARNING, DEBUG, ERROR
+        kind: str       # ERROR: the error's type (pyrunc/errors.py to_wire)
+        errno: int      # ERROR: its errno, when it has one
+        fd: int         # SECCOMP_LISTENER: the listener's fd number in the init
+
 
 class Message:
     """One message type: its name on the wire and what the host must know before answering.
@@ -24,8 +38,11 @@ class Message:
     PID (two processes, one pipe), so the host defers it until PID has arrived."""
 
     __slots__ = ("name", "answered", "needs_pid")
+    name: str
+    answered: bool
+    needs_pid: bool
 
-    def __init__(self, name, answered=False, needs_pid=False):
+    def __init__(self, name: str, answered: bool = False, needs_pid: bool = False) -> None:
         self.name = name
         self.answered = answered
         self.needs_pid = needs_pid
@@ -48,7 +65,7 @@ BY_NAME = {m.name: m for m in (PROCEED, USERNS, PID, WARNING, DEBUG, SECCOMP_LIS
                                CREATE_RUNTIME, READY, ERROR)}
 
 
-def _name(kind):
+def _name(kind: "Message | str") -> str:
     return kind.name if isinstance(kind, Message) else kind
 
 
@@ -69,7 +86,7 @@ class End:
         self.rfd = moved.get(self.rfd, self.rfd)
         self.wfd = moved.get(self.wfd, self.wfd)
 
-    def send(self, kind, /, **fields):
+    def send(self, kind: "Message | str", /, **fields: "int | str | None") -> None:
         """kind: a Message (or its wire name); fields may include one named "kind" (ERROR's)."""
         fields["type"] = _name(kind)
         data = (jsonio.dumps(fields) + "\n").encode()
@@ -78,7 +95,7 @@ class End:
         while data:
             data = data[os.write(self.wfd, data):]
 
-    def recv(self):
+    def recv(self) -> "Wire":
         """The next message as a dict; raises PeerClosed on EOF."""
         while b"\n" not in self._buf:
             chunk = os.read(self.rfd, 65536)
@@ -94,11 +111,11 @@ class End:
             trace.debug("%s: sync: received %s", self.side, line.decode(errors="replace"))
         return msg
 
-    def expect(self, kind):
+    def expect(self, kind: "Message | str") -> "Wire":
         msg = self.recv()
         name = _name(kind)
         if msg["type"] == ERROR.name:
-            raise errors.from_wire(msg)
+            raise errors.from_wire(dict(msg))
         if msg["type"] != name:
             raise SyncError(f"expected {name!r} from the peer, got {msg['type']!r}")
         return msg
@@ -114,7 +131,7 @@ class End:
         self.rfd = self.wfd = -1
 
 
-def debug(end, fmt, *args):
+def debug(end: End, fmt: str, *args: object) -> None:
     """A debug message from a forked stage to the host's log (--debug); without --debug
     nothing is formatted or sent. Only while the channel is open (until READY): a failure to
     send is ignored, as the host then reports the stage's death itself."""
@@ -132,7 +149,7 @@ def channel():
     return End(to_host_r, to_shim_w, "host"), End(to_shim_r, to_host_w, "stage1")
 
 
-def report(end, exc, step):
+def report(end: End, exc: BaseException, step: str) -> None:
     """Send a failure of a forked stage to the host as ERROR (container side), typed: the host
     raises the same type with the same text (pyrunc/errors.py `to_wire` / `from_wire`).
 

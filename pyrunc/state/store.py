@@ -22,6 +22,25 @@ from ..errors import ContainerExists, ContainerNotFound, InvalidIDError
 from . import hostfile
 from .hostfile import HostFileError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypedDict
+
+    class Record(TypedDict, total=False):
+        """state.json (and creating.json: id, creator_pid, creator_start, cgroup)."""
+        id: str
+        pid: int                    # the init's host pid
+        start_time: int             # its start time (/proc/PID/stat), against pid reuse
+        bundle: str
+        rootfs: str
+        created: str                # RFC 3339
+        owner: str
+        annotations: dict[str, str]
+        config: dict[str, Any]      # config.json as create read it: spec.model.build(it)
+        cgroup: dict[str, Any] | None  # the cgroup manager's to_state()
+        creator_pid: int            # creating.json: the `create` at work
+        creator_start: int
+
 STATE_FILE = "state.json"
 CREATING_FILE = "creating.json"
 EXEC_FIFO = "exec.fifo"
@@ -130,21 +149,21 @@ class Store:
             # half a file cannot be: it is written to a temp file and renamed
             raise HostFileError(f"{self.path(container_id, name)}: not valid JSON") from None
 
-    def load(self, container_id):
+    def load(self, container_id) -> "Record":
         check_id(container_id)
         try:
             return self._read(container_id, STATE_FILE)
         except FileNotFoundError:
             raise ContainerNotFound("container does not exist") from None
 
-    def load_creating(self, container_id):
+    def load_creating(self, container_id) -> "Record | None":
         """The provisional record of an unfinished create, or None."""
         try:
             return self._read(container_id, CREATING_FILE)
         except (FileNotFoundError, ContainerNotFound):
             return None
 
-    def save(self, container_id, record, name=STATE_FILE):
+    def save(self, container_id, record: "Record", name=STATE_FILE):
         dir_fd = self._open_dir(container_id)
         try:
             hostfile.write_atomic(dir_fd, name, jsonio.dumps(record).encode(), 0o600,
@@ -152,7 +171,7 @@ class Store:
         finally:
             os.close(dir_fd)
 
-    def save_creating(self, container_id, record):
+    def save_creating(self, container_id, record: "Record"):
         """What `delete` needs to clean up if this create dies before state.json exists."""
         self.save(container_id, record, CREATING_FILE)
 

@@ -803,16 +803,6 @@ def test_bad_log_format(pyrunc):
 
 # --------------------------------------------------------------------------- the public API
 
-@pytest.fixture
-def api(tmp_path):
-    from pyrunc import Runtime
-    rt = Runtime(str(tmp_path / "api-root"))
-    yield rt
-    for s in rt.list():
-        rt.delete(s.id, force=True)
-    assert rt.list() == []
-
-
 def test_api_lifecycle(api, make_bundle, cid, tmp_path):
     from pyrunc.runtime.model import ContainerState
     b = make_bundle("sleep", "100")

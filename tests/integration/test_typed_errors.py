@@ -14,16 +14,6 @@ DEBUG_TEXT = re.compile(r'time="[^"]+" level=debug msg="(.*?)"( \w+=\S+)*')
 TIMED = re.compile(r" in \d+\.\d ms$")
 
 
-@pytest.fixture
-def api(tmp_path):
-    from pyrunc import Runtime
-    rt = Runtime(str(tmp_path / "api-root"))
-    yield rt
-    for s in rt.list():
-        rt.delete(s.id, force=True)
-    assert rt.list() == []
-
-
 def _bad_mount(make_bundle, tmp_path):
     """A bind mount onto a path of the image that is a file where a directory is needed."""
     b = make_bundle("true")

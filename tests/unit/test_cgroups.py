@@ -497,7 +497,8 @@ def test_set_v1_devices_deny_all_then_rules_then_defaults(v1host):
 
 def test_devices_defaults_dropped_for_redefined_paths_and_checked(v1host):
     m = created(v1host)
-    m.set({}, linux_devices=[{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}])
+    from pyrunc.spec.model import Device
+    m.set({}, linux_devices=[Device({"path": "/dev/null", "type": "c", "major": 1, "minor": 3})])
     assert "c 1:3 rwm" not in v1host.written("devices.allow")
     with pytest.raises(CgroupError, match=r"linux.resources.devices\[0\].type: invalid cgroup device type"):
         m.set({"devices": [{"allow": True, "type": "x", "access": "r"}]})

@@ -10,6 +10,7 @@ import pytest
 
 from pyrunc.api import socket_activation_fds
 from pyrunc.shim import process
+from pyrunc.spec.model import Rlimit, build_process
 
 
 @pytest.fixture
@@ -91,18 +92,18 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\nbroken\nu:x:1000:1000::/home/u:/bin/sh\
 ])
 def test_home_from_the_images_passwd(monkeypatch, env, uid, home):
     passwd(monkeypatch, PASSWD)
-    got = process.environment({"env": ["A=1", *env], "user": {"uid": uid}})
+    got = process.environment(build_process({"env": ["A=1", *env], "user": {"uid": uid}}))
     assert got["HOME"] == home and got["A"] == "1"
 
 
 def test_no_passwd_means_home_slash(monkeypatch):
     passwd(monkeypatch, None)
-    assert process.environment({"user": {"uid": 0}}) == {"HOME": "/"}
+    assert process.environment(build_process({"user": {"uid": 0}})) == {"HOME": "/"}
 
 
 def test_environment_keeps_the_last_value_and_equals_in_values(monkeypatch):
     passwd(monkeypatch, PASSWD)
-    env = process.environment({"env": ["A=1", "B=x=y", "A=2", "E="], "user": {"uid": 0}})
+    env = process.environment(build_process({"env": ["A=1", "B=x=y", "A=2", "E="], "user": {"uid": 0}}))
     assert env == {"A": "2", "B": "x=y", "E": "", "HOME": "/root"}
 
 
@@ -110,12 +111,13 @@ def test_environment_keeps_the_last_value_and_equals_in_values(monkeypatch):
 def test_malformed_environment_entries(monkeypatch, bad):
     passwd(monkeypatch, PASSWD)
     with pytest.raises(process.ProcessError, match="invalid environment variable"):
-        process.environment({"env": [bad], "user": {"uid": 0}})
+        process.environment(build_process({"env": [bad], "user": {"uid": 0}}))
 
 
 def test_listen_fds_are_appended_and_win(monkeypatch):
     passwd(monkeypatch, PASSWD)
-    env = process.environment({"env": ["LISTEN_FDS=9", "LISTEN_PID=9"], "user": {"uid": 0}}, listen_fds=2)
+    env = process.environment(build_process({"env": ["LISTEN_FDS=9", "LISTEN_PID=9"], "user": {"uid": 0}}),
+                              listen_fds=2)
     assert (env["LISTEN_FDS"], env["LISTEN_PID"]) == ("2", "1")
 
 
@@ -155,7 +157,7 @@ def test_preserved_fds_must_be_open():
 def test_rlimits_applied_and_unknown_refused():
     soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
     try:
-        process.apply_rlimits([{"type": "RLIMIT_CORE", "soft": 0, "hard": hard}])
+        process.apply_rlimits([Rlimit({"type": "RLIMIT_CORE", "soft": 0, "hard": hard})])
         assert resource.getrlimit(resource.RLIMIT_CORE) == (0, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
@@ -163,19 +165,19 @@ def test_rlimits_applied_and_unknown_refused():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     for bad in ("RLIMIT_NOPE", "RLIM_INFINITY", "getrlimit", "RLIMIT_OFILE"):
         with pytest.raises(process.ProcessError, match=f"^unknown rlimit type '{bad}'$"):
-            process.apply_rlimits([{"type": bad, "soft": soft, "hard": hard}])
+            process.apply_rlimits([Rlimit({"type": bad, "soft": soft, "hard": hard})])
 
 
 def test_rlimit_locks_is_known():
     """Python's resource module has no RLIMIT_LOCKS: the shim's own table has (the bug was
     "unknown rlimit type 'RLIMIT_LOCKS'" from a config the validation had accepted)."""
     limits = resource.getrlimit(process.RLIMITS["RLIMIT_LOCKS"])
-    process.apply_rlimits([{"type": "RLIMIT_LOCKS", "soft": limits[0], "hard": limits[1]}])
+    process.apply_rlimits([Rlimit({"type": "RLIMIT_LOCKS", "soft": limits[0], "hard": limits[1]})])
 
 
 def test_a_refused_rlimit_is_one_line():
     with pytest.raises(process.ProcessError, match="^error setting rlimit type RLIMIT_NOFILE: ") as e:
-        process.apply_rlimits([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}])  # soft > hard
+        process.apply_rlimits([Rlimit({"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5})])  # soft > hard
     assert "Error" not in str(e.value)
 
 

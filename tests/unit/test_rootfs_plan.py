@@ -16,6 +16,7 @@ from pyrunc.linux import mountflags as mf
 from pyrunc.linux import syscalls as sc
 from pyrunc.shim import masks
 from pyrunc.shim import rootfs as rfs
+from pyrunc.spec.model import build
 
 MOUNTS = [
     {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -31,7 +32,7 @@ MOUNTS = [
 def config(**linux):
     linux.setdefault("maskedPaths", ["/proc/kcore", "/proc/acpi", "/proc/missing", "/proc/kcore"])
     linux.setdefault("readonlyPaths", ["/proc/sys"])
-    return {"process": {"cwd": "/work"}, "root": {"readonly": True},
+    return {"process": {"cwd": "/work"}, "root": {"path": "rootfs", "readonly": True},
             "mounts": [dict(m) for m in MOUNTS], "linux": linux}
 
 
@@ -54,15 +55,17 @@ def env(tmp_path, monkeypatch):
 
 
 def run_all(fake, cfg, pivot=True):
-    """What shim/init.py's stage2 does with the rootfs, in its order."""
-    detached = rfs.open_bind_sources(cfg)
-    late_ro = rfs.prepare(cfg, fake.root, fake.cgroups, detached)
+    """What shim/init.py's stage2 does with the rootfs, in its order (cfg: config.json's dict,
+    built into the model as create does)."""
+    spec = build(cfg)
+    detached = rfs.open_bind_sources(spec)
+    late_ro = rfs.prepare(spec, fake.root, fake.cgroups, detached)
     null = masks.host_null()
     if pivot:
         rfs.pivot(fake.root, False)
     # (the console, here in shim/init.py, is not faked: tests/integration/test_console.py)
-    rfs.finish(cfg, null, fake.root, late_ro)
-    rfs.root_propagation((cfg.get("linux") or {}).get("rootfsPropagation"))
+    rfs.finish(spec, null, fake.root, late_ro)
+    rfs.root_propagation(spec.linux.rootfs_propagation)
     return fake.calls
 
 
@@ -206,7 +209,7 @@ def test_no_pivot_moves_and_chroots(env, monkeypatch):
 def test_a_failing_mount_names_the_mount_and_leaks_no_fd(env):
     before = fds()
     env.fail("mount", "/dev/pts", errno.EPERM)
-    cfg = config()
+    cfg = build(config())
     with pytest.raises(rfs.RootfsError, match=r"^error mounting 'devpts' to rootfs at '/dev/pts' "
                                               r"\(mounts\[2\]\): operation not permitted$"):
         rfs.prepare(cfg, env.root, env.cgroups, rfs.open_bind_sources(cfg))
@@ -258,7 +261,7 @@ def test_bind_sources_cloned_recursively_only_for_rbind(env, tmp_path):
     cfg["mounts"] = [{"destination": "/a", "type": "bind", "source": "vol", "options": ["rbind"]},
                      {"destination": "/b", "type": "none", "source": "vol", "options": ["bind"]},
                      {"destination": "/c", "type": "tmpfs", "source": "tmpfs"}]
-    clones = rfs.open_bind_sources(cfg)
+    clones = rfs.open_bind_sources(build(cfg))
     try:
         assert sorted(clones) == [0, 1]
         trees = [c.flags for c in env.calls if c.kind == "open_tree"]
@@ -271,13 +274,13 @@ def test_no_open_tree_means_no_clones(env, monkeypatch):
     def enosys(*_a):
         raise OSError(errno.ENOSYS, "open_tree")
     monkeypatch.setattr(env, "open_tree", enosys, raising=False)
-    assert rfs.open_bind_sources(config()) is None
+    assert rfs.open_bind_sources(build(config())) is None
 
 
 def test_without_the_hosts_null_a_fake_container_null_is_refused(env, tmp_path):
     """CVE-2025-31133: a mask is never the container's /dev/null unless it is the 1:3 device
     (here it is the regular file the fake's refused mknod and bind left)."""
-    cfg = config()
+    cfg = build(config())
     late_ro = rfs.prepare(cfg, env.root, env.cgroups, rfs.open_bind_sources(cfg))
     with pytest.raises(rfs.RootfsError, match=r"^can't mask file /proc/kcore \(linux.maskedPaths\[0\]\): "
                                               r"the container's /dev/null is not the null device"):

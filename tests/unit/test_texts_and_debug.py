@@ -9,6 +9,7 @@ from pyrunc.linux import capabilities as caps
 from pyrunc.linux import syscalls as sc
 from pyrunc.runtime import hooks
 from pyrunc.shim import process, sync
+from pyrunc.spec.model import Hook, build_process
 
 
 class Exploding:
@@ -102,22 +103,22 @@ def test_report_lowercases_a_bare_errno_text():
     (["HOME=/x"], "/x")])
 def test_home_unset_or_empty_comes_from_passwd(monkeypatch, env, home):
     monkeypatch.setattr(process, "home_of", lambda uid: {1000: "/home/user"}[uid])
-    got = process.environment({"env": env, "user": {"uid": 1000, "gid": 1000}})
+    got = process.environment(build_process({"env": env, "user": {"uid": 1000, "gid": 1000}}))
     assert got["HOME"] == home
     assert list(got)[-1] == "HOME" or "HOME=/x" in env  # appended, as runc's prepareEnv
 
 
 def test_hook_env_defaults():
-    assert hooks.hook_env({"env": ["A=1", "A=2", "B"]}) == {"A": "2"}
-    assert hooks.hook_env({}, {"P": "1"}) == {"P": "1"}
-    assert hooks.hook_env({"env": []}) == dict(os.environ)
+    assert hooks.hook_env(Hook({"path": "/h", "env": ["A=1", "A=2", "B"]})) == {"A": "2"}
+    assert hooks.hook_env(Hook({"path": "/h"}), {"P": "1"}) == {"P": "1"}
+    assert hooks.hook_env(Hook({"path": "/h", "env": []})) == dict(os.environ)
 
 
 def test_hook_errors_name_their_list():
     state = hooks.state_json("c", "creating", 1, "/b", {})
     with pytest.raises(hooks.HookError) as e:
-        hooks.run_list([("prestart", {"path": "/bin/true"}),
-                        ("createRuntime", {"path": "/bin/true"}),
-                        ("createRuntime", {"path": "/bin/sh", "args": ["sh", "-c", "exit 2"]})],
+        hooks.run_list([("prestart", Hook({"path": "/bin/true"})),
+                        ("createRuntime", Hook({"path": "/bin/true"})),
+                        ("createRuntime", Hook({"path": "/bin/sh", "args": ["sh", "-c", "exit 2"]}))],
                        state)
     assert str(e.value) == "error running createRuntime hook #1: exit status 2, stdout: , stderr: "
