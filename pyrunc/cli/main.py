@@ -210,8 +210,9 @@ def entry():
     # Skip the interpreter's teardown (~2.5 ms of every call): nothing of ours is left to
     # flush or close but the standard streams (no atexit handlers, files are closed by `with`).
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with that fd closed
+                stream.flush()
     except (BrokenPipeError, ValueError):  # a reader that went away: as Python would, exit 120
         code = code or 120
     os._exit(code)

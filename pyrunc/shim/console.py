@@ -57,7 +57,10 @@ def setup(console_fd, console_size=None, bind_console=True):
     finally:
         os.close(root)
     for fd in (0, 1, 2):
-        os.dup2(slave, fd)
+        if fd == slave:  # the caller started us without stdio: dup2 onto itself would keep
+            os.set_inheritable(fd, True)  # the close-on-exec flag, and execve close it
+        else:
+            os.dup2(slave, fd)
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     if slave > 2:
         os.close(slave)

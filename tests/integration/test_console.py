@@ -17,7 +17,7 @@ import time
 
 import pytest
 from bundle import make_rootfs
-from helpers import error_of
+from helpers import Runner, error_of
 
 
 class ConsoleReceiver:
@@ -475,3 +475,15 @@ def test_console_on_a_read_only_dev_tmpfs_matches_runc(pyrunc, runc, make_bundle
         outs.append(run_with_console(runner, b, cid, tmp_path, name)[1])
     assert outs[1] == outs[0]
     assert outs[1].splitlines() == ["88:0 character special file", "/dev/pts/0", "ro", "DONE"]
+
+
+def test_console_of_a_caller_without_stdio(pyrunc, make_bundle, cid, tmp_path):
+    """Started without stdio, the init's fds 0-2 are free: the pty slave may land on one (it
+    must still be the process's stdio after execve, not closed by its close-on-exec flag), and
+    the host's /dev/null, cloned for the masks before the pivot, must not be on one, which the
+    console's dup2 would replace (the mask would be the pty slave). pyrunc itself exits 0."""
+    b = make_bundle("sh", "-c", "stat -c %t:%T /etc/passwd; readlink /proc/self/fd/2; echo DONE")
+    b.linux["maskedPaths"] = ["/etc/passwd"]
+    closed = Runner(["/bin/sh", "-c", 'exec "$@" 0<&- 1>&- 2>&-', "sh", *pyrunc.argv], pyrunc.root)
+    _, out = run_with_console(closed, b, cid, tmp_path, "closed")
+    assert out.splitlines() == ["1:3", "/dev/pts/0", "DONE"]
