@@ -70,17 +70,21 @@ class Runtime:
 
     def create(self, container_id: str, bundle: str, *, pid_file: "str | None" = None,
                console_socket: "str | None" = None, no_pivot: bool = False,
-               preserve_fds: int = 0, listen_fds: int = 0) -> "ContainerState":
+               preserve_fds: int = 0, listen_fds: int = 0,
+               console_fd: "int | None" = None) -> "ContainerState":
         """Build the container and leave its init waiting for start(); returns its ContainerState.
 
         The process keeps fds 3..3+listen_fds+preserve_fds-1 of the caller: first listen_fds
         socket-activation fds (it gets LISTEN_FDS=listen_fds and LISTEN_PID=1, as runc passes
-        its own: socket_activation_fds()), then preserve_fds more (runc's --preserve-fds)."""
+        its own: socket_activation_fds()), then preserve_fds more (runc's --preserve-fds).
+        console_fd: an already connected console socket instead of console_socket's path (the
+        foreground run() passes its pty proxy's end); the caller keeps and closes it."""
         _require_sealed()
         from .runtime.create import create
         return create(self.store, container_id, bundle, pid_file=pid_file,
                       console_socket=console_socket, no_pivot=no_pivot,
-                      preserve_fds=preserve_fds, listen_fds=listen_fds, warn=self.warn,
+                      preserve_fds=preserve_fds, listen_fds=listen_fds, console_fd=console_fd,
+                      warn=self.warn,
                       systemd_cgroup=self.systemd_cgroup, rootless=self.rootless,
                       warmer=self.take_warmer())
 

@@ -9,7 +9,9 @@ from .child import Forwarder, Subreaper, kill_quietly, wait_for
 
 
 def run(runtime, container_id, bundle, *, detach, keep=False, **create_args):
-    """keep: as runc's --keep, the container is never deleted here (not even when start
+    """runtime: the caller's pyrunc.api.Runtime; run is its create, start and delete in order
+    (nothing here goes around them).
+    keep: as runc's --keep, the container is never deleted here (not even when start
     fails: its processes are then killed, its state stays for `delete`)."""
     if detach:
         runtime.create(container_id, bundle, **create_args)
@@ -31,14 +33,8 @@ def run(runtime, container_id, bundle, *, detach, keep=False, **create_args):
     # The init is a grandchild; as subreaper we inherit it when stage1 exits and can wait for it.
     subreaper = Subreaper()
     try:
-        if proxy is None:
-            init_pid = runtime.create(container_id, bundle, **create_args).pid
-        else:
-            from .create import create
-            init_pid = create(runtime.store, container_id, bundle, warn=runtime.warn,
-                              systemd_cgroup=runtime.systemd_cgroup, rootless=runtime.rootless,
-                              console_fd=proxy.console_end(), warmer=runtime.take_warmer(),
-                              **create_args).pid
+        console_fd = None if proxy is None else proxy.console_end()
+        init_pid = runtime.create(container_id, bundle, console_fd=console_fd, **create_args).pid
     except BaseException:
         subreaper.restore()
         if proxy is not None:
