@@ -61,6 +61,12 @@ class AttachLockWarmer:
             return
         self._stop, self._done, self.fd = stop, done, fd
 
+    def clear_fds_below(self, limit):
+        """Stop now if the thread's fd is below `limit`: fds 3..limit-1 are the caller's to pass
+        on (--preserve-fds, LISTEN_FDS) and are checked next; ours must not be taken for one."""
+        if self.fd is not None and self.fd < limit:
+            self.stop()
+
     def stop(self):
         """Stop the thread and wait for it to end (before any fork). Idempotent."""
         if self._stop is not None and self._done is not None:

@@ -33,31 +33,26 @@ def create(store, container_id, bundle, *, pid_file=None, console_socket=None,
     warmer: a running attachlock.AttachLockWarmer (the caller's, started early), else one is
     started here; stopped before the fork (runtime/attachlock.py)."""
     begin = trace.clock()  # --debug: each step's time (None, and no clock read, without)
-    check_id(container_id)  # before anything derives a path (a cgroup) from it
-    listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
-    if warmer is not None and warmer.fd is not None and warmer.fd < 3 + listen_fds + preserve_fds:
-        warmer.stop()  # its fd is in the caller's range: gone before that range is checked
-    # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or one
-    # of ours (the store's lock) could land there and be passed on
     try:
+        check_id(container_id)  # before anything derives a path (a cgroup) from it
+        listen_fds, preserve_fds = max(0, listen_fds), max(0, preserve_fds)
+        if warmer is not None:
+            warmer.clear_fds_below(3 + listen_fds + preserve_fds)
+        # Before we open anything: fds 3..3+listen_fds+preserve_fds-1 must be the caller's, or
+        # one of ours (the store's lock) could land there and be passed on
         check_preserved_fds(preserve_fds, base=3 + listen_fds)  # runc's check and wording
         check_preserved_fds(listen_fds)
-    except BaseException:
-        if warmer is not None:
-            warmer.stop()
-        raise
-    preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
-    # the grace period of the first cgroup.procs write passes while we read and check the
-    # bundle (runtime/attachlock.py); its fd is above the caller's range
-    if warmer is None:
-        warmer = attachlock.AttachLockWarmer()
-    try:
+        preserve_fds += listen_fds  # from here: every fd after stdio the process keeps
+        # the grace period of the first cgroup.procs write passes while we read and check the
+        # bundle (runtime/attachlock.py); its fd is above the caller's range
+        if warmer is None:
+            warmer = attachlock.AttachLockWarmer()
         return _create(store, container_id, bundle, pid_file, console_socket, no_pivot,
                        preserve_fds, listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer,
                        begin)
     finally:
-        warmer.stop()
-
+        if warmer is not None:
+            warmer.stop()  # whatever failed: no thread outlives the call
 
 def _create(store, container_id, bundle, pid_file, console_socket, no_pivot, preserve_fds,
             listen_fds, warn, systemd_cgroup, console_fd, rootless, warmer, begin):

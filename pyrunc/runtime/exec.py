@@ -42,9 +42,9 @@ def exec_process(store, container_id, args=(), *, process=None, cwd=None, env=()
     running attachlock.AttachLockWarmer (the CLI starts it as soon as the verb is known), so
     that writing stage1 into the container's cgroups does not wait a grace period (~10 ms);
     stopped before the fork."""
-    if warmer is not None and warmer.fd is not None and warmer.fd < 3 + max(0, preserve_fds):
-        warmer.stop()  # its fd is in the caller's range: gone before that range is checked
     try:
+        if warmer is not None:
+            warmer.clear_fds_below(3 + max(0, preserve_fds))
         return _exec(store, container_id, args, process, cwd, env, user, additional_gids, caps,
                      no_new_privs, apparmor, process_label, tty, detach, pid_file, console_socket,
                      preserve_fds, ignore_paused, cgroup, warn, warmer)

@@ -104,3 +104,35 @@ def test_its_fd_sits_above_the_fds_a_caller_passes_on(tmp_path, monkeypatch):
         pass
     else:
         raise AssertionError(f"fd {fd} still open after stop()")
+
+
+def test_clear_fds_below_stops_only_a_warmer_in_the_callers_range(tmp_path, monkeypatch):
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    warmer = attachlock.AttachLockWarmer()
+    fd = warmer.fd
+    assert fd is not None
+    warmer.clear_fds_below(fd)  # the caller's range ends below our fd: keeps running
+    assert warmer.fd == fd
+    warmer.clear_fds_below(fd + 1)  # the range reaches it: stopped, fd closed
+    assert warmer.fd is None
+    warmer.stop()
+
+
+def test_create_stops_the_warmer_whatever_fails(tmp_path, monkeypatch):
+    """A bad id fails before anything is made: the warmer the CLI started must not outlive it."""
+    import pytest
+
+    from pyrunc.errors import InvalidIDError
+    from pyrunc.runtime import create
+    from pyrunc.state.store import Store
+
+    target = tmp_path / "cgroup.procs"
+    target.write_bytes(b"")
+    monkeypatch.setattr(attachlock, "_own_procs", lambda: str(target))
+    warmer = attachlock.AttachLockWarmer()
+    assert warmer.fd is not None
+    with pytest.raises(InvalidIDError):
+        create.create(Store(str(tmp_path / "root")), "../bad", str(tmp_path), warmer=warmer)
+    assert warmer.fd is None
