@@ -7,51 +7,13 @@ fork can hold the cgroup in FREEZING forever unless it is thawed and frozen agai
 
 import time
 
-# fsio and CgroupError are imported by the functions that write or wait: which() and frozen()
-# are on every verb's status path (runtime/status.py), where they cost nothing more.
+from . import fsio
+from .errors import CgroupError
 
 PAUSED, RUNNING = "paused", "running"
 
 
-def which(mode, dirs):
-    """The freezer a cgroup uses: ("v1", its freezer directory) on a v1 or hybrid host with a
-    freezer hierarchy, else ("v2", its cgroup2 directory: cgroup.freeze), else (None, None).
-    dirs: {controller: directory}, "" for the cgroup2 one (Manager's, and state.json's "paths")."""
-    if mode != "unified" and "freezer" in dirs:
-        return "v1", dirs["freezer"]
-    if "" in dirs:
-        return "v2", dirs[""]
-    return None, None
-
-
-def frozen(version, d):
-    """Whether the cgroup is frozen by a pause of its own, as the files say now (no waiting:
-    `pyrunc state` and every verb's status read it, runtime/status.py). On v1 a cgroup is also
-    FROZEN while an ancestor is, and runc then reports it running (freezer.self_freezing 0;
-    a kernel without self_freezing: FROZEN is all there is); FREEZING counts as frozen. On
-    cgroup v2 cgroup.freeze is the cgroup's own setting (cgroup.events "frozen 1" includes
-    ancestors'). An unreadable file: not frozen."""
-    try:
-        if version == "v1":
-            with open(d + "/freezer.state") as f:
-                if f.read().strip() == "THAWED":
-                    return False
-            try:
-                with open(d + "/freezer.self_freezing") as f:
-                    return f.read().strip() != "0"
-            except FileNotFoundError:
-                return True
-        if version == "v2":
-            with open(d + "/cgroup.freeze") as f:
-                return f.read().strip() == "1"
-    except OSError:
-        pass
-    return False
-
-
 def freeze_v1(d):
-    from . import fsio
-    from .errors import CgroupError
     try:
         for i in range(1000):
             if i % 50 == 49:  # stuck: let the straggler run a little, then try again
@@ -75,13 +37,10 @@ def freeze_v1(d):
 
 
 def thaw_v1(d):
-    from . import fsio
     fsio.write(d, "freezer.state", "THAWED", "resume")
 
 
 def state_v1(d, timeout=5.0):
-    from . import fsio
-    from .errors import CgroupError
     deadline = time.monotonic() + timeout
     while True:
         state = fsio.read_optional(d, "freezer.state")
@@ -100,8 +59,6 @@ def state_v1(d, timeout=5.0):
 
 
 def freeze_v2(d):
-    from . import fsio
-    from .errors import CgroupError
     try:
         fsio.write(d, "cgroup.freeze", "1", "pause")
     except CgroupError as err:
@@ -117,14 +74,12 @@ def freeze_v2(d):
 
 
 def thaw_v2(d):
-    from . import fsio
     if fsio.read_optional(d, "cgroup.freeze") is None:
         return  # nothing can be frozen
     fsio.write(d, "cgroup.freeze", "0", "resume")
 
 
 def state_v2(d):
-    from . import fsio
     wanted = fsio.read_optional(d, "cgroup.freeze")
     if wanted is None or wanted.strip() != "1":
         return RUNNING
@@ -134,8 +89,6 @@ def state_v2(d):
 
 def _wait_frozen(d, tries=1000):
     """cgroup.events says "frozen 1" once every task stopped; runc waits up to 10 s."""
-    from . import fsio
-    from .errors import CgroupError
     for i in range(tries):
         events = fsio.read(d, "cgroup.events", "pause")
         if "frozen 1" in events.splitlines():

@@ -176,7 +176,7 @@ class Manager:
             raise CgroupError(f"container's cgroup is not empty: {len(found)} process(es) found")
         # frozen by itself (v1's self_freezing; frozen by an ancestor is runc's "thawed") or
         # cgroup.freeze 1: the status's reader
-        from .freezer import frozen
+        from .freezestate import frozen
         if frozen(*self._freezer()):
             raise CgroupFrozen(_FROZEN)
 
@@ -262,7 +262,7 @@ class Manager:
         return sorted(found)
 
     def _freezer(self):
-        from .freezer import which
+        from .freezestate import which
         return which(self.mode, self._dirs)
 
     def freeze(self):

@@ -24,8 +24,8 @@ def _frozen(cgroup):
     """Paused: the container's freezer holds it (cgroups/freezer.py, the Manager's reader)."""
     if not cgroup:
         return False
-    from ..cgroups import freezer
-    return freezer.frozen(*freezer.which(cgroup.get("mode"), cgroup.get("paths") or {}))
+    from ..cgroups import freezestate
+    return freezestate.frozen(*freezestate.which(cgroup.get("mode"), cgroup.get("paths") or {}))
 
 
 def describe(store, record):

@@ -25,6 +25,7 @@ CGROUP_SETTERS = {"pyrunc.cgroups.layout", "pyrunc.cgroups.v1", "pyrunc.cgroups.
 # and what `state` (every engine's status poll), `start` and a missing id need at all: no
 # cgroup Manager (the freezer read only), no signal names, no shim
 NOT_FOR_STATE = {"pyrunc.cgroups.manager", "pyrunc.runtime.cgroup_ops", "pyrunc.runtime.signals",
+                 "pyrunc.cgroups.freezer", "pyrunc.cgroups.fsio", "pyrunc.cgroups.errors",
                  "pyrunc.shim", "pyrunc.rootless", "select", "ctypes"}
 
 DRIVER = """\

@@ -3,7 +3,7 @@ every verb's status (runtime/status.py) and by the Manager, on plain-file trees.
 
 import pytest
 
-from pyrunc.cgroups.freezer import frozen, which
+from pyrunc.cgroups.freezestate import frozen, which
 
 
 def test_which_freezer():
